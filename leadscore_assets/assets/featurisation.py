@@ -1,0 +1,76 @@
+"""data_profile and features: model inputs with personal data removed, plus the split."""
+
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from leadscore_assets.assets.common import asset_kwargs, column_schema, key, preview, read_table, table, write_table
+from leadscore_assets.lib.config import ProjectConfig
+from leadscore_assets.lib.features import LABEL, SPLIT, build_feature_frame, feature_set
+from leadscore_assets.lib.profiling import profile, profile_markdown
+
+
+def build(config: ProjectConfig) -> list:
+    fs = feature_set(config)
+
+    @dg.asset(
+        deps=[key(config, "labels"), key(config, "validated_contacts")],
+        **asset_kwargs(
+            config, "features", "features",
+            "One row per lead: readable model inputs (no personal data, no post-outcome columns), "
+            "label and split (out-of-time when the source has a creation date).",
+            {"pandas", "duckdb"},
+        ),
+    )
+    def features(warehouse: DuckDBResource) -> dg.MaterializeResult:
+        with warehouse.get_connection() as conn:
+            validated = read_table(conn, table(config, "validated_contacts"))
+            labels = read_table(conn, table(config, "labels"))
+            frame = build_feature_frame(validated, labels, config)
+            write_table(conn, table(config, "features"), frame)
+        counts = frame[SPLIT].value_counts().to_dict()
+        rates = frame.groupby(SPLIT)[LABEL].mean().dropna().round(4).to_dict()
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": len(frame),
+                "dagster/column_schema": column_schema(frame),
+                "numeric_features": dg.MetadataValue.json(fs.numeric),
+                "categorical_features": dg.MetadataValue.json(fs.categorical),
+                "split_rows": dg.MetadataValue.json({k: int(v) for k, v in counts.items()}),
+                "split_positive_rate": dg.MetadataValue.json(rates),
+                "split_kind": "out-of-time" if config.split.time_column else "stratified",
+                "preview": preview(frame),
+            }
+        )
+
+    @dg.asset(
+        deps=[key(config, "features")],
+        **asset_kwargs(
+            config, "data_profile", "features",
+            "Missing shares, constant columns, cardinality, positive rate by category and correlated pairs.",
+            {"pandas"},
+        ),
+    )
+    def data_profile(warehouse: DuckDBResource) -> dg.MaterializeResult:
+        with warehouse.get_connection() as conn:
+            frame = read_table(conn, table(config, "features"))
+        p = profile(frame, frame[LABEL], fs.categorical, fs.numeric)
+        cols = p["columns"]
+        return dg.MaterializeResult(
+            metadata={
+                "profile": dg.MetadataValue.md(profile_markdown(p)),
+                "constant_columns": dg.MetadataValue.json(cols.loc[cols.constant, "column"].tolist()),
+                "quasi_constant_columns": dg.MetadataValue.json(cols.loc[cols.quasi_constant, "column"].tolist()),
+                "max_missing_share": float(cols.missing_share.max()) if len(cols) else 0.0,
+            }
+        )
+
+    @dg.asset_check(asset=features, name="no_personal_data", blocking=True,
+                    description="No personal-data or excluded (post-outcome) column reaches the features.")
+    def no_personal_data(warehouse: DuckDBResource) -> dg.AssetCheckResult:
+        with warehouse.get_connection() as conn:
+            cols = [r[0] for r in conn.execute(f"DESCRIBE {table(config, 'features')}").fetchall()]
+        leaked = sorted(set(cols) & {*config.personal_data, *config.features.exclude})
+        return dg.AssetCheckResult(passed=not leaked, metadata={"leaked_columns": dg.MetadataValue.json(leaked)})
+
+    return [features, data_profile, no_personal_data]

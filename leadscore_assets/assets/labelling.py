@@ -1,0 +1,50 @@
+"""labels: the project's label rule evaluated over the validated table in DuckDB."""
+
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from leadscore_assets.assets.common import asset_kwargs, key, table
+from leadscore_assets.lib.config import ProjectConfig
+from leadscore_assets.lib.labels import check_label_rule, label_select_sql
+
+
+def build(config: ProjectConfig) -> list:
+    @dg.asset(
+        deps=[key(config, "validated_contacts")],
+        **asset_kwargs(
+            config, "labels", "labels",
+            f"1 when `{config.label.positive}`; 0 when `{config.label.negative}`; otherwise unlabelled "
+            "(still open: scored, never trained on).",
+            {"duckdb"},
+        ),
+    )
+    def labels(warehouse: DuckDBResource) -> dg.MaterializeResult:
+        src = table(config, "validated_contacts")
+        with warehouse.get_connection() as conn:
+            check_label_rule(conn, config, src)
+            conn.execute(f"CREATE OR REPLACE TABLE {table(config, 'labels')} AS {label_select_sql(config, src)}")
+            pos, neg, unl = conn.execute(
+                f"SELECT count(*) FILTER (label = 1), count(*) FILTER (label = 0), count(*) FILTER (label IS NULL) "
+                f"FROM {table(config, 'labels')}"
+            ).fetchall()[0]
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": pos + neg + unl,
+                "positive": pos,
+                "negative": neg,
+                "unlabelled": unl,
+                "positive_rate": float(pos / max(pos + neg, 1)),
+            }
+        )
+
+    @dg.asset_check(asset=labels, name="both_classes_present", blocking=True,
+                    description="Training needs positives and negatives.")
+    def both_classes_present(warehouse: DuckDBResource) -> dg.AssetCheckResult:
+        with warehouse.get_connection() as conn:
+            pos, neg = conn.execute(
+                f"SELECT count(*) FILTER (label = 1), count(*) FILTER (label = 0) FROM {table(config, 'labels')}"
+            ).fetchall()[0]
+        return dg.AssetCheckResult(passed=pos > 0 and neg > 0, metadata={"positive": pos, "negative": neg})
+
+    return [labels, both_classes_present]

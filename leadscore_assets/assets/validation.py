@@ -1,0 +1,131 @@
+"""validated_contacts + quarantined_contacts, and the blocking checks that guard them."""
+
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from leadscore_assets.assets.common import asset_kwargs, column_schema, key, preview, read_table, table, write_table
+from leadscore_assets.lib.config import ProjectConfig
+from leadscore_assets.lib.validation import REASON, ROW, validate
+
+
+def build(config: ProjectConfig) -> list:
+    raw_key = key(config, "raw_contacts")
+    valid_key = key(config, "validated_contacts")
+    valid_spec = dg.AssetSpec(
+        deps=[raw_key],
+        **asset_kwargs(
+            config, "validated_contacts", "validated",
+            "Typed, normalised contacts that pass every pandera rule of the project config.",
+            {"pandera", "duckdb"},
+        ),
+    )
+    quarantine_spec = dg.AssetSpec(
+        deps=[raw_key],
+        **asset_kwargs(
+            config, "quarantined_contacts", "validated",
+            "Raw rows that failed validation, verbatim, each with the reason (file, row, column, rule).",
+            {"pandera", "duckdb"},
+        ),
+    )
+
+    @dg.multi_asset(specs=[valid_spec, quarantine_spec], name=f"{config.name}_validate_contacts")
+    def validate_contacts(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
+        with warehouse.get_connection() as conn:
+            raw = read_table(conn, table(config, "raw_contacts"))
+            result = validate(raw, config)
+            write_table(conn, table(config, "validated_contacts"), result.valid)
+            write_table(conn, table(config, "quarantined_contacts"), result.quarantined)
+        for err in result.table_errors:
+            context.log.error(err)
+        reasons = result.failure_counts
+        yield dg.MaterializeResult(
+            asset_key=valid_key,
+            metadata={
+                "dagster/row_count": len(result.valid),
+                "dagster/column_schema": column_schema(result.valid),
+                "raw_rows": len(raw),
+                "preview": preview(result.valid, hide=config.personal_data),
+            },
+        )
+        yield dg.MaterializeResult(
+            asset_key=key(config, "quarantined_contacts"),
+            metadata={
+                "dagster/row_count": len(result.quarantined),
+                "quarantine_share": float(len(result.quarantined) / max(len(raw), 1)),
+                "table_errors": dg.MetadataValue.json(result.table_errors),
+                "failures_by_rule": dg.MetadataValue.json(reasons),
+                "reasons": preview(result.quarantined[[ROW, REASON]], rows=20),
+            },
+        )
+
+    return [validate_contacts, *build_checks(config)]
+
+
+def build_checks(config: ProjectConfig) -> list:
+    """Blocking checks: a failed one stops labels, features, models and scores downstream."""
+    valid_key = key(config, "validated_contacts")
+    valid_t, raw_t, quar_t = (table(config, n) for n in ("validated_contacts", "raw_contacts", "quarantined_contacts"))
+
+    @dg.asset_check(asset=valid_key, name="schema_matches_config", blocking=True,
+                    description="Every configured column is present in the source and the validated table.")
+    def schema_matches_config(warehouse: DuckDBResource) -> dg.AssetCheckResult:
+        with warehouse.get_connection() as conn:
+            cols = [r[0] for r in conn.execute(f"DESCRIBE {valid_t}").fetchall()]
+            errors = conn.execute(
+                f"SELECT DISTINCT {REASON} FROM {quar_t} WHERE {REASON} LIKE '%required column%' LIMIT 5"
+            ).fetchall()
+        missing = [c for c in config.columns if c not in cols]
+        problems = [e[0].split(";")[0] for e in errors]
+        return dg.AssetCheckResult(
+            passed=not missing and not problems,
+            metadata={"missing_columns": dg.MetadataValue.json(missing), "errors": dg.MetadataValue.json(problems)},
+            description="; ".join(problems) or None,
+        )
+
+    @dg.asset_check(asset=valid_key, name="ids_unique", blocking=True,
+                    description=f"'{config.id_column}' is non-null and unique in the validated table.")
+    def ids_unique(warehouse: DuckDBResource) -> dg.AssetCheckResult:
+        with warehouse.get_connection() as conn:
+            total, distinct, nulls = conn.execute(
+                f"SELECT count(*), count(DISTINCT {config.id_column}), count(*) - count({config.id_column}) FROM {valid_t}"
+            ).fetchall()[0]
+        return dg.AssetCheckResult(
+            passed=total == distinct and nulls == 0,
+            metadata={"rows": total, "distinct_ids": distinct, "null_ids": nulls},
+        )
+
+    @dg.asset_check(asset=valid_key, name="rows_accounted_for", blocking=True,
+                    description="Every raw row is in exactly one of validated and quarantined.")
+    def rows_accounted_for(warehouse: DuckDBResource) -> dg.AssetCheckResult:
+        with warehouse.get_connection() as conn:
+            raw, valid, quar, lost, twice = conn.execute(f"""
+                WITH seen AS (SELECT {ROW} FROM {valid_t} UNION ALL SELECT {ROW} FROM {quar_t}),
+                     counts AS (SELECT r.{ROW}, count(s.{ROW}) AS n FROM {raw_t} r LEFT JOIN seen s USING ({ROW}) GROUP BY 1)
+                SELECT (SELECT count(*) FROM {raw_t}), (SELECT count(*) FROM {valid_t}), (SELECT count(*) FROM {quar_t}),
+                       count(*) FILTER (WHERE n = 0), count(*) FILTER (WHERE n > 1) FROM counts
+            """).fetchall()[0]
+        return dg.AssetCheckResult(
+            passed=lost == 0 and twice == 0 and raw == valid + quar,
+            metadata={"raw": raw, "validated": valid, "quarantined": quar, "lost": lost, "counted_twice": twice},
+        )
+
+    @dg.asset_check(asset=valid_key, name="quarantine_within_limits", blocking=True,
+                    description="Enough valid rows, and a quarantined share under the configured maximum.")
+    def quarantine_within_limits(warehouse: DuckDBResource) -> dg.AssetCheckResult:
+        with warehouse.get_connection() as conn:
+            valid, quar = conn.execute(f"SELECT (SELECT count(*) FROM {valid_t}), (SELECT count(*) FROM {quar_t})").fetchall()[0]
+        share = quar / max(valid + quar, 1)
+        limits = config.validation
+        passed = valid >= limits.min_rows and share <= limits.max_quarantine_share
+        return dg.AssetCheckResult(
+            passed=passed,
+            metadata={"valid_rows": valid, "quarantine_share": float(share),
+                      "max_quarantine_share": limits.max_quarantine_share, "min_rows": limits.min_rows},
+            description=None if passed else (
+                f"{valid} valid rows (min {limits.min_rows}), quarantine share {share:.1%} "
+                f"(max {limits.max_quarantine_share:.0%}): see {quar_t} for the reasons"
+            ),
+        )
+
+    return [schema_matches_config, ids_unique, rows_accounted_for, quarantine_within_limits]

@@ -1,0 +1,34 @@
+"""LeadScoringProject: the Dagster Component that turns one project YAML into its asset chain.
+
+`defs/<source>/defs.yaml` declares `type: leadscore_assets.components.LeadScoringProject` and
+the ProjectConfig under `attributes:`. A new source is a new YAML file, not new Python.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from leadscore_assets.assets import featurisation, ingestion, labelling, modelling, scoring, validation
+from leadscore_assets.lib.config import ProjectConfig
+
+LAYERS = (ingestion, validation, labelling, featurisation, modelling, scoring)
+
+
+def project_definitions(config: ProjectConfig) -> dg.Definitions:
+    """All assets and checks of one project, plus a job that materializes them in order."""
+    defs = [d for layer in LAYERS for d in layer.build(config)]
+    checks = [d for d in defs if isinstance(d, dg.AssetChecksDefinition)]
+    assets = [d for d in defs if not isinstance(d, dg.AssetChecksDefinition)]
+    job = dg.define_asset_job(
+        f"{config.name}_pipeline",
+        selection=dg.AssetSelection.key_prefixes([config.name]),
+        description=f"Raw export to scores for the {config.name} project.",
+    )
+    return dg.Definitions(assets=assets, asset_checks=checks, jobs=[job])
+
+
+class LeadScoringProject(dg.Component, dg.Resolvable, ProjectConfig):
+    """A lead source scored end to end: raw -> validated -> labels -> features -> models -> scores."""
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        return project_definitions(ProjectConfig.model_validate(self.model_dump()))

@@ -1,0 +1,1 @@
+"""Demo-data generators: realistic exports with a known probability model per source."""

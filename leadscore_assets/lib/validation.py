@@ -1,0 +1,178 @@
+"""Normalise raw rows, type them and validate them with pandera; split valid from quarantined.
+
+Contract: every raw row ends up in exactly one of the two outputs, and each quarantined row
+carries a reason naming the file, row and column. Values of personal-data columns are never
+written into a reason (reasons reach logs and the UI).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import pandas as pd
+import pandera.pandas as pa
+
+from leadscore_assets.lib.config import ColumnSpec, ProjectConfig
+
+ROW = "_row_number"
+FILE = "_source_file"
+REASON = "_quarantine_reason"
+LINEAGE = [ROW, FILE]
+
+_PANDAS_TYPES = {"string": str, "integer": "Int64", "float": float, "boolean": "boolean", "datetime": "datetime64[ns]"}
+_TRUE = {"true", "1", "yes", "y", "t"}
+_FALSE = {"false", "0", "no", "n", "f"}
+
+
+def snake_case(name: str) -> str:
+    """`lastStateAt` -> `last_state_at`, `_id` -> `id`, `Company Size` -> `company_size`."""
+    name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name.strip())
+    return re.sub(r"[^0-9a-zA-Z]+", "_", name).strip("_").lower()
+
+
+def normalise(raw: pd.DataFrame, config: ProjectConfig) -> pd.DataFrame:
+    """Clean names and values: snake_case + renames, trimmed strings, blanks as nulls."""
+    data_cols = [c for c in raw.columns if c not in LINEAGE]
+    names = {c: snake_case(c) if config.normalise.column_case == "snake" else c for c in data_cols}
+    df = raw.rename(columns=names).rename(columns=config.normalise.rename)
+    for col in df.columns:
+        if col in LINEAGE or df[col].dtype != object:
+            continue
+        s = df[col].str.strip()
+        df[col] = s.mask(s == "")
+    for col in config.normalise.lowercase:
+        if col in df.columns:
+            df[col] = df[col].str.lower()
+    return df
+
+
+@dataclass
+class Failures:
+    """Failure messages collected per raw row number, plus table-level problems."""
+
+    by_row: dict[int, list[str]] = field(default_factory=dict)
+    table: list[str] = field(default_factory=list)
+
+    def add(self, row: int, message: str) -> None:
+        self.by_row.setdefault(int(row), []).append(message)
+
+
+def _coerce(series: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, pd.Series]:
+    """Return (typed series, mask of values present but not parseable as the declared type)."""
+    present = series.notna()
+    if spec.type == "string":
+        return series.astype(object).where(present, None), pd.Series(False, index=series.index)
+    if spec.type in ("integer", "float"):
+        num = pd.to_numeric(series, errors="coerce")
+        bad = present & num.isna()
+        if spec.type == "integer":
+            frac = num.notna() & (num % 1 != 0)
+            bad |= frac
+            num = num.where(~frac).astype("Int64")
+        return num, bad
+    if spec.type == "boolean":
+        low = series.astype(str).str.lower()
+        out = pd.Series(pd.NA, index=series.index, dtype="boolean")
+        out[low.isin(_TRUE)] = True
+        out[low.isin(_FALSE)] = False
+        return out, present & out.isna()
+    parsed = pd.to_datetime(series, errors="coerce", utc=True, format="mixed").dt.tz_localize(None)
+    return parsed.astype("datetime64[ns]"), present & parsed.isna()
+
+
+def _pandera_schema(config: ProjectConfig) -> pa.DataFrameSchema:
+    columns = {}
+    for name, spec in config.columns.items():
+        checks = []
+        if spec.pattern:
+            checks.append(pa.Check.str_matches(spec.pattern, error="does not match the expected format"))
+        if spec.allowed is not None:
+            checks.append(pa.Check.isin(spec.allowed, error=f"one of {spec.allowed}"))
+        if spec.min is not None:
+            checks.append(pa.Check.ge(spec.min, error=f">= {spec.min:g}"))
+        if spec.max is not None:
+            checks.append(pa.Check.le(spec.max, error=f"<= {spec.max:g}"))
+        columns[name] = pa.Column(_PANDAS_TYPES[spec.type], nullable=spec.nullable, checks=checks, unique=spec.unique)
+    return pa.DataFrameSchema(columns, strict=False, ordered=False)
+
+
+@dataclass
+class ValidationResult:
+    valid: pd.DataFrame
+    quarantined: pd.DataFrame
+    table_errors: list[str]
+    failure_counts: dict[str, int]
+
+
+def validate(raw: pd.DataFrame, config: ProjectConfig) -> ValidationResult:
+    """Split raw rows (with `_row_number`, `_source_file`) into typed valid rows and quarantine.
+
+    Row-level failures quarantine the row; table-level failures (a missing column) quarantine
+    every row, because no row can be trusted, and are returned as `table_errors`.
+    """
+    df = normalise(raw, config).set_index(ROW, drop=False)
+    source = str(df[FILE].iloc[0]) if len(df) else config.source.path
+    pii = set(config.personal_data)
+    failures = Failures()
+    counts: dict[str, int] = {}
+
+    missing = [c for c in config.columns if c not in df.columns]
+    for col in missing:
+        failures.table.append(f"required column '{col}' is missing")
+
+    def describe(row: int, col: str, value: object, rule: str) -> str:
+        shown = "" if col in pii or value is None else f" value {str(value)[:40]!r}"
+        return f"{source} row {row} column '{col}'{shown}: {rule}"
+
+    typed = pd.DataFrame(index=df.index)
+    for col, spec in config.columns.items():
+        if col in missing:
+            continue
+        typed[col], bad = _coerce(df[col], spec)
+        for row, value in df.loc[bad, col].items():
+            failures.add(row, describe(row, col, value, f"is not a valid {spec.type}"))
+        counts[f"{col}:type"] = int(bad.sum())
+
+    # Repeated ids: keep the first occurrence, quarantine the rest (naming where it was first seen).
+    if config.id_column in typed:
+        ids = typed[config.id_column]
+        first_row = ids.reset_index().groupby(config.id_column)[ROW].transform("min").to_numpy()
+        dup = ids.notna() & ids.duplicated(keep="first")
+        for row, first in zip(typed.index[dup], first_row[dup.to_numpy()]):
+            failures.add(row, f"{source} row {row} column '{config.id_column}': duplicate id (first seen at row {first})")
+        counts[f"{config.id_column}:duplicate"] = int(dup.sum())
+
+    if not missing:
+        candidate = typed.drop(index=list(failures.by_row))
+        try:
+            _pandera_schema(config).validate(candidate, lazy=True)
+        except pa.errors.SchemaErrors as err:
+            for case in err.failure_cases.itertuples(index=False):
+                col, check = case.column, str(case.check)
+                counts[f"{col}:{check}"] = counts.get(f"{col}:{check}", 0) + 1
+                if pd.isna(case.index):
+                    failures.table.append(f"column '{col}' fails {check}")
+                    continue
+                rule = "is required (null)" if check == "not_nullable" else f"fails check: {check}"
+                row = int(case.index)
+                failures.add(row, describe(row, col, case.failure_case, rule))
+
+    bad_rows = set(df.index) if failures.table else set(failures.by_row)
+    is_bad = df.index.isin(bad_rows)
+    valid = typed.loc[~is_bad].copy()
+    valid[ROW] = df.loc[~is_bad, ROW].astype("int64")
+    valid[FILE] = df.loc[~is_bad, FILE]
+    quarantined = raw.set_index(ROW, drop=False).loc[is_bad].copy()
+    table_reason = "; ".join(failures.table)
+    quarantined[REASON] = [
+        "; ".join(filter(None, [table_reason and f"{source} row {r}: {table_reason} (whole file quarantined)",
+                                *failures.by_row.get(int(r), [])]))
+        for r in quarantined.index
+    ]
+    return ValidationResult(
+        valid=valid.reset_index(drop=True),
+        quarantined=quarantined.reset_index(drop=True).astype({c: object for c in raw.columns if c not in LINEAGE}),
+        table_errors=[f"{source}: {e}" for e in failures.table],
+        failure_counts={k: v for k, v in counts.items() if v},
+    )

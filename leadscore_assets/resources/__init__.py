@@ -1,0 +1,45 @@
+"""Resources per deployment, chosen from one dict (LEADSCORE_ENV = local | ci | prod).
+
+Locally everything is embedded under the data directory: a DuckDB file and a SQLite-backed
+MLflow store. Production points the same assets at a shared DuckDB/MotherDuck path and an
+MLflow server through environment variables, without touching asset code.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from leadscore_assets.resources.mlflow_store import MlflowStore
+from leadscore_assets.resources.storage import LeadscoreStorage, default_data_dir
+
+
+def build_resources(data_dir: str | Path | None = None) -> dict[str, object]:
+    """The local resource set rooted at one data directory (used by `dagster dev` and tests)."""
+    root = Path(data_dir or default_data_dir()).resolve()
+    return {
+        "storage": LeadscoreStorage(data_dir=str(root)),
+        "warehouse": DuckDBResource(database=str(root / "warehouse.duckdb")),
+        "mlflow_store": MlflowStore(
+            tracking_uri=f"sqlite:///{root / 'mlflow' / 'mlflow.db'}",
+            artifact_location=str(root / "mlflow" / "artifacts"),
+        ),
+    }
+
+
+def resources_for_env(env: str | None = None) -> dict[str, object]:
+    env = env or os.getenv("LEADSCORE_ENV", "local")
+    if env in ("local", "ci"):
+        return build_resources()
+    if env == "prod":
+        return {
+            "storage": LeadscoreStorage(data_dir=dg.EnvVar("LEADSCORE_DATA_DIR")),
+            "warehouse": DuckDBResource(database=dg.EnvVar("LEADSCORE_DUCKDB_DATABASE")),
+            "mlflow_store": MlflowStore(
+                tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI"), artifact_location=dg.EnvVar("MLFLOW_ARTIFACT_LOCATION")
+            ),
+        }
+    raise ValueError(f"LEADSCORE_ENV must be local, ci or prod, not {env!r}")

@@ -1,0 +1,122 @@
+"""The whole LinkedIn graph materialized in-process on real DuckDB and MLflow stores."""
+
+import duckdb
+import mlflow
+import pandas as pd
+import pytest
+
+from leadscore_assets.lib.features import feature_set
+
+PII_VALUES_SAMPLE = 20
+
+
+@pytest.fixture(scope="module")
+def run(linkedin_run):
+    return linkedin_run
+
+
+@pytest.fixture(scope="module")
+def warehouse(run):
+    _, data_dir = run
+    conn = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
+    yield conn
+    conn.close()
+
+
+def test_run_succeeds_and_every_check_passes(run):
+    result, _ = run
+    assert result.success
+    evaluations = result.get_asset_check_evaluations()
+    assert {e.check_name for e in evaluations} >= {
+        "schema_matches_config", "ids_unique", "rows_accounted_for", "quarantine_within_limits",
+        "both_classes_present", "no_personal_data", "beats_dummy_baseline",
+    }
+    assert all(e.passed for e in evaluations), [e.check_name for e in evaluations if not e.passed]
+
+
+def test_every_raw_row_is_validated_or_quarantined_once(warehouse):
+    raw = warehouse.execute("SELECT _row_number FROM linkedin.raw_contacts").df()
+    valid = warehouse.execute("SELECT _row_number FROM linkedin.validated_contacts").df()
+    quarantined = warehouse.execute("SELECT _row_number, _quarantine_reason FROM linkedin.quarantined_contacts").df()
+    seen = pd.concat([valid._row_number, quarantined._row_number])
+    assert sorted(seen) == sorted(raw._row_number)
+    assert len(quarantined) > 0  # the demo export is messy on purpose
+    assert quarantined._quarantine_reason.str.contains(r"lemlist_export\.csv row \d+ column '").all()
+
+
+def test_duplicates_and_bad_emails_are_quarantined_with_reasons(warehouse):
+    reasons = warehouse.execute("SELECT _quarantine_reason FROM linkedin.quarantined_contacts").df()._quarantine_reason
+    assert reasons.str.contains("duplicate id").any()
+    assert reasons.str.contains("column 'email'").any()
+    # email values are personal data: the reason names the column, never the value
+    assert not reasons.str.contains("@").any()
+
+
+def test_labels_leave_open_leads_unlabelled(warehouse):
+    df = warehouse.execute("""
+        SELECT v.status, v.last_state, l.label FROM linkedin.validated_contacts v
+        JOIN linkedin.labels l ON l.lead_id = v.lead_id""").df()
+    assert (df.loc[df.last_state.isin(["linkedinreplied", "linkedininterested"]), "label"] == 1).all()
+    open_leads = df[(df.status != "done") & ~df.last_state.isin(["linkedinreplied", "linkedininterested"])]
+    assert len(open_leads) > 0 and open_leads.label.isna().all()
+
+
+def test_features_hold_no_personal_or_post_outcome_data(warehouse, linkedin_config):
+    cols = set(warehouse.execute("SELECT * FROM linkedin.features LIMIT 0").df().columns)
+    assert not cols & {*linkedin_config.personal_data, *linkedin_config.features.exclude}
+    assert set(feature_set(linkedin_config).columns) <= cols
+
+
+def test_out_of_time_split_puts_newest_leads_in_test(warehouse):
+    df = warehouse.execute("""
+        SELECT f.split, v.created_at FROM linkedin.features f JOIN linkedin.validated_contacts v USING (lead_id)
+        WHERE f.split <> 'unlabelled'""").df()
+    assert df[df.split == "train"].created_at.max() <= df[df.split == "validation"].created_at.min()
+    assert df[df.split == "validation"].created_at.max() <= df[df.split == "test"].created_at.min()
+    assert warehouse.execute("SELECT count(*) FROM linkedin.features WHERE split='train' AND label IS NULL").fetchall()[0][0] == 0
+
+
+def test_champion_alias_is_loadable_and_beats_dummy(run, warehouse, linkedin_config):
+    _, data_dir = run
+    uri = f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    client = mlflow.MlflowClient(uri, registry_uri=uri)
+    version = client.get_model_version_by_alias(linkedin_config.registered_model_name, "champion")
+    model = mlflow.sklearn.load_model(f"models:/{linkedin_config.registered_model_name}@champion")
+    features = warehouse.execute("SELECT * FROM linkedin.features WHERE split='test'").df()
+    p = model.predict_proba(features[feature_set(linkedin_config).columns])[:, 1]
+    assert ((p >= 0) & (p <= 1)).all()
+    auc, dummy_auc = warehouse.execute("SELECT test_roc_auc, dummy_test_roc_auc FROM linkedin.evaluation_report").fetchall()[0]
+    assert auc > dummy_auc + 0.05
+    assert version.run_id == warehouse.execute("SELECT run_id FROM linkedin.evaluation_report").fetchall()[0][0]
+
+
+def test_scores_cover_every_lead_without_personal_data(warehouse, linkedin_config):
+    scores = warehouse.execute("SELECT * FROM linkedin.lead_scores").df()
+    assert len(scores) == warehouse.execute("SELECT count(*) FROM linkedin.validated_contacts").fetchall()[0][0]
+    assert set(scores.columns) == {"lead_id", "probability", "decile", "model_name", "model_version", "scored_at"}
+    assert scores.decile.between(1, 10).all()
+    top = scores[scores.decile == 1].probability.min()
+    assert top >= scores[scores.decile == 2].probability.max()
+
+
+def test_no_personal_data_in_mlflow_params_or_artifacts(run, warehouse):
+    _, data_dir = run
+    pii = warehouse.execute(
+        f"SELECT email, first_name || ' ' || last_name, phone, linkedin_url FROM linkedin.validated_contacts "
+        f"LIMIT {PII_VALUES_SAMPLE}").fetchall()
+    needles = {v for row in pii for v in row if v}
+    uri = f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert runs
+    for r in runs:
+        text = " ".join(f"{k}={v}" for k, v in r.data.params.items())
+        assert not any(n in text for n in needles)
+        for col in ("email", "first_name", "last_name", "phone", "picture", "linkedin_url"):
+            assert col not in r.data.params.get("features", "").split(",")
+    artifacts = data_dir / "mlflow" / "artifacts"
+    for path in artifacts.rglob("*"):
+        if path.is_file() and path.suffix in {".json", ".csv", ".txt", ".yaml", ".md", ""}:
+            content = path.read_text(errors="ignore")
+            assert not any(n in content for n in needles), path

@@ -1,0 +1,36 @@
+"""Shared fixtures: the LinkedIn project config and one real pipeline run on small demo data."""
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from leadscore_assets.components.lead_scoring_project import project_definitions
+from leadscore_assets.demo_data import linkedin
+from leadscore_assets.lib.config import ProjectConfig, load_project_config
+from leadscore_assets.resources import build_resources
+
+DEFS_DIR = Path(__file__).resolve().parents[1] / "leadscore_assets" / "defs"
+
+
+@pytest.fixture(scope="session")
+def linkedin_config() -> ProjectConfig:
+    return load_project_config(DEFS_DIR / "linkedin" / "defs.yaml")
+
+
+def materialize_project(config: ProjectConfig, data_dir: Path, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
+    """Run every asset and check of a project in-process against real DuckDB and MLflow stores."""
+    defs = dg.Definitions.merge(
+        project_definitions(config), dg.Definitions(resources=build_resources(data_dir), executor=dg.in_process_executor)
+    )
+    job = defs.resolve_job_def(f"{config.name}_pipeline")
+    return job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=raise_on_error)
+
+
+@pytest.fixture(scope="session")
+def linkedin_run(tmp_path_factory, linkedin_config):
+    """One full run on 2,500 demo contacts; tests assert on its tables, MLflow store and events."""
+    data_dir = tmp_path_factory.mktemp("linkedin_data")
+    linkedin.write(data_dir, rows=2500, seed=11)
+    result = materialize_project(linkedin_config, data_dir)
+    return result, data_dir

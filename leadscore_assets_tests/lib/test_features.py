@@ -1,0 +1,34 @@
+import numpy as np
+import pandas as pd
+
+from leadscore_assets.lib.features import assign_splits, build_feature_frame, feature_set, preprocessor
+
+
+def test_feature_set_types_and_expands_dates(linkedin_config):
+    fs = feature_set(linkedin_config)
+    assert "company_size" in fs.numeric and "created_at_hour" in fs.numeric
+    assert {"job_title", "created_at_weekday"} <= set(fs.categorical)
+    assert "created_at" not in fs.columns
+
+
+def test_stratified_split_when_no_time_column(linkedin_config):
+    cfg = linkedin_config.model_copy(update={"split": linkedin_config.split.model_copy(update={"time_column": None})})
+    label = np.array([1.0, 0.0] * 50 + [np.nan] * 10)
+    split = assign_splits(label, None, cfg)
+    assert (split[-10:] == "unlabelled").all()
+    for part in ("train", "validation", "test"):
+        assert label[split == part].mean() == 0.5
+
+
+def test_encoders_are_fitted_on_what_they_are_given_only(linkedin_config):
+    fs = feature_set(linkedin_config)
+    frame = pd.DataFrame({c: ["a"] * 10 if c in fs.categorical else np.arange(10.0) for c in fs.columns})
+    enc = preprocessor(fs, linkedin_config).fit(frame)
+    unseen = frame.head(1).assign(job_title="never seen")
+    assert np.isfinite(enc.transform(unseen)).all()
+
+
+def test_build_feature_frame_drops_personal_data(linkedin_config):
+    v = pd.DataFrame({c: [None] for c in linkedin_config.columns}).assign(lead_id="x", created_at=pd.Timestamp("2026-01-01"))
+    out = build_feature_frame(v, pd.DataFrame({"lead_id": ["x"], "label": [1]}), linkedin_config)
+    assert not set(out.columns) & set(linkedin_config.personal_data)
