@@ -3,12 +3,15 @@
 
 import base64
 import io
+import json
 
 import dagster as dg
 import duckdb
 import pandas as pd
 
-from leadscore_assets.lib.config import ProjectConfig
+from leadscore_assets.lib.column_typing import with_columns
+from leadscore_assets.lib.config import ColumnSpec, ProjectConfig
+from leadscore_assets.lib.features import FeatureSet
 
 OWNER_DEFAULT = "team:growth-data"
 
@@ -68,3 +71,31 @@ def asset_kwargs(config: ProjectConfig, name: str, group: str, description: str,
         "description": description,
         "tags": {"leadscore/project": config.name},
     }
+
+
+def save_resolved_columns(conn: duckdb.DuckDBPyConnection, config: ProjectConfig) -> None:
+    """Persist the column specs validation used (declared or inferred) for downstream assets."""
+    rows = [{"column": c, **spec.model_dump(mode="json")} for c, spec in config.columns.items()]
+    frame = pd.DataFrame([{"column": r["column"], "spec": json.dumps(r)} for r in rows])
+    write_table(conn, table(config, "column_types"), frame)
+
+
+def resolved_config(conn: duckdb.DuckDBPyConnection, config: ProjectConfig) -> ProjectConfig:
+    """The config with its columns: declared in YAML, or as inferred when validation ran."""
+    if config.columns:
+        return config
+    rows = conn.execute(f"SELECT spec FROM {table(config, 'column_types')}").fetchall()
+    specs = {}
+    for (raw,) in rows:
+        d = json.loads(raw)
+        specs[d.pop("column")] = ColumnSpec(**d)
+    return with_columns(config, specs)
+
+
+def save_feature_set(conn: duckdb.DuckDBPyConnection, config: ProjectConfig, fs: FeatureSet) -> None:
+    write_table(conn, table(config, "feature_schema"), fs.to_frame())
+
+
+def load_feature_set(conn: duckdb.DuckDBPyConnection, config: ProjectConfig) -> FeatureSet:
+    """The feature set decided when features were built (it depends on the data)."""
+    return FeatureSet.from_frame(read_table(conn, table(config, "feature_schema")))

@@ -4,15 +4,24 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from leadscore_assets.assets.common import asset_kwargs, column_schema, key, preview, read_table, table, write_table
+from leadscore_assets.assets.common import (
+    asset_kwargs,
+    column_schema,
+    key,
+    load_feature_set,
+    preview,
+    read_table,
+    resolved_config,
+    save_feature_set,
+    table,
+    write_table,
+)
 from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.features import LABEL, SPLIT, build_feature_frame, feature_set
+from leadscore_assets.lib.features import LABEL, SPLIT, build_feature_frame
 from leadscore_assets.lib.profiling import profile, profile_markdown
 
 
 def build(config: ProjectConfig) -> list:
-    fs = feature_set(config)
-
     @dg.asset(
         deps=[key(config, "labels"), key(config, "validated_contacts")],
         **asset_kwargs(
@@ -24,10 +33,12 @@ def build(config: ProjectConfig) -> list:
     )
     def features(warehouse: DuckDBResource) -> dg.MaterializeResult:
         with warehouse.get_connection() as conn:
+            resolved = resolved_config(conn, config)
             validated = read_table(conn, table(config, "validated_contacts"))
             labels = read_table(conn, table(config, "labels"))
-            frame = build_feature_frame(validated, labels, config)
+            frame, fs = build_feature_frame(validated, labels, resolved)
             write_table(conn, table(config, "features"), frame)
+            save_feature_set(conn, config, fs)
         counts = frame[SPLIT].value_counts().to_dict()
         rates = frame.groupby(SPLIT)[LABEL].mean().dropna().round(4).to_dict()
         return dg.MaterializeResult(
@@ -36,6 +47,8 @@ def build(config: ProjectConfig) -> list:
                 "dagster/column_schema": column_schema(frame),
                 "numeric_features": dg.MetadataValue.json(fs.numeric),
                 "categorical_features": dg.MetadataValue.json(fs.categorical),
+                "target_encoded_features": dg.MetadataValue.json(fs.target_encoded),
+                "multi_hot_features": dg.MetadataValue.json(list(fs.multi_hot)),
                 "split_rows": dg.MetadataValue.json({k: int(v) for k, v in counts.items()}),
                 "split_positive_rate": dg.MetadataValue.json(rates),
                 "split_kind": "out-of-time" if config.split.time_column else "stratified",
@@ -54,7 +67,8 @@ def build(config: ProjectConfig) -> list:
     def data_profile(warehouse: DuckDBResource) -> dg.MaterializeResult:
         with warehouse.get_connection() as conn:
             frame = read_table(conn, table(config, "features"))
-        p = profile(frame, frame[LABEL], fs.categorical, fs.numeric)
+            fs = load_feature_set(conn, config)
+        p = profile(frame, frame[LABEL], [*fs.categorical, *fs.target_encoded], fs.numeric)
         cols = p["columns"]
         return dg.MaterializeResult(
             metadata={

@@ -2,12 +2,11 @@
 
 
 import dagster as dg
-import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from leadscore_assets.assets.common import asset_kwargs, column_schema, table, write_table
+from leadscore_assets.assets.common import asset_kwargs, column_schema, table
 from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.ingest import SourceFileError, read_source
+from leadscore_assets.lib.ingest import SourceFileError, load_source
 from leadscore_assets.resources.storage import LeadscoreStorage
 
 
@@ -15,24 +14,27 @@ def build(config: ProjectConfig) -> list:
     @dg.asset(
         **asset_kwargs(
             config, "raw_contacts", "raw",
-            f"The {config.name} export exactly as delivered, every value as text, with its file and row number.",
+            f"The {config.name} source as delivered (a CSV as text; typed tables keep their types), "
+            "with its file and row number; source-table rows breaking their rules are quarantined.",
             {"csv", "duckdb"},
         )
     )
     def raw_contacts(context: dg.AssetExecutionContext, storage: LeadscoreStorage, warehouse: DuckDBResource):
-        path = storage.path(config.source.path)
-        try:
-            raw: pd.DataFrame = read_source(path, config.source)
-        except SourceFileError as err:
-            raise dg.Failure(description=str(err), metadata={"source_file": dg.MetadataValue.path(str(path))}) from err
+        files = [str(storage.path(spec.path)) for spec in config.source.table_specs().values()]
         with warehouse.get_connection() as conn:
-            write_table(conn, table(config, "raw_contacts"), raw)
-        context.log.info(f"loaded {len(raw)} rows from {path}")
+            try:
+                counts = load_source(conn, config, storage.path(""))
+            except SourceFileError as err:
+                raise dg.Failure(description=str(err), metadata={"source_files": dg.MetadataValue.json(files)}) from err
+            schema = conn.execute(f"SELECT * FROM {table(config, 'raw_contacts')} LIMIT 0").df()
+            rows = conn.execute(f"SELECT count(*) FROM {table(config, 'raw_contacts')}").fetchall()[0][0]
+        context.log.info(f"loaded {rows} rows from {files}")
         return dg.MaterializeResult(
             metadata={
-                "dagster/row_count": len(raw),
-                "dagster/column_schema": column_schema(raw),
-                "source_file": dg.MetadataValue.path(str(path)),
+                "dagster/row_count": rows,
+                "dagster/column_schema": column_schema(schema),
+                "source_files": dg.MetadataValue.json(files),
+                "rows_by_table": dg.MetadataValue.json(counts),
             }
         )
 

@@ -38,13 +38,21 @@ def build(config: ProjectConfig) -> list:
             }
         )
 
-    @dg.asset_check(asset=labels, name="both_classes_present", blocking=True,
-                    description="Training needs positives and negatives.")
-    def both_classes_present(warehouse: DuckDBResource) -> dg.AssetCheckResult:
+    low, high = config.validation.positive_rate
+
+    @dg.asset_check(asset=labels, name="positive_rate_plausible", blocking=True,
+                    description=f"Both classes present and the labelled positive rate within [{low:.0%}, {high:.0%}].")
+    def positive_rate_plausible(warehouse: DuckDBResource) -> dg.AssetCheckResult:
         with warehouse.get_connection() as conn:
             pos, neg = conn.execute(
                 f"SELECT count(*) FILTER (label = 1), count(*) FILTER (label = 0) FROM {table(config, 'labels')}"
             ).fetchall()[0]
-        return dg.AssetCheckResult(passed=pos > 0 and neg > 0, metadata={"positive": pos, "negative": neg})
+        rate = pos / max(pos + neg, 1)
+        passed = pos > 0 and neg > 0 and low <= rate <= high
+        return dg.AssetCheckResult(
+            passed=passed,
+            metadata={"positive": pos, "negative": neg, "positive_rate": float(rate)},
+            description=None if passed else f"{pos} positives, {neg} negatives: rate {rate:.1%} outside [{low:.0%}, {high:.0%}]",
+        )
 
-    return [labels, both_classes_present]
+    return [labels, positive_rate_plausible]

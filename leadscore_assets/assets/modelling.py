@@ -10,10 +10,10 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 from sklearn.inspection import permutation_importance
 
-from leadscore_assets.assets.common import asset_kwargs, figure_markdown, key, read_table, table, write_table
+from leadscore_assets.assets.common import asset_kwargs, figure_markdown, key, load_feature_set, read_table, table, write_table
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.evaluation import classification_metrics, confusion, lift_table, plot_report, selection_score
-from leadscore_assets.lib.features import SPLIT, feature_set
+from leadscore_assets.lib.features import SPLIT
 from leadscore_assets.lib.registry import log_pipeline, register_champion
 from leadscore_assets.lib.training import split_xy, train_candidate
 from leadscore_assets.resources.mlflow_store import MlflowStore
@@ -21,8 +21,6 @@ from leadscore_assets.resources.storage import LeadscoreStorage
 
 
 def build(config: ProjectConfig) -> list:
-    fs = feature_set(config)
-
     @dg.asset(
         deps=[key(config, "features")],
         **asset_kwargs(
@@ -37,6 +35,7 @@ def build(config: ProjectConfig) -> list:
     ) -> dg.MaterializeResult:
         with warehouse.get_connection() as conn:
             frame = read_table(conn, table(config, "features"))
+            fs = load_feature_set(conn, config)
         x_val, y_val = split_xy(frame, fs, "validation")
         split_rows = frame[SPLIT].value_counts().to_dict()
         rows = []
@@ -82,6 +81,7 @@ def build(config: ProjectConfig) -> list:
     ) -> dg.MaterializeResult:
         with warehouse.get_connection() as conn:
             frame = read_table(conn, table(config, "features"))
+            fs = load_feature_set(conn, config)
             cands = read_table(conn, table(config, "candidate_models"), "ORDER BY selection_score DESC")
         best = cands.iloc[0]
         pipeline = mlflow.sklearn.load_model(best.model_uri)

@@ -7,17 +7,15 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from leadscore_assets.assets.common import asset_kwargs, key, read_table, table, write_table
+from leadscore_assets.assets.common import asset_kwargs, key, load_feature_set, read_table, table, write_table
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.evaluation import deciles
-from leadscore_assets.lib.features import ID, feature_set
+from leadscore_assets.lib.features import ID
 from leadscore_assets.lib.registry import CHAMPION, load_champion
 from leadscore_assets.resources.mlflow_store import MlflowStore
 
 
 def build(config: ProjectConfig) -> list:
-    fs = feature_set(config)
-
     @dg.asset(
         deps=[key(config, "champion_model"), key(config, "features")],
         **asset_kwargs(
@@ -32,6 +30,7 @@ def build(config: ProjectConfig) -> list:
         pipeline = load_champion(name)
         with warehouse.get_connection() as conn:
             frame = read_table(conn, table(config, "features"))
+            fs = load_feature_set(conn, config)
         p = pipeline.predict_proba(frame[fs.columns])[:, 1]
         scores = pd.DataFrame({
             ID: frame[ID].astype(str),

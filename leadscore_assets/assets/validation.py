@@ -1,12 +1,26 @@
 """validated_contacts + quarantined_contacts, and the blocking checks that guard them."""
 
 
+import json
+
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from leadscore_assets.assets.common import asset_kwargs, column_schema, key, preview, read_table, table, write_table
+from leadscore_assets.assets.common import (
+    asset_kwargs,
+    column_schema,
+    key,
+    preview,
+    read_table,
+    resolved_config,
+    save_resolved_columns,
+    table,
+    write_table,
+)
+from leadscore_assets.lib.column_typing import infer_columns, with_columns
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.validation import REASON, ROW, validate
+from leadscore_assets.resources.storage import LeadscoreStorage
 
 
 def build(config: ProjectConfig) -> list:
@@ -30,15 +44,27 @@ def build(config: ProjectConfig) -> list:
     )
 
     @dg.multi_asset(specs=[valid_spec, quarantine_spec], name=f"{config.name}_validate_contacts")
-    def validate_contacts(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
+    def validate_contacts(context: dg.AssetExecutionContext, warehouse: DuckDBResource, storage: LeadscoreStorage):
         with warehouse.get_connection() as conn:
             raw = read_table(conn, table(config, "raw_contacts"))
-            result = validate(raw, config)
+            try:
+                resolved = config if config.columns else with_columns(config, infer_columns(raw, config))
+                result = validate(raw, resolved)
+            except ValueError as err:
+                raise dg.Failure(description=str(err)) from err
+            save_resolved_columns(conn, resolved)
             write_table(conn, table(config, "validated_contacts"), result.valid)
             write_table(conn, table(config, "quarantined_contacts"), result.quarantined)
         for err in result.table_errors:
             context.log.error(err)
         reasons = result.failure_counts
+        results_path = storage.report_dir(config.name, "validation") / "validation_results.json"
+        results_path.write_text(json.dumps({
+            "project": config.name, "raw_rows": len(raw), "valid_rows": len(result.valid),
+            "quarantined_rows": len(result.quarantined), "table_errors": result.table_errors,
+            "failures_by_rule": reasons,
+            "columns": {c: s.type for c, s in resolved.columns.items()},
+        }, indent=2))
         yield dg.MaterializeResult(
             asset_key=valid_key,
             metadata={
@@ -55,6 +81,7 @@ def build(config: ProjectConfig) -> list:
                 "quarantine_share": float(len(result.quarantined) / max(len(raw), 1)),
                 "table_errors": dg.MetadataValue.json(result.table_errors),
                 "failures_by_rule": dg.MetadataValue.json(reasons),
+                "validation_results": dg.MetadataValue.path(str(results_path)),
                 "reasons": preview(result.quarantined[[ROW, REASON]], rows=20),
             },
         )
@@ -71,11 +98,12 @@ def build_checks(config: ProjectConfig) -> list:
                     description="Every configured column is present in the source and the validated table.")
     def schema_matches_config(warehouse: DuckDBResource) -> dg.AssetCheckResult:
         with warehouse.get_connection() as conn:
+            declared = resolved_config(conn, config).columns
             cols = [r[0] for r in conn.execute(f"DESCRIBE {valid_t}").fetchall()]
             errors = conn.execute(
                 f"SELECT DISTINCT {REASON} FROM {quar_t} WHERE {REASON} LIKE '%required column%' LIMIT 5"
             ).fetchall()
-        missing = [c for c in config.columns if c not in cols]
+        missing = [c for c in declared if c not in cols]
         problems = [e[0].split(";")[0] for e in errors]
         return dg.AssetCheckResult(
             passed=not missing and not problems,

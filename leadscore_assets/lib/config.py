@@ -13,7 +13,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-ColumnType = Literal["string", "integer", "float", "boolean", "datetime"]
+ColumnType = Literal["string", "integer", "float", "boolean", "datetime", "text"]
+DatePart = Literal["weekday", "hour", "month", "day_of_year", "quarter", "weekend", "days_since"]
 CandidateName = Literal["dummy", "logistic_regression", "random_forest", "xgboost", "lightgbm"]
 
 
@@ -21,12 +22,56 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class SourceSpec(StrictModel):
-    """Where the raw rows come from. Paths are relative to the data directory."""
+class RowRule(StrictModel):
+    """A business rule as a DuckDB SQL boolean expression; rows where it is false are quarantined."""
 
-    kind: Literal["csv"] = "csv"
+    name: str
+    expression: str
+
+
+class TableSpec(StrictModel):
+    """One source table. Paths are relative to the data directory.
+
+    `table` names the table inside a SQLite or DuckDB file; CSV and Parquet files are one table.
+    """
+
+    kind: Literal["csv", "parquet", "sqlite", "duckdb"] = "csv"
     path: str
+    table: str | None = None
     delimiter: str = ","
+    row_rules: list[RowRule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _table_named(self) -> TableSpec:
+        if self.kind in ("sqlite", "duckdb") and not self.table:
+            raise ValueError(f"source table {self.path!r} of kind {self.kind} needs `table:`")
+        return self
+
+
+class SourceSpec(TableSpec):
+    """Where the raw rows come from: one table, or several tables combined by a DuckDB query.
+
+    With `tables:`, each table is loaded as `<project>.source_<name>` (rows failing its
+    `row_rules` quarantined) and `query` builds one row per lead from them; the query should
+    carry the primary table's `_row_number` and `_source_file` so reasons point at real rows.
+    """
+
+    path: str | None = None  # type: ignore[assignment]
+    tables: dict[str, TableSpec] = Field(default_factory=dict)
+    query: str | None = None
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> SourceSpec:
+        if bool(self.path) == bool(self.tables):
+            raise ValueError("source needs either `path:` (one table) or `tables:` with a `query:`")
+        if self.tables and not self.query:
+            raise ValueError("source `tables:` need a `query:` that builds one row per lead")
+        return self
+
+    def table_specs(self) -> dict[str, TableSpec]:
+        if self.tables:
+            return self.tables
+        return {"contacts": TableSpec(**self.model_dump(include={"kind", "path", "table", "delimiter", "row_rules"}))}
 
 
 class NormaliseSpec(StrictModel):
@@ -35,6 +80,8 @@ class NormaliseSpec(StrictModel):
     column_case: Literal["snake", "keep"] = "snake"
     rename: dict[str, str] = Field(default_factory=dict)
     lowercase: list[str] = Field(default_factory=list)
+    # Which copy of a repeated id survives: the first seen, or the one with the fewest empty fields.
+    deduplicate: Literal["first", "most_complete"] = "first"
 
 
 class ColumnSpec(StrictModel):
@@ -61,15 +108,20 @@ class LabelSpec(StrictModel):
 
 
 class FeatureSpec(StrictModel):
-    """Which validated columns become model inputs.
+    """Which validated columns become model inputs, and how they are encoded.
 
     Personal-data columns and the id are always removed; `exclude` names the columns recorded
-    after the outcome (leakage) or otherwise unfit. `date_parts` expands dates into calendar
-    parts; other datetime columns are dropped.
+    after the outcome (leakage) or otherwise unfit. `dates` expands a date into the listed
+    parts (`days_since` counts from the newest date in the table); other dates and free `text`
+    columns are left out. `multi_hot` columns hold delimited lists (tags) and become one
+    indicator per value; `target_encode` columns (and any categorical with more levels than
+    `categorical_max_levels`) are target-encoded with cross-fitting instead of one-hot.
     """
 
     exclude: list[str] = Field(default_factory=list)
-    date_parts: list[str] = Field(default_factory=list)
+    dates: dict[str, list[DatePart]] = Field(default_factory=dict)
+    multi_hot: dict[str, str] = Field(default_factory=dict)
+    target_encode: list[str] = Field(default_factory=list)
     categorical_max_levels: int = 30
     categorical_min_frequency: int = 5
 
@@ -109,6 +161,8 @@ class ValidationSpec(StrictModel):
 
     max_quarantine_share: float = 0.25
     min_rows: int = 50
+    row_rules: list[RowRule] = Field(default_factory=list)
+    positive_rate: tuple[float, float] = (0.0, 1.0)  # labelled positive share must fall inside
 
 
 class ProjectConfig(StrictModel):
@@ -121,7 +175,8 @@ class ProjectConfig(StrictModel):
     id_column: str
     normalise: NormaliseSpec = Field(default_factory=NormaliseSpec)
     personal_data: list[str] = Field(default_factory=list)
-    columns: dict[str, ColumnSpec]
+    # Omitted: columns are typed from the data (see lib/column_typing.py).
+    columns: dict[str, ColumnSpec] = Field(default_factory=dict)
     label: LabelSpec
     features: FeatureSpec = Field(default_factory=FeatureSpec)
     split: SplitSpec = Field(default_factory=SplitSpec)
@@ -130,33 +185,42 @@ class ProjectConfig(StrictModel):
 
     @model_validator(mode="after")
     def _columns_known(self) -> ProjectConfig:
-        known = set(self.columns)
+        if not self.columns:  # typed from the data: checked against it by unknown_columns()
+            return self
+        problems = self.unknown_columns(self.columns)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def unknown_columns(self, known: dict | set) -> list[str]:
+        """Every column the config names that is not among `known`, as readable problems."""
         problems = []
         if self.id_column not in known:
-            problems.append(f"id_column '{self.id_column}' is not declared under columns")
+            problems.append(f"id_column '{self.id_column}' is not a column")
         for group, names in (
             ("features.exclude", self.features.exclude),
-            ("features.date_parts", self.features.date_parts),
+            ("features.dates", list(self.features.dates)),
+            ("features.multi_hot", list(self.features.multi_hot)),
+            ("features.target_encode", self.features.target_encode),
             ("personal_data", self.personal_data),
         ):
             problems += [f"{group} names unknown column '{n}'" for n in names if n not in known]
         if self.split.time_column and self.split.time_column not in known:
-            problems.append(f"split.time_column '{self.split.time_column}' is not declared")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
+            problems.append(f"split.time_column '{self.split.time_column}' is not a column")
+        return problems
 
     @property
     def registered_model_name(self) -> str:
         return f"leadscore-{self.name}"
 
     def feature_columns(self) -> list[str]:
-        """Validated columns that may feed a model: never the id, personal data or exclusions."""
+        """Validated columns that may feed a model: never the id, personal data or exclusions,
+        nor free text or dates that are not expanded."""
         dropped = {self.id_column, *self.personal_data, *self.features.exclude}
         return [
             c
             for c, spec in self.columns.items()
-            if c not in dropped and (spec.type != "datetime" or c in self.features.date_parts)
+            if c not in dropped and spec.type != "text" and (spec.type != "datetime" or c in self.features.dates)
         ]
 
 

@@ -7,15 +7,16 @@ statistic of the validation or test rows leaks into training.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
+from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, StandardScaler, TargetEncoder
 
 from leadscore_assets.lib.config import ProjectConfig
 
@@ -24,45 +25,94 @@ SPLITS = ("train", "validation", "test")
 UNLABELLED = "unlabelled"
 
 
+CATEGORICAL_PARTS = {"weekday", "month", "quarter"}  # calendar parts treated as levels, not numbers
+
+
 @dataclass(frozen=True)
 class FeatureSet:
+    """Model inputs by encoding: numeric, one-hot categorical, target-encoded, multi-hot lists."""
+
     numeric: list[str]
     categorical: list[str]
+    target_encoded: list[str] = field(default_factory=list)
+    multi_hot: dict[str, str] = field(default_factory=dict)
 
     @property
     def columns(self) -> list[str]:
-        return [*self.numeric, *self.categorical]
+        return [*self.numeric, *self.categorical, *self.target_encoded, *self.multi_hot]
+
+    def to_frame(self) -> pd.DataFrame:
+        """Persistable form: the feature set is decided from the data once, when features are built."""
+        rows = [(c, "numeric", None) for c in self.numeric] + [(c, "categorical", None) for c in self.categorical]
+        rows += [(c, "target_encoded", None) for c in self.target_encoded]
+        rows += [(c, "multi_hot", d) for c, d in self.multi_hot.items()]
+        return pd.DataFrame(rows, columns=["feature", "encoding", "delimiter"])
+
+    @classmethod
+    def from_frame(cls, df: pd.DataFrame) -> "FeatureSet":
+        by = {e: df.loc[df.encoding == e, "feature"].tolist() for e in ("numeric", "categorical", "target_encoded")}
+        hot = df[df.encoding == "multi_hot"]
+        return cls(by["numeric"], by["categorical"], by["target_encoded"], dict(zip(hot.feature, hot.delimiter)))
 
 
-def feature_set(config: ProjectConfig) -> FeatureSet:
-    """Typed model inputs: strings are categorical; numbers and booleans numeric; dates expanded."""
-    numeric, categorical = [], []
+def feature_set(config: ProjectConfig, cardinality: dict[str, int] | None = None) -> FeatureSet:
+    """Typed model inputs: strings categorical (target-encoded when configured or when they have
+    more levels than `categorical_max_levels`), numbers and booleans numeric, dates expanded."""
+    spec = config.features
+    numeric, categorical, target = [], [], []
+    multi_hot = {c: d for c, d in spec.multi_hot.items() if c in config.feature_columns()}
     for col in config.feature_columns():
         kind = config.columns[col].type
+        if col in multi_hot:
+            continue
         if kind == "datetime":
-            categorical.append(f"{col}_weekday")
-            numeric.append(f"{col}_hour")
+            for part in spec.dates[col]:
+                (categorical if part in CATEGORICAL_PARTS else numeric).append(f"{col}_{part}")
         elif kind == "string":
-            categorical.append(col)
+            many = (cardinality or {}).get(col, 0) > spec.categorical_max_levels
+            (target if col in spec.target_encode or many else categorical).append(col)
         else:
             numeric.append(col)
-    return FeatureSet(numeric=numeric, categorical=categorical)
+    return FeatureSet(numeric=numeric, categorical=categorical, target_encoded=target, multi_hot=multi_hot)
 
 
-def build_feature_frame(validated: pd.DataFrame, labels: pd.DataFrame, config: ProjectConfig) -> pd.DataFrame:
+def date_part(ts: pd.Series, part: str, reference: pd.Timestamp) -> pd.Series:
+    """One calendar part of a datetime column; `days_since` counts back from `reference`."""
+    if part == "weekday":
+        return ts.dt.day_name().str.lower()
+    if part == "month":
+        return ts.dt.month_name().str.lower()
+    if part == "quarter":
+        return "q" + ts.dt.quarter.astype("Int64").astype(str)
+    if part == "hour":
+        return ts.dt.hour.astype("float64")
+    if part == "day_of_year":
+        return ts.dt.dayofyear.astype("float64")
+    if part == "weekend":
+        return (ts.dt.dayofweek >= 5).astype("float64").where(ts.notna())
+    return (reference - ts).dt.total_seconds() / 86400.0  # days_since
+
+
+def build_feature_frame(
+    validated: pd.DataFrame, labels: pd.DataFrame, config: ProjectConfig
+) -> tuple[pd.DataFrame, FeatureSet]:
     """One row per lead: id, readable features, label (or NaN) and split assignment.
 
     Personal-data columns are dropped before anything else touches the frame.
     """
     df = validated.drop(columns=[c for c in config.personal_data if c in validated.columns])
-    fs = feature_set(config)
+    fs = feature_set(config, cardinality={c: int(df[c].nunique()) for c in config.feature_columns()})
     out = pd.DataFrame({ID: df[config.id_column].astype(str).to_numpy()})
     for col in config.feature_columns():
         kind = config.columns[col].type
         if kind == "datetime":
             ts = pd.to_datetime(df[col])
-            out[f"{col}_weekday"] = ts.dt.day_name().str.lower().to_numpy()
-            out[f"{col}_hour"] = ts.dt.hour.astype("float64").to_numpy()
+            for part in config.features.dates[col]:
+                values = date_part(ts, part, ts.max())
+                out[f"{col}_{part}"] = values.astype(object).where(values.notna(), np.nan).to_numpy() \
+                    if part in CATEGORICAL_PARTS else values.to_numpy()
+        elif col in fs.multi_hot:
+            out[col] = df[col].fillna("").astype(str).to_numpy()
         elif kind == "string":
             out[col] = df[col].astype(object).where(df[col].notna(), np.nan).to_numpy()
         else:
@@ -71,7 +121,7 @@ def build_feature_frame(validated: pd.DataFrame, labels: pd.DataFrame, config: P
     out[LABEL] = out[LABEL].astype("float64")
     time = pd.to_datetime(df[config.split.time_column]).to_numpy() if config.split.time_column else None
     out[SPLIT] = assign_splits(out[LABEL].to_numpy(), time, config)
-    return out[[ID, *fs.columns, LABEL, SPLIT]]
+    return out[[ID, *fs.columns, LABEL, SPLIT]], fs
 
 
 def assign_splits(label: np.ndarray, time: np.ndarray | None, config: ProjectConfig) -> np.ndarray:
@@ -98,8 +148,19 @@ def assign_splits(label: np.ndarray, time: np.ndarray | None, config: ProjectCon
     return split
 
 
+class SplitOn:
+    """Tokenizer for delimited lists ('webinar, trial'): picklable, unlike a lambda."""
+
+    def __init__(self, delimiter: str):
+        self.delimiter = delimiter
+
+    def __call__(self, text: str) -> list[str]:
+        return [t.strip() for t in text.split(self.delimiter) if t.strip()]
+
+
 def preprocessor(fs: FeatureSet, config: ProjectConfig) -> ColumnTransformer:
-    """Impute, scale numerics, one-hot categoricals (rare levels pooled). Fitted with the model."""
+    """Impute, scale numerics, one-hot categoricals (rare levels pooled), cross-fitted target
+    encoding for high-cardinality ones, one indicator per listed value. Fitted with the model."""
     numeric = Pipeline([("impute", SimpleImputer(strategy="median", add_indicator=True)), ("scale", StandardScaler())])
     categorical = Pipeline(
         [
@@ -115,7 +176,14 @@ def preprocessor(fs: FeatureSet, config: ProjectConfig) -> ColumnTransformer:
             ),
         ]
     )
-    return ColumnTransformer(
-        [("numeric", numeric, fs.numeric), ("categorical", categorical, fs.categorical)],
-        verbose_feature_names_out=False,
-    )
+    parts = [("numeric", numeric, fs.numeric), ("categorical", categorical, fs.categorical)]
+    if fs.target_encoded:
+        target = Pipeline([
+            ("impute", SimpleImputer(strategy="constant", fill_value="(missing)")),
+            ("target", TargetEncoder(target_type="binary", random_state=config.split.seed)),
+        ])
+        parts.append(("target_encoded", target, fs.target_encoded))
+    for col, delimiter in fs.multi_hot.items():
+        vectorizer = CountVectorizer(tokenizer=SplitOn(delimiter), token_pattern=None, lowercase=True, binary=True)
+        parts.append((f"multi_hot_{col}", vectorizer, col))
+    return ColumnTransformer(parts, verbose_feature_names_out=False, sparse_threshold=0.0)

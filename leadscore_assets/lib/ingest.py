@@ -1,30 +1,151 @@
-"""Read a source file verbatim: every value as text, plus its file and 1-based data row number."""
+"""Source adapters: CSV, Parquet, SQLite and DuckDB tables into the warehouse, verbatim.
+
+Each loaded row carries `_source_file` and a 1-based `_row_number` so every later reason can
+point at it. A single CSV is read as text (nothing is coerced before validation can see it);
+Parquet, SQLite and DuckDB keep their own types. Parquet is read by DuckDB itself, so large
+files stream into the warehouse without passing through pandas. No DuckDB extension is used
+(none can be downloaded at run time): SQLite is read with the standard library.
+"""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 
-from leadscore_assets.lib.config import SourceSpec
+from leadscore_assets.lib.config import ProjectConfig, TableSpec
 from leadscore_assets.lib.validation import FILE, ROW
+
+RAW = "raw_contacts"
+SOURCE_QUARANTINE = "quarantined_source_rows"
 
 
 class SourceFileError(ValueError):
     """The source file is missing, empty or unreadable: nothing can be validated."""
 
 
-def read_source(path: Path, spec: SourceSpec) -> pd.DataFrame:
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _check_file(path: Path) -> None:
     if not path.exists():
         raise SourceFileError(
             f"{path}: source file not found (generate demo data with `python -m leadscore_assets.demo_data all`)"
         )
     if path.stat().st_size == 0:
         raise SourceFileError(f"{path}: file is empty (no header row)")
+
+
+def read_csv_as_text(path: Path, delimiter: str = ",") -> pd.DataFrame:
+    """Every value as text, blanks kept as empty strings, numbered data rows."""
+    _check_file(path)
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, sep=spec.delimiter)
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, sep=delimiter)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
         raise SourceFileError(f"{path}: cannot parse as CSV: {err}") from err
     raw.insert(0, ROW, range(1, len(raw) + 1))
     raw[FILE] = path.name
     return raw
+
+
+def load_table(conn: duckdb.DuckDBPyConnection, target: str, path: Path, spec: TableSpec, as_text: bool) -> int:
+    """Load one source table into `target` with `_row_number` and `_source_file`; return rows."""
+    _check_file(path)
+    label = path.name if spec.kind in ("csv", "parquet") else f"{path.name}:{spec.table}"
+    try:
+        if spec.kind == "csv" and as_text:
+            frame = read_csv_as_text(path, spec.delimiter)
+            conn.register("_frame", frame)
+            conn.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM _frame")
+            conn.unregister("_frame")
+        elif spec.kind == "csv":
+            conn.execute(
+                f"CREATE OR REPLACE TABLE {target} AS SELECT row_number() OVER () AS {ROW}, {_sql_str(label)} AS {FILE}, * "
+                f"FROM read_csv({_sql_str(str(path))}, header = true, delim = {_sql_str(spec.delimiter)})"
+            )
+        elif spec.kind == "parquet":
+            conn.execute(
+                f"CREATE OR REPLACE TABLE {target} AS SELECT file_row_number + 1 AS {ROW}, {_sql_str(label)} AS {FILE}, "
+                f"* EXCLUDE (file_row_number) FROM read_parquet({_sql_str(str(path))}, file_row_number = true)"
+            )
+        elif spec.kind == "sqlite":
+            with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as lite:
+                frame = pd.read_sql_query(f'SELECT * FROM "{spec.table}"', lite)
+            frame.insert(0, ROW, range(1, len(frame) + 1))
+            frame[FILE] = label
+            conn.register("_frame", frame)
+            conn.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM _frame")
+            conn.unregister("_frame")
+        else:  # duckdb
+            conn.execute(f"ATTACH {_sql_str(str(path))} AS _byo (READ_ONLY)")
+            try:
+                conn.execute(
+                    f"CREATE OR REPLACE TABLE {target} AS SELECT row_number() OVER () AS {ROW}, {_sql_str(label)} AS {FILE}, * "
+                    f"FROM _byo.{spec.table}"
+                )
+            finally:
+                conn.execute("DETACH _byo")
+    except (duckdb.Error, sqlite3.Error, pd.errors.DatabaseError) as err:
+        raise SourceFileError(f"{label}: cannot read table: {err}") from err
+    return conn.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0]
+
+
+def apply_row_rules(conn: duckdb.DuckDBPyConnection, config: ProjectConfig, name: str, spec: TableSpec, target: str) -> int:
+    """Move rows of a source table that break its rules into the source quarantine; return count."""
+    if not spec.row_rules:
+        return 0
+    failed = " || ".join(
+        f"CASE WHEN coalesce(({r.expression}), true) THEN '' ELSE "
+        f"{_sql_str(f'rule {r.name!r} ({r.expression}) is false; ')} END"
+        for r in spec.row_rules
+    )
+    quarantine = f"{config.name}.{SOURCE_QUARANTINE}"
+    conn.execute(f"""
+        CREATE TEMP TABLE _rule_failures AS
+        SELECT {_sql_str(name)} AS source_table, {ROW}, {FILE},
+               {FILE} || ' row ' || {ROW} || ': ' || rtrim({failed}, '; ') AS reason,
+               to_json(t)::VARCHAR AS raw_values
+        FROM {target} t WHERE ({failed}) <> ''
+    """)
+    conn.execute(f"INSERT INTO {quarantine} SELECT * FROM _rule_failures")
+    n = conn.execute("SELECT count(*) FROM _rule_failures").fetchall()[0][0]
+    conn.execute(f"DELETE FROM {target} WHERE {ROW} IN (SELECT {ROW} FROM _rule_failures)")
+    conn.execute("DROP TABLE _rule_failures")
+    return n
+
+
+def load_source(conn: duckdb.DuckDBPyConnection, config: ProjectConfig, data_dir: Path) -> dict[str, int]:
+    """Build `<project>.raw_contacts` from the configured source; return row counts per table."""
+    schema = config.name
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    conn.execute(
+        f"CREATE OR REPLACE TABLE {schema}.{SOURCE_QUARANTINE} (source_table VARCHAR, {ROW} BIGINT, {FILE} VARCHAR, "
+        f"reason VARCHAR, raw_values VARCHAR)"
+    )
+    source = config.source
+    counts: dict[str, int] = {}
+    if not source.tables:
+        spec = source.table_specs()["contacts"]
+        counts["contacts"] = load_table(conn, f"{schema}.{RAW}", data_dir / spec.path, spec, as_text=True)
+        counts["contacts_rule_failures"] = apply_row_rules(conn, config, "contacts", spec, f"{schema}.{RAW}")
+        return counts
+    for name, spec in source.tables.items():
+        target = f"{schema}.source_{name}"
+        counts[name] = load_table(conn, target, data_dir / spec.path, spec, as_text=False)
+        counts[f"{name}_rule_failures"] = apply_row_rules(conn, config, name, spec, target)
+        conn.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {target}")
+    try:
+        conn.execute(f"CREATE OR REPLACE TABLE {schema}.{RAW} AS {source.query}")
+    except duckdb.Error as err:
+        raise SourceFileError(f"project '{config.name}': source.query failed: {err}") from err
+    cols = [r[0] for r in conn.execute(f"DESCRIBE {schema}.{RAW}").fetchall()]
+    if ROW not in cols or FILE not in cols:
+        raise SourceFileError(
+            f"project '{config.name}': source.query must select the primary table's {ROW} and {FILE} "
+            "so that quarantine reasons point at real rows"
+        )
+    counts[RAW] = conn.execute(f"SELECT count(*) FROM {schema}.{RAW}").fetchall()[0][0]
+    return counts

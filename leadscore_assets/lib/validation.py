@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import duckdb
 import pandas as pd
 import pandera.pandas as pa
 
@@ -20,7 +21,7 @@ FILE = "_source_file"
 REASON = "_quarantine_reason"
 LINEAGE = [ROW, FILE]
 
-_PANDAS_TYPES = {"string": str, "integer": "Int64", "float": float, "boolean": "boolean", "datetime": "datetime64[ns]"}
+_PANDAS_TYPES = {"string": str, "text": str, "integer": "Int64", "float": float, "boolean": "boolean", "datetime": "datetime64[ns]"}
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
 
@@ -61,8 +62,9 @@ class Failures:
 def _coerce(series: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, pd.Series]:
     """Return (typed series, mask of values present but not parseable as the declared type)."""
     present = series.notna()
-    if spec.type == "string":
-        return series.astype(object).where(present, None), pd.Series(False, index=series.index)
+    if spec.type in ("string", "text"):
+        as_text = series.astype(object).where(~present, series.astype(str))
+        return as_text.where(present, None), pd.Series(False, index=series.index)
     if spec.type in ("integer", "float"):
         num = pd.to_numeric(series, errors="coerce")
         bad = present & num.isna()
@@ -95,6 +97,36 @@ def _pandera_schema(config: ProjectConfig) -> pa.DataFrameSchema:
             checks.append(pa.Check.le(spec.max, error=f"<= {spec.max:g}"))
         columns[name] = pa.Column(_PANDAS_TYPES[spec.type], nullable=spec.nullable, checks=checks, unique=spec.unique)
     return pa.DataFrameSchema(columns, strict=False, ordered=False)
+
+
+def _quarantine_repeated_ids(typed: pd.DataFrame, config: ProjectConfig, source: str, failures: Failures) -> int:
+    """Keep one row per id (the first, or the most complete), quarantine the others naming the kept row."""
+    id_col = config.id_column
+    order = pd.DataFrame({"id": typed[id_col], "row": typed.index, "filled": typed.notna().sum(axis=1).to_numpy()})
+    order = order[order.id.notna()]
+    if config.normalise.deduplicate == "most_complete":
+        order = order.sort_values(["filled", "row"], ascending=[False, True], kind="stable")
+    else:
+        order = order.sort_values("row", kind="stable")
+    kept = order.drop_duplicates("id").set_index("id").row
+    dropped = order[order.duplicated("id")]
+    how = "more complete row" if config.normalise.deduplicate == "most_complete" else "first seen at row"
+    for ident, row in zip(dropped.id, dropped.row):
+        failures.add(row, f"{source} row {row} column '{id_col}': duplicate id (kept {how} {kept[ident]})")
+    return len(dropped)
+
+
+def _rule_failures(typed: pd.DataFrame, expression: str, project: str) -> list[int]:
+    """Row numbers where a SQL rule is false (NULL counts as passing: nullability is checked apart)."""
+    conn = duckdb.connect()
+    try:
+        conn.register("t", typed.reset_index(names="_rule_row"))
+        rows = conn.execute(f"SELECT _rule_row FROM t WHERE NOT coalesce(({expression}), true)").fetchall()
+    except duckdb.Error as err:
+        raise ValueError(f"project '{project}': validation rule ({expression}) is invalid: {err}") from err
+    finally:
+        conn.close()
+    return [int(r[0]) for r in rows]
 
 
 @dataclass
@@ -134,14 +166,13 @@ def validate(raw: pd.DataFrame, config: ProjectConfig) -> ValidationResult:
             failures.add(row, describe(row, col, value, f"is not a valid {spec.type}"))
         counts[f"{col}:type"] = int(bad.sum())
 
-    # Repeated ids: keep the first occurrence, quarantine the rest (naming where it was first seen).
     if config.id_column in typed:
-        ids = typed[config.id_column]
-        first_row = ids.reset_index().groupby(config.id_column)[ROW].transform("min").to_numpy()
-        dup = ids.notna() & ids.duplicated(keep="first")
-        for row, first in zip(typed.index[dup], first_row[dup.to_numpy()]):
-            failures.add(row, f"{source} row {row} column '{config.id_column}': duplicate id (first seen at row {first})")
-        counts[f"{config.id_column}:duplicate"] = int(dup.sum())
+        counts[f"{config.id_column}:duplicate"] = _quarantine_repeated_ids(typed, config, source, failures)
+    for rule in config.validation.row_rules:
+        failing = _rule_failures(typed, rule.expression, config.name)
+        for row in failing:
+            failures.add(row, f"{source} row {row}: rule {rule.name!r} ({rule.expression}) is false")
+        counts[f"rule:{rule.name}"] = len(failing)
 
     if not missing:
         candidate = typed.drop(index=list(failures.by_row))

@@ -47,7 +47,7 @@ def duplicated_ids(export, path):
     [
         (missing_column, "schema_matches_config", "required column 'campaign_name' is missing"),
         (wrong_types, "quarantine_within_limits", "column 'created_at' value 'last tuesday': is not a valid datetime"),
-        (duplicated_ids, "quarantine_within_limits", "duplicate id (first seen at row"),
+        (duplicated_ids, "quarantine_within_limits", "duplicate id (kept first seen at row"),
     ],
 )
 def test_broken_export_is_quarantined_and_blocks_downstream(tmp_path, linkedin_config, mutate, failing_check, reason):

@@ -30,5 +30,5 @@ def test_encoders_are_fitted_on_what_they_are_given_only(linkedin_config):
 
 def test_build_feature_frame_drops_personal_data(linkedin_config):
     v = pd.DataFrame({c: [None] for c in linkedin_config.columns}).assign(lead_id="x", created_at=pd.Timestamp("2026-01-01"))
-    out = build_feature_frame(v, pd.DataFrame({"lead_id": ["x"], "label": [1]}), linkedin_config)
+    out, _ = build_feature_frame(v, pd.DataFrame({"lead_id": ["x"], "label": [1]}), linkedin_config)
     assert not set(out.columns) & set(linkedin_config.personal_data)

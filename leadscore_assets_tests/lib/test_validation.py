@@ -49,7 +49,7 @@ def test_every_row_lands_once_with_a_reason_naming_file_row_and_column(linkedin_
     assert set(reasons) == {2, 3, 4, 5, 6}
     assert "export.csv row 2 column 'company_size' value 'twelve': is not a valid integer" in reasons[2]
     assert "export.csv row 3 column 'email'" in reasons[3] and "not-an-email" not in reasons[3]  # personal data masked
-    assert "duplicate id (first seen at row 1)" in reasons[4]
+    assert "duplicate id (kept first seen at row 1)" in reasons[4]
     assert "column 'status' value 'archived'" in reasons[5]
     assert "column 'created_at'" in reasons[6] and "required" in reasons[6]
 
