@@ -134,3 +134,21 @@ def plot_report(y: np.ndarray, p: np.ndarray, importance: pd.DataFrame, title: s
     fig.tight_layout()
     figs["feature_importance"] = fig
     return figs
+
+
+def bootstrap_ci(
+    y: np.ndarray, p: np.ndarray, metrics: tuple[str, ...] = ("roc_auc", "pr_auc", "brier"),
+    n_boot: int = 200, alpha: float = 0.05, seed: int = 0,
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals of test metrics (resampling leads with replacement)."""
+    fns = {"roc_auc": roc_auc_score, "pr_auc": average_precision_score, "brier": brier_score_loss}
+    y = np.asarray(y).astype(int)
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float]] = {m: [] for m in metrics}
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(y), len(y))
+        if len(np.unique(y[idx])) < 2:
+            continue
+        for m in metrics:
+            draws[m].append(fns[m](y[idx], p[idx]))
+    return {m: (float(np.quantile(v, alpha / 2)), float(np.quantile(v, 1 - alpha / 2))) for m, v in draws.items() if v}

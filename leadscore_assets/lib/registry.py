@@ -21,24 +21,47 @@ def log_pipeline(pipeline, x_example: pd.DataFrame) -> str:
     return info.model_uri
 
 
-def register_champion(client: MlflowClient, name: str, model_uri: str, run_id: str, tags: dict[str, str]) -> str:
-    """Register a model version and point `champion` at it; the old champion becomes `previous`.
+def register_challenger(client: MlflowClient, name: str, model_uri: str, tags: dict[str, str]) -> str:
+    """Register a model version and point the `challenger` alias at it."""
+    version = str(mlflow.register_model(model_uri, name, tags=tags).version)
+    client.set_registered_model_alias(name, CHALLENGER, version)
+    return version
 
-    Each alias update is a single registry write, so readers of `@champion` see either the old
-    or the new version, never none.
-    """
-    version = mlflow.register_model(model_uri, name, tags=tags).version
+
+def current_champion(client: MlflowClient, name: str):
+    """The version the `champion` alias points at, or None before the first promotion."""
     try:
-        old = client.get_model_version_by_alias(name, CHAMPION)
+        return client.get_model_version_by_alias(name, CHAMPION)
     except mlflow.exceptions.MlflowException:
-        old = None
+        return None
+
+
+def promote(client: MlflowClient, name: str, version: str) -> None:
+    """Point `champion` at `version`; the old champion keeps the alias `previous`.
+
+    The champion alias moves in one registry write, so readers of `@champion` see either the
+    old or the new version, never none; nothing before this call touches it.
+    """
+    old = current_champion(client, name)
     client.set_registered_model_alias(name, CHAMPION, version)
-    if old is not None and old.version != version:
+    if old is not None and str(old.version) != str(version):
         client.set_registered_model_alias(name, PREVIOUS, old.version)
-    client.set_model_version_tag(name, version, "leadscore.run_id", run_id)
-    return str(version)
+    try:
+        if str(client.get_model_version_by_alias(name, CHALLENGER).version) == str(version):
+            client.delete_registered_model_alias(name, CHALLENGER)
+    except mlflow.exceptions.MlflowException:
+        pass
 
 
-def load_champion(name: str):
-    """The champion's whole fitted pipeline (preprocessing + model)."""
-    return mlflow.sklearn.load_model(f"models:/{name}@{CHAMPION}")
+def load_version(name: str, alias_or_version: str):
+    """A registered model's whole fitted pipeline (preprocessing + model [+ calibration])."""
+    ref = f"@{alias_or_version}" if not str(alias_or_version).isdigit() else f"/{alias_or_version}"
+    return mlflow.sklearn.load_model(f"models:/{name}{ref}")
+
+
+def uncalibrated(model):
+    """The fitted preprocessing + model pipeline inside a CalibratedClassifierCV(FrozenEstimator)."""
+    if hasattr(model, "calibrated_classifiers_"):
+        inner = model.calibrated_classifiers_[0].estimator
+        return getattr(inner, "estimator", inner)
+    return model

@@ -1,0 +1,340 @@
+"""Why a lead got its score: SHAP contributions per readable source feature.
+
+A salesperson needs "job_title = ceo raises the score", not "job_title_ceo: +0.8". The model
+sees encoded columns (one-hot levels, missing indicators, scaled numbers), so SHAP values are
+computed on those columns and then summed back onto the source feature each one came from.
+SHAP values are additive, so the sum loses nothing: base_value + row sum is still the model's
+raw margin (log-odds for boosted trees and logistic regression).
+
+Which source feature an encoded column belongs to is read from the fitted ColumnTransformer:
+each transformer's input column list bounds the candidates, a transformer with one input owns
+all its outputs, and only a transformer with several inputs needs its output names
+(``get_feature_names_out``) matched to those inputs. New transformer kinds (target encoders,
+multi-hot tag encoders) therefore need no change here as long as they follow sklearn's naming
+conventions (``<input>`` or ``<input>_<level>``).
+
+Cost (2 cores, 28 encoded columns): a 300-tree XGBoost model takes about 0.7 s per 10k rows
+and 7 s per 100k rows, ``reasons`` another 0.2 s / 2.5 s; logistic regression is near free; the
+300-tree random forest is exact but slow, 4-14 s per 1k rows (deep trees).
+The scoring asset calls ``explain`` on all rows for small sources and chunk by chunk for large
+ones (``max_rows`` samples rows when only a picture of the whole is needed, e.g. for the global
+importance plot). ``reasons`` works for whichever rows were explained.
+
+shap 0.51 reads the bracketed ``base_score`` ('[5E-1]') that XGBoost 3 writes correctly, so no
+workaround is needed; tests pin this with an additivity check against the XGBoost margin.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.dummy import DummyClassifier
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.frozen import FrozenEstimator
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+
+LOG_ODDS, PROBABILITY = "log_odds", "probability"
+MISSING = "missing"
+BACKGROUND_ROWS = 500  # rows of background used by the linear explainer
+NOISE = 1e-9  # contributions this small are float noise, not a reason
+
+
+@dataclass
+class Explanation:
+    """SHAP contributions summed per source feature.
+
+    contributions: one row per explained row (same index as the rows given to ``explain``),
+        one column per source feature; base_value + row sum = the model's raw output.
+    base_value: the model's expected raw output over the explainer's background.
+    output: what the numbers are in: "log_odds" (boosted trees, logistic regression, dummy) or
+        "probability" (random forest, whose trees store class probabilities). Signs mean the same.
+    """
+
+    contributions: pd.DataFrame
+    base_value: float
+    output: str = LOG_ODDS
+
+
+def explain(
+    pipeline: Pipeline,
+    x: pd.DataFrame,
+    features: list[str],
+    background: pd.DataFrame | np.ndarray | None = None,
+    max_rows: int | None = None,
+    seed: int = 0,
+) -> Explanation:
+    """SHAP contributions of each source feature for the rows of ``x``.
+
+    pipeline: fitted ``Pipeline([("preprocess", ColumnTransformer), ("model", estimator)])``;
+        the estimator may be wrapped as ``CalibratedClassifierCV(FrozenEstimator(estimator))``,
+        in which case the uncalibrated model is explained (calibration is monotone, so the
+        direction of every reason is unchanged; with cross-validated calibration, the first
+        fold's model).
+    features: the source feature columns of ``x`` the pipeline was fitted on, in order.
+    background: training rows for the linear explainer, which measures contributions against
+        their average: readable rows (a DataFrame with the ``features`` columns, encoded here)
+        or already encoded rows (array of the preprocessor's output). Without it the explained
+        rows are used. At most 500 rows are kept (seeded sample).
+    max_rows: explain a seeded random sample of at most this many rows (index order kept).
+    """
+    preprocess, model = _split_pipeline(pipeline)
+    features = list(features)
+    rows = x[features]
+    if max_rows is not None and len(rows) > max_rows:
+        keep = np.sort(np.random.default_rng(seed).choice(len(rows), size=max_rows, replace=False))
+        rows = rows.iloc[keep]
+    owners = source_features(preprocess)
+    if unknown := sorted(set(owners) - set(features)):
+        raise ValueError(f"the preprocessor reads columns not in features: {unknown}")
+    # imputers refuse empty frames; an empty chunk still gets its (empty) explanation
+    encoded = _dense(preprocess.transform(rows)) if len(rows) else np.zeros((0, len(owners)))
+    if isinstance(model, DummyClassifier):
+        values, base, output = np.zeros(encoded.shape), _dummy_log_odds(model), LOG_ODDS
+    elif isinstance(model, LogisticRegression):
+        values, base, output = _linear_shap(model, encoded, _encoded_background(preprocess, background, rows, seed))
+    else:
+        values, base, output = _tree_shap(model, encoded)
+    # sum each encoded column onto its source feature: (rows x encoded) @ (encoded x features)
+    onto_feature = np.zeros((len(owners), len(features)))
+    onto_feature[np.arange(len(owners)), [features.index(owner) for owner in owners]] = 1.0
+    contributions = pd.DataFrame(values @ onto_feature, index=rows.index, columns=list(features))
+    return Explanation(contributions=contributions, base_value=float(base), output=output)
+
+
+def reasons(explanation: Explanation, x: pd.DataFrame, k: int = 3) -> pd.DataFrame:
+    """Top ``k`` features raising and lowering each explained row's score, as JSON and text.
+
+    Columns: reasons_up, reasons_down (JSON lists of {"feature", "value", "direction",
+    "contribution"}, strongest first) and reason_1_up..reason_k_up, reason_1_down..reason_k_down
+    ("job_title = ceo raises the score"; None when the row has fewer reasons). A feature is a
+    reason only in the direction of its own contribution; values are the row's raw values,
+    with missing shown as "missing". ``x`` may hold more rows than were explained.
+    """
+    contributions = explanation.contributions
+    raw = _rows_explained(x, contributions)
+    names = [str(c) for c in contributions.columns]
+    values = contributions.to_numpy()
+    raw_values = raw[contributions.columns].to_numpy(dtype=object)
+    out: dict[str, list] = {}
+    for direction, sign, verb in (("up", 1.0, "raises"), ("down", -1.0, "lowers")):
+        signed = values * sign
+        strongest = np.argsort(-signed, axis=1, kind="stable")[:, :k]
+        as_json, as_text = [], [[] for _ in range(k)]
+        for row_pos, columns in enumerate(strongest):
+            items = [
+                {
+                    "feature": names[j],
+                    "value": readable_value(raw_values[row_pos, j]),
+                    "direction": direction,
+                    "contribution": round(float(values[row_pos, j]), 6),
+                }
+                for j in columns
+                if signed[row_pos, j] > NOISE
+            ]
+            as_json.append(json.dumps(items))
+            for i in range(k):
+                text = f"{items[i]['feature']} = {items[i]['value']} {verb} the score" if i < len(items) else None
+                as_text[i].append(text)
+        out[f"reasons_{direction}"] = as_json
+        out.update({f"reason_{i + 1}_{direction}": as_text[i] for i in range(k)})
+    columns = ["reasons_up", "reasons_down", *(f"reason_{i}_{d}" for d in ("up", "down") for i in range(1, k + 1))]
+    return pd.DataFrame(out, index=contributions.index)[columns]
+
+
+def global_importance(explanation: Explanation) -> pd.DataFrame:
+    """Mean absolute contribution per source feature, most important first."""
+    mean_abs = explanation.contributions.abs().mean(axis=0)
+    table = pd.DataFrame({"feature": mean_abs.index.astype(str), "mean_abs_shap": mean_abs.to_numpy(dtype=float)})
+    return table.sort_values("mean_abs_shap", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def summary_plot(explanation: Explanation, x: pd.DataFrame, max_features: int = 15, max_points: int = 2000) -> Figure:
+    """Beeswarm-like summary: one dot per row and feature at its contribution.
+
+    Numeric features are coloured by the row's value (low blue, high red); categorical ones
+    grey, missing values black. Drawn on a bare Figure, so it needs no display or pyplot state.
+    """
+    contributions = explanation.contributions
+    raw = _rows_explained(x, contributions)
+    if len(contributions) > max_points:
+        keep = np.sort(np.random.default_rng(0).choice(len(contributions), size=max_points, replace=False))
+        contributions, raw = contributions.iloc[keep], raw.iloc[keep]
+    top = global_importance(explanation).feature.head(max_features).tolist()[::-1]  # strongest on top
+    fig = Figure(figsize=(8, 0.45 * len(top) + 1.6))
+    ax = fig.add_subplot()
+    jitter = np.random.default_rng(1)
+    scatter = None
+    for pos, feature in enumerate(top):
+        shap_values = contributions[feature].to_numpy()
+        y = pos + jitter.uniform(-0.3, 0.3, size=len(shap_values))
+        column = raw[feature]
+        missing = column.isna().to_numpy()
+        if pd.api.types.is_numeric_dtype(column) and (~missing).any():
+            scaled = column.rank(pct=True).to_numpy()
+            scatter = ax.scatter(
+                shap_values[~missing], y[~missing], c=scaled[~missing], cmap="coolwarm", vmin=0, vmax=1, s=8, alpha=0.7
+            )
+        else:
+            ax.scatter(shap_values[~missing], y[~missing], color="0.55", s=8, alpha=0.7)
+        ax.scatter(shap_values[missing], y[missing], color="black", s=8, alpha=0.7)
+    ax.axvline(0, color="0.3", lw=0.8)
+    ax.set_yticks(range(len(top)), top)
+    unit = "log-odds" if explanation.output == LOG_ODDS else "probability"
+    ax.set(xlabel=f"contribution to the score ({unit}); right raises, left lowers", title="What drives the score")
+    if scatter is not None:
+        bar = fig.colorbar(scatter, ax=ax, ticks=[0, 1], fraction=0.04)
+        bar.ax.set_yticklabels(["low", "high"])
+    fig.tight_layout()
+    return fig
+
+
+def source_features(preprocess: ColumnTransformer) -> list[str]:
+    """The source feature each output column of a fitted ColumnTransformer comes from."""
+    owners: list[str | None] = [None] * sum(s.stop - s.start for s in preprocess.output_indices_.values())
+    for name, transformer, columns in preprocess.transformers_:
+        out = preprocess.output_indices_.get(name, slice(0, 0))
+        if transformer == "drop" or out.stop == out.start:
+            continue
+        inputs = _inputs_of(preprocess, transformer, columns)
+        n_out = out.stop - out.start
+        if len(inputs) == 1:
+            owners[out] = inputs * n_out
+            continue
+        names = inputs if transformer == "passthrough" else list(_output_names(transformer, inputs))
+        mapped = [_owner_by_name(str(n), inputs) for n in names]
+        if None in mapped and len(names) == len(inputs):  # one output per input, renamed
+            mapped = list(inputs)
+        unmapped = [n for n, m in zip(names, mapped) if m is None]
+        if unmapped or len(mapped) != n_out:
+            raise ValueError(f"cannot tell which of {inputs} the outputs {unmapped or names} of '{name}' come from")
+        owners[out] = mapped
+    return [str(o) for o in owners]
+
+
+def readable_value(value) -> str:
+    """A raw feature value as a salesperson would read it: 12 not 12.0, missing for NaN."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return MISSING
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value)).lower()
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return str(int(value)) if float(value).is_integer() else f"{float(value):.4g}"
+    return str(value)
+
+
+def _split_pipeline(pipeline: Pipeline):
+    """(ColumnTransformer, base estimator), unwrapping calibration and freezing."""
+    steps = [step for _, step in pipeline.steps]
+    if len(steps) != 2 or not isinstance(steps[0], ColumnTransformer):
+        raise TypeError("explain expects Pipeline([('preprocess', ColumnTransformer), ('model', estimator)])")
+    model = steps[1]
+    if isinstance(model, CalibratedClassifierCV):
+        model = model.calibrated_classifiers_[0].estimator
+    if isinstance(model, FrozenEstimator):
+        model = model.estimator
+    return steps[0], model
+
+
+def _tree_shap(model, encoded: np.ndarray) -> tuple[np.ndarray, float, str]:
+    import shap  # heavy import (and import-time warnings), only when a model is explained
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*LightGBM binary classifier.*")
+        try:
+            explainer = shap.TreeExplainer(model)
+        except Exception as error:  # an estimator shap cannot read as trees
+            raise TypeError(f"cannot explain a {type(model).__name__}: {error}") from error
+        # at least one row: for XGBoost shap sets expected_value (incl. the trees' mean) only on use
+        at_least_one = encoded if len(encoded) else np.zeros((1, encoded.shape[1]))
+        values = explainer.shap_values(at_least_one, check_additivity=False)
+    values = np.asarray(values[-1] if isinstance(values, list) else values, dtype=float)
+    base = np.atleast_1d(np.asarray(explainer.expected_value, dtype=float))
+    if values.ndim == 3:  # (rows, columns, classes): keep the positive class
+        values = values[:, :, -1]
+    values = values[: len(encoded)]
+    output = PROBABILITY if isinstance(model, RandomForestClassifier) else LOG_ODDS
+    return values, float(base[-1]), output
+
+
+def _linear_shap(model, encoded: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, float, str]:
+    import shap
+
+    explainer = shap.LinearExplainer(model, background)
+    values = np.asarray(explainer.shap_values(encoded), dtype=float)
+    base = np.atleast_1d(np.asarray(explainer.expected_value, dtype=float))
+    return values, float(base[-1]), LOG_ODDS
+
+
+def _encoded_background(preprocess: ColumnTransformer, background, rows: pd.DataFrame, seed: int) -> np.ndarray:
+    if background is None:
+        background = rows
+    if isinstance(background, pd.DataFrame) and set(rows.columns) <= set(background.columns):
+        if len(background) > BACKGROUND_ROWS:
+            background = background.sample(n=BACKGROUND_ROWS, random_state=seed)
+        if len(background):
+            return _dense(preprocess.transform(background[rows.columns]))
+        background = np.zeros((0, sum(s.stop - s.start for s in preprocess.output_indices_.values())))
+    encoded = _dense(background)
+    if len(encoded) == 0:  # nothing to explain and no background: measure from the encoded origin
+        return np.zeros((1, encoded.shape[1]))
+    if len(encoded) > BACKGROUND_ROWS:
+        encoded = encoded[np.sort(np.random.default_rng(seed).choice(len(encoded), BACKGROUND_ROWS, replace=False))]
+    return encoded
+
+
+def _dummy_log_odds(model: DummyClassifier) -> float:
+    prior = float(np.clip(model.class_prior_[-1], 1e-12, 1 - 1e-12))
+    return float(np.log(prior / (1 - prior)))
+
+
+def _owner_by_name(name: str, inputs: list[str]) -> str | None:
+    """The input an output name belongs to: itself, <input>_<level> (longest input wins) or
+    missingindicator_<input>."""
+    if name in inputs:
+        return name
+    indicator = name.removeprefix("missingindicator_")
+    if indicator != name and indicator in inputs:
+        return indicator
+    prefixed = [c for c in inputs if name.startswith(f"{c}_")]
+    return max(prefixed, key=len) if prefixed else None
+
+
+def _output_names(transformer, inputs: list[str]) -> np.ndarray:
+    try:
+        return transformer.get_feature_names_out()
+    except (TypeError, ValueError, AttributeError):
+        return transformer.get_feature_names_out(inputs)
+
+
+def _inputs_of(preprocess: ColumnTransformer, transformer, columns) -> list[str]:
+    """A fitted transformer's input columns: what it saw when fitted, else its column list."""
+    if hasattr(transformer, "feature_names_in_"):
+        return [str(c) for c in transformer.feature_names_in_]
+    if isinstance(columns, (str, int, np.integer)):
+        columns = [columns]
+    if isinstance(columns, slice) or callable(columns):
+        raise TypeError("explain needs ColumnTransformer columns given as lists, not slices or selectors")
+    return [str(preprocess.feature_names_in_[c]) if isinstance(c, (int, np.integer)) else str(c) for c in columns]
+
+
+def _dense(matrix) -> np.ndarray:
+    return np.asarray(matrix.toarray() if hasattr(matrix, "toarray") else matrix, dtype=float)
+
+
+def _rows_explained(x: pd.DataFrame, contributions: pd.DataFrame) -> pd.DataFrame:
+    """The raw rows behind the explained rows, in the same order."""
+    if x.index.is_unique:
+        return x.loc[contributions.index]
+    if len(x) == len(contributions) and x.index.equals(contributions.index):
+        return x
+    raise ValueError("x has a duplicated index; pass the explained rows themselves or reset the index")
