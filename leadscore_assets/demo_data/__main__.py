@@ -2,9 +2,15 @@
 
 import argparse
 
-from leadscore_assets.demo_data import linkedin
+from leadscore_assets.demo_data import byo_table, email_crm, linkedin, saas_crm, web_sessions
 
-GENERATORS = {"linkedin": linkedin.write}
+GENERATORS = {
+    "linkedin": linkedin.write,
+    "email_crm": email_crm.write,
+    "saas_crm": saas_crm.write,
+    "web_sessions": web_sessions.write,
+    "byo_table": byo_table.write,
+}
 
 
 def main(argv: list[str] | None = None) -> None:
