@@ -8,12 +8,14 @@ LAYERS = {  # asset name -> (group, upstream asset names)
     "raw_contacts": ("raw", set()),
     "validated_contacts": ("validated", {"raw_contacts"}),
     "quarantined_contacts": ("validated", {"raw_contacts"}),
-    "labels": ("labels", {"validated_contacts"}),
+    "feedback_outcomes": ("feedback", {"validated_contacts"}),
+    "labels": ("labels", {"validated_contacts", "feedback_outcomes"}),
     "features": ("features", {"labels", "validated_contacts"}),
     "data_profile": ("features", {"features"}),
     "candidate_models": ("models", {"features"}),
     "evaluation_report": ("evaluation", {"candidate_models"}),
-    "champion_model": ("models", {"evaluation_report"}),
+    "drift_reports": ("monitoring", {"evaluation_report", "features"}),
+    "champion_model": ("models", {"evaluation_report", "drift_reports"}),
     "lead_scores": ("scoring", {"champion_model", "features"}),
 }
 
@@ -46,3 +48,12 @@ def test_main_job_and_resources_are_defined():
     assert d.resolve_job_def(ALL_SOURCES_JOB) is not None
     assert d.resolve_job_def("linkedin_pipeline") is not None
     assert {"warehouse", "mlflow_store", "storage"} <= set(d.resources)
+
+
+def test_feedback_sensor_runs_by_default_and_nightly_schedule_is_off():
+    d = _loaded()
+    sensor = d.resolve_sensor_def("linkedin_feedback_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    schedule = d.resolve_schedule_def("linkedin_nightly_retrain")
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    assert schedule.job_name == "linkedin_pipeline"

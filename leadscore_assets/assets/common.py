@@ -99,3 +99,22 @@ def save_feature_set(conn: duckdb.DuckDBPyConnection, config: ProjectConfig, fs:
 def load_feature_set(conn: duckdb.DuckDBPyConnection, config: ProjectConfig) -> FeatureSet:
     """The feature set decided when features were built (it depends on the data)."""
     return FeatureSet.from_frame(read_table(conn, table(config, "feature_schema")))
+
+
+def table_exists(conn: duckdb.DuckDBPyConnection, name: str) -> bool:
+    schema, tbl = name.split(".")
+    return bool(conn.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?", [schema, tbl]
+    ).fetchall()[0][0])
+
+
+def append_table(conn: duckdb.DuckDBPyConnection, name: str, df: pd.DataFrame) -> None:
+    """Append rows, creating the table from the frame's schema the first time."""
+    if not table_exists(conn, name):
+        write_table(conn, name, df)
+        return
+    conn.register("_frame", df)
+    try:
+        conn.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _frame")
+    finally:
+        conn.unregister("_frame")

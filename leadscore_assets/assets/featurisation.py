@@ -14,10 +14,11 @@ from leadscore_assets.assets.common import (
     resolved_config,
     save_feature_set,
     table,
+    table_exists,
     write_table,
 )
 from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.features import LABEL, SPLIT, build_feature_frame
+from leadscore_assets.lib.features import LABEL, NEWEST_FEEDBACK, SPLIT, build_feature_frame
 from leadscore_assets.lib.profiling import profile, profile_markdown
 
 
@@ -36,7 +37,13 @@ def build(config: ProjectConfig) -> list:
             resolved = resolved_config(conn, config)
             validated = read_table(conn, table(config, "validated_contacts"))
             labels = read_table(conn, table(config, "labels"))
-            frame, fs = build_feature_frame(validated, labels, resolved)
+            newest = set()
+            if config.feedback and table_exists(conn, table(config, "feedback_batches")):
+                newest = {r[0] for r in conn.execute(f"""
+                    SELECT lead_id FROM {table(config, 'labels')} WHERE feedback_hash = (
+                        SELECT content_hash FROM {table(config, 'feedback_batches')}
+                        ORDER BY received_at DESC NULLS LAST LIMIT 1)""").fetchall()}
+            frame, fs = build_feature_frame(validated, labels, resolved, newest)
             write_table(conn, table(config, "features"), frame)
             save_feature_set(conn, config, fs)
         counts = frame[SPLIT].value_counts().to_dict()
@@ -52,6 +59,7 @@ def build(config: ProjectConfig) -> list:
                 "split_rows": dg.MetadataValue.json({k: int(v) for k, v in counts.items()}),
                 "split_positive_rate": dg.MetadataValue.json(rates),
                 "split_kind": "out-of-time" if config.split.time_column else "stratified",
+                "newest_feedback_held_out": int(frame[NEWEST_FEEDBACK].sum()),
                 "preview": preview(frame),
             }
         )

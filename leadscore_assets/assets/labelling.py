@@ -11,11 +11,11 @@ from leadscore_assets.lib.labels import check_label_rule, label_select_sql
 
 def build(config: ProjectConfig) -> list:
     @dg.asset(
-        deps=[key(config, "validated_contacts")],
+        deps=[key(config, "validated_contacts"), *([key(config, "feedback_outcomes")] if config.feedback else [])],
         **asset_kwargs(
             config, "labels", "labels",
             f"1 when `{config.label.positive}`; 0 when `{config.label.negative}`; otherwise unlabelled "
-            "(still open: scored, never trained on).",
+            "(still open: scored, never trained on)" + ("; a CRM outcome overrides the rule." if config.feedback else "."),
             {"duckdb"},
         ),
     )
@@ -23,10 +23,11 @@ def build(config: ProjectConfig) -> list:
         src = table(config, "validated_contacts")
         with warehouse.get_connection() as conn:
             check_label_rule(conn, config, src)
-            conn.execute(f"CREATE OR REPLACE TABLE {table(config, 'labels')} AS {label_select_sql(config, src)}")
-            pos, neg, unl = conn.execute(
-                f"SELECT count(*) FILTER (label = 1), count(*) FILTER (label = 0), count(*) FILTER (label IS NULL) "
-                f"FROM {table(config, 'labels')}"
+            fb = table(config, "feedback_labels") if config.feedback else None
+            conn.execute(f"CREATE OR REPLACE TABLE {table(config, 'labels')} AS {label_select_sql(config, src, fb)}")
+            pos, neg, unl, from_crm = conn.execute(
+                f"SELECT count(*) FILTER (label = 1), count(*) FILTER (label = 0), count(*) FILTER (label IS NULL), "
+                f"count(*) FILTER (label_source = 'crm_feedback') FROM {table(config, 'labels')}"
             ).fetchall()[0]
         return dg.MaterializeResult(
             metadata={
@@ -34,6 +35,7 @@ def build(config: ProjectConfig) -> list:
                 "positive": pos,
                 "negative": neg,
                 "unlabelled": unl,
+                "labelled_by_crm_feedback": from_crm,
                 "positive_rate": float(pos / max(pos + neg, 1)),
             }
         )

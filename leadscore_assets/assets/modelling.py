@@ -1,5 +1,8 @@
-"""candidate_models -> evaluation_report -> champion_model: train, select, evaluate, register."""
+"""candidate_models -> evaluation_report: train, tune, select, calibrate, threshold, evaluate.
 
+The evaluation report's model (calibrated pipeline + threshold) is the challenger that
+`promotion.champion_model` registers and judges against the current champion.
+"""
 
 import json
 
@@ -10,14 +13,38 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 from sklearn.inspection import permutation_importance
 
-from leadscore_assets.assets.common import asset_kwargs, figure_markdown, key, load_feature_set, read_table, table, write_table
+from leadscore_assets.assets.common import (
+    asset_kwargs,
+    figure_markdown,
+    key,
+    load_feature_set,
+    read_table,
+    resolved_config,
+    table,
+    write_table,
+)
+from leadscore_assets.lib.calibration import calibrate, reliability_plot
 from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.evaluation import classification_metrics, confusion, lift_table, plot_report, selection_score
+from leadscore_assets.lib.evaluation import (
+    bootstrap_ci,
+    classification_metrics,
+    confusion,
+    lift_table,
+    plot_report,
+    selection_score,
+)
+from leadscore_assets.lib.explain import explain, global_importance, summary_plot
 from leadscore_assets.lib.features import SPLIT
-from leadscore_assets.lib.registry import log_pipeline, register_champion
+from leadscore_assets.lib.model_card import model_card
+from leadscore_assets.lib.registry import log_pipeline, uncalibrated
+from leadscore_assets.lib.thresholds import choose_threshold
 from leadscore_assets.lib.training import split_xy, train_candidate
+from leadscore_assets.lib.tuning import history_plots
 from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.storage import LeadscoreStorage
+
+EXPLAIN_SAMPLE = 2000  # test rows explained for the global SHAP summary
+IMPORTANCE_SAMPLE = 5000  # test rows shuffled for permutation importance
 
 
 def build(config: ProjectConfig) -> list:
@@ -25,36 +52,56 @@ def build(config: ProjectConfig) -> list:
         deps=[key(config, "features")],
         **asset_kwargs(
             config, "candidate_models", "models",
-            "Every configured candidate fitted on the training split and scored on validation; "
-            "each an MLflow run with params, metrics and the whole pipeline as a model.",
-            {"scikitlearn", "xgboost", "lightgbm", "mlflow"},
+            "Every configured candidate fitted on the training split (after an Optuna search when the "
+            "project sets a budget) and scored on validation; each an MLflow run, trials nested under it.",
+            {"scikitlearn", "xgboost", "lightgbm", "optuna", "mlflow"},
         ),
     )
     def candidate_models(
-        context: dg.AssetExecutionContext, warehouse: DuckDBResource, mlflow_store: MlflowStore
+        context: dg.AssetExecutionContext, warehouse: DuckDBResource, mlflow_store: MlflowStore,
+        storage: LeadscoreStorage,
     ) -> dg.MaterializeResult:
         with warehouse.get_connection() as conn:
             frame = read_table(conn, table(config, "features"))
             fs = load_feature_set(conn, config)
         x_val, y_val = split_xy(frame, fs, "validation")
         split_rows = frame[SPLIT].value_counts().to_dict()
-        rows = []
+        rows, search_md = [], []
         for name in config.models.candidates:
-            cand = train_candidate(name, frame, fs, config)
-            metrics = classification_metrics(y_val, cand.pipeline.predict_proba(x_val)[:, 1])
-            with mlflow_store.run(config.name, f"{config.name}-{name}", tags={"leadscore.project": config.name,
-                                                                               "leadscore.candidate": name,
-                                                                               "dagster.run_id": context.run_id}) as run:
+            tags = {"leadscore.project": config.name, "leadscore.candidate": name, "dagster.run_id": context.run_id}
+            with mlflow_store.run(config.name, f"{config.name}-{name}", tags=tags) as run:
+
+                def log_trial(number: int, params: dict, value: float | None, state: str, _name=name) -> None:
+                    with mlflow.start_run(run_name=f"{_name}-trial-{number}", nested=True):
+                        mlflow.log_params(params)
+                        mlflow.set_tag("optuna.state", state)
+                        if value is not None:
+                            mlflow.log_metric("cv_score", value)
+
+                cand = train_candidate(name, frame, fs, config, on_trial=log_trial)
+                metrics = classification_metrics(y_val, cand.pipeline.predict_proba(x_val)[:, 1])
                 mlflow.log_params({"candidate": name, "features": ",".join(fs.columns),
                                    "selection_metric": config.models.selection_metric,
                                    **{f"rows_{k}": int(v) for k, v in split_rows.items()}, **cand.params})
                 mlflow.log_metrics({f"validation_{k}": v for k, v in metrics.items() if np.isfinite(v)})
+                if cand.tuning is not None:
+                    mlflow.log_metric("search_best_cv_score", cand.tuning.best_value)
+                    plots = history_plots(cand.tuning)
+                    out = storage.report_dir(config.name, "search", name)
+                    for plot_name, fig in plots.items():
+                        fig.savefig(out / f"{plot_name}.png", bbox_inches="tight")
+                        mlflow.log_figure(fig, f"search/{plot_name}.png")
+                    trials = cand.tuning.trials
+                    search_md.append(
+                        f"### {name}: {len(trials)} trials, {int((trials.state == 'PRUNED').sum())} pruned, "
+                        f"best CV {cand.tuning.best_value:.4f}\n\n{figure_markdown(plots)}"
+                    )
                 model_uri = log_pipeline(cand.pipeline, x_val)
             score = selection_score(metrics, config.models.selection_metric)
             rows.append({"candidate": name, "run_id": run.info.run_id, "model_uri": model_uri,
                          "selection_score": score, **{f"validation_{k}": v for k, v in metrics.items()}})
             context.log.info(f"{name}: validation {config.models.selection_metric} = {score:.4f}")
-        results = pd.DataFrame(rows).sort_values("selection_score", ascending=False)
+        results = pd.DataFrame(rows).sort_values("selection_score", ascending=False, kind="stable")
         with warehouse.get_connection() as conn:
             write_table(conn, table(config, "candidate_models"), results)
         shown = results[["candidate", "selection_score", "validation_roc_auc", "validation_pr_auc", "validation_brier"]]
@@ -63,6 +110,7 @@ def build(config: ProjectConfig) -> list:
                 "best_candidate": str(results.candidate.iloc[0]),
                 "best_validation_score": float(results.selection_score.iloc[0]),
                 "leaderboard": dg.MetadataValue.md(shown.round(4).to_markdown(index=False)),
+                "search_history": dg.MetadataValue.md("\n\n".join(search_md) or "_no search configured_"),
                 "mlflow_experiment": f"leadscore/{config.name}",
             }
         )
@@ -71,58 +119,127 @@ def build(config: ProjectConfig) -> list:
         deps=[candidate_models],
         **asset_kwargs(
             config, "evaluation_report", "evaluation",
-            "The best validation candidate evaluated once on the untouched test split: metrics, lift by "
-            "decile and plots (also logged to its MLflow run).",
-            {"scikitlearn", "mlflow"},
+            "The best validation candidate, calibrated on validation when that lowers Brier, with its "
+            "decision threshold from the project's policy, evaluated once on the untouched test split: "
+            "metrics with bootstrap intervals, lift, plots, SHAP summary and a model card (all in MLflow).",
+            {"scikitlearn", "shap", "mlflow"},
         ),
     )
     def evaluation_report(
-        context: dg.AssetExecutionContext, warehouse: DuckDBResource, mlflow_store: MlflowStore, storage: LeadscoreStorage
+        context: dg.AssetExecutionContext, warehouse: DuckDBResource, mlflow_store: MlflowStore,
+        storage: LeadscoreStorage,
     ) -> dg.MaterializeResult:
         with warehouse.get_connection() as conn:
+            resolved = resolved_config(conn, config)
             frame = read_table(conn, table(config, "features"))
             fs = load_feature_set(conn, config)
             cands = read_table(conn, table(config, "candidate_models"), "ORDER BY selection_score DESC")
         best = cands.iloc[0]
-        pipeline = mlflow.sklearn.load_model(best.model_uri)
+        seed = config.models.seed
+        fitted = mlflow.sklearn.load_model(best.model_uri)
+        x_val, y_val = split_xy(frame, fs, "validation")
         x_test, y_test = split_xy(frame, fs, "test")
-        p = pipeline.predict_proba(x_test)[:, 1]
-        metrics = classification_metrics(y_test, p)
+
+        cal = calibrate(fitted, x_val, y_val, method=config.models.calibration, seed=seed)
+        model = cal.pipeline
+        p_raw_test = fitted.predict_proba(x_test)[:, 1]
+        p = model.predict_proba(x_test)[:, 1]
+        t = config.models.threshold
+        decision = choose_threshold(
+            y_val, None, t.policy, capacity_per_week=t.capacity_per_week, leads_per_week=t.leads_per_week,
+            value_per_conversion=t.value_per_conversion, cost_per_contact=t.cost_per_contact,
+            classifier=model, x_val=x_val,
+        )
+        metrics = classification_metrics(y_test, p, threshold=decision.threshold)
+        intervals = bootstrap_ci(y_test, p, seed=seed)
         dummy = cands[cands.candidate == "dummy"].iloc[0]
-        dummy_p = mlflow.sklearn.load_model(dummy.model_uri).predict_proba(x_test)[:, 1]
-        dummy_auc = classification_metrics(y_test, dummy_p)["roc_auc"]
-        imp = permutation_importance(pipeline, x_test, y_test, scoring="roc_auc", n_repeats=5,
-                                     random_state=config.models.seed, n_jobs=1)
+        dummy_auc = classification_metrics(y_test, mlflow.sklearn.load_model(dummy.model_uri).predict_proba(x_test)[:, 1])["roc_auc"]
+
+        sample = x_test.sample(min(len(x_test), IMPORTANCE_SAMPLE), random_state=seed)
+        imp = permutation_importance(model, sample, y_test[x_test.index.get_indexer(sample.index)], scoring="roc_auc",
+                                     n_repeats=5, random_state=seed, n_jobs=1)
         importance = pd.DataFrame({"feature": fs.columns, "importance": imp.importances_mean}).sort_values(
             "importance", ascending=False)
-        gains = lift_table(y_test, p)
+        x_train, _ = split_xy(frame, fs, "train")
+        shap_rows = x_test.sample(min(len(x_test), EXPLAIN_SAMPLE), random_state=seed)
+        explanation = explain(uncalibrated(model), shap_rows, fs.columns,
+                              background=x_train.sample(min(len(x_train), 500), random_state=seed), seed=seed)
+        shap_table = global_importance(explanation)
+
         figures = plot_report(y_test, p, importance, f"{config.name} / {best.candidate}")
-        out = storage.report_dir(config.name, "evaluation", best.run_id)
+        figures["reliability"] = reliability_plot(y_test, {"uncalibrated": p_raw_test, f"calibrated ({cal.method})": p},
+                                                  f"Reliability - {config.name}")
+        figures["shap_summary"] = summary_plot(explanation, shap_rows)
+        gains = lift_table(y_test, p)
+        calibration = {"method": cal.method, "reason": cal.reason, "validation_brier_by_method": cal.brier_by_method,
+                       "test_brier_before": float(classification_metrics(y_test, p_raw_test)["brier"]),
+                       "test_brier_after": metrics["brier"]}
+        threshold = {"policy": decision.policy, "threshold": decision.threshold, "precision": decision.precision,
+                     "recall": decision.recall, "f1": decision.f1, "expected_value": decision.expected_value,
+                     "contacted_share": decision.contacted_share}
+        time_col = config.split.time_column
+        window = {"column": time_col or "row order"}
+        if time_col:
+            with warehouse.get_connection() as conn:
+                lo, hi = conn.execute(f"SELECT min({time_col}), max({time_col}) FROM {table(config, 'validated_contacts')}").fetchall()[0]
+            window.update(start=str(lo), end=str(hi))
+        card = model_card(
+            project=config.name, description=config.description, candidate=str(best.candidate),
+            version_hint=f"run {context.run_id[:8]}", label_rule=config.label.model_dump(), data_window=window,
+            rows={k: int(v) for k, v in frame[SPLIT].value_counts().items()}, features=fs.columns,
+            excluded=sorted({*config.personal_data, *config.features.exclude}),
+            metrics=metrics, intervals=intervals, calibration=calibration, threshold=threshold,
+            limitations=[
+                "Trained on leads the source recorded an outcome for; unlabelled (open) leads are scored only.",
+                "Demo-scale data: intervals are wide on small test splits.",
+                *(["Split is random, not out-of-time: lift may be overstated."] if not time_col else []),
+                f"Columns typed {'from the data' if not config.columns else 'in the project YAML'}.",
+            ],
+        )
+
+        out = storage.report_dir(config.name, "evaluation", context.run_id)
         for name, fig in figures.items():
             fig.savefig(out / f"{name}.png", bbox_inches="tight")
         gains.to_csv(out / "lift_by_decile.csv", index=False)
         importance.to_csv(out / "feature_importance.csv", index=False)
-        report = {"candidate": best.candidate, "run_id": best.run_id, "model_uri": best.model_uri,
-                  "test": metrics, "dummy_test_roc_auc": dummy_auc,
-                  "confusion_matrix": confusion(y_test, p).tolist()}
-        (out / "evaluation.json").write_text(json.dumps(report, indent=2))
-        client = mlflow_store.client
-        for k, v in metrics.items():
-            if np.isfinite(v):
-                client.log_metric(best.run_id, f"test_{k}", v)
-        client.log_artifacts(best.run_id, str(out), artifact_path="evaluation")
-        row = {"candidate": best.candidate, "run_id": best.run_id, "model_uri": best.model_uri,
-               "dummy_test_roc_auc": dummy_auc, **{f"test_{k}": v for k, v in metrics.items()}}
+        shap_table.to_csv(out / "shap_mean_abs.csv", index=False)
+        (out / "model_card.md").write_text(card)
+        report = {"candidate": best.candidate, "test": metrics, "intervals": intervals, "dummy_test_roc_auc": dummy_auc,
+                  "confusion_matrix": confusion(y_test, p, decision.threshold).tolist(),
+                  "calibration": calibration, "threshold": threshold}
+        (out / "evaluation.json").write_text(json.dumps(report, indent=2, default=float))
+
+        tags = {"leadscore.project": config.name, "leadscore.role": "challenger", "dagster.run_id": context.run_id}
+        with mlflow_store.run(config.name, f"{config.name}-challenger", tags=tags) as run:
+            mlflow.log_params({"candidate": best.candidate, "source_run_id": best.run_id, "calibration": cal.method,
+                               "threshold_policy": decision.policy, "threshold": round(decision.threshold, 6),
+                               "features": ",".join(fs.columns)})
+            mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items() if np.isfinite(v)})
+            mlflow.log_metrics({f"test_{k}_ci_low": v[0] for k, v in intervals.items()})
+            mlflow.log_metrics({f"test_{k}_ci_high": v[1] for k, v in intervals.items()})
+            mlflow.log_artifacts(str(out), artifact_path="evaluation")
+            model_uri = log_pipeline(model, x_val)
+        row = {"candidate": best.candidate, "run_id": run.info.run_id, "model_uri": model_uri,
+               "source_run_id": best.run_id, "calibration": cal.method, "threshold": decision.threshold,
+               "threshold_policy": decision.policy, "dummy_test_roc_auc": dummy_auc,
+               **{f"test_{k}": v for k, v in metrics.items()}}
         with warehouse.get_connection() as conn:
             write_table(conn, table(config, "evaluation_report"), pd.DataFrame([row]))
         return dg.MaterializeResult(
             metadata={
                 "candidate": str(best.candidate),
-                "mlflow_run_id": str(best.run_id),
+                "mlflow_run_id": str(run.info.run_id),
                 **{f"test_{k}": dg.MetadataValue.float(float(v)) for k, v in metrics.items()},
+                **{f"test_{k}_95ci": dg.MetadataValue.text(f"{lo:.4f} - {hi:.4f}") for k, (lo, hi) in intervals.items()},
                 "dummy_test_roc_auc": float(dummy_auc),
+                "calibration": cal.method,
+                "test_brier_uncalibrated": calibration["test_brier_before"],
+                "threshold_policy": decision.policy,
+                "threshold": float(decision.threshold),
+                "threshold_precision_recall": dg.MetadataValue.json(threshold),
                 "lift_by_decile": dg.MetadataValue.md(gains.round(4).to_markdown(index=False)),
-                "feature_importance": dg.MetadataValue.md(importance.round(4).to_markdown(index=False)),
+                "shap_mean_abs": dg.MetadataValue.md(shap_table.round(4).to_markdown(index=False)),
+                "model_card": dg.MetadataValue.md(card),
                 "report_dir": dg.MetadataValue.path(str(out)),
                 "plots": dg.MetadataValue.md(figure_markdown(figures)),
             }
@@ -137,31 +254,4 @@ def build(config: ProjectConfig) -> list:
             ).fetchall()[0]
         return dg.AssetCheckResult(passed=bool(auc > dummy_auc), metadata={"test_roc_auc": auc, "dummy_test_roc_auc": dummy_auc})
 
-    @dg.asset(
-        deps=[evaluation_report],
-        **asset_kwargs(
-            config, "champion_model", "models",
-            f"The evaluated winner registered as MLflow model '{config.registered_model_name}' under the alias "
-            "`champion` (the previous champion keeps the alias `previous`).",
-            {"mlflow"},
-        ),
-    )
-    def champion_model(warehouse: DuckDBResource, mlflow_store: MlflowStore) -> dg.MaterializeResult:
-        with warehouse.get_connection() as conn:
-            ev = read_table(conn, table(config, "evaluation_report")).iloc[0]
-        version = register_champion(
-            mlflow_store.client, config.registered_model_name, ev.model_uri, ev.run_id,
-            tags={"leadscore.project": config.name, "leadscore.candidate": ev.candidate,
-                  "leadscore.test_roc_auc": f"{ev.test_roc_auc:.4f}"},
-        )
-        return dg.MaterializeResult(
-            metadata={
-                "registered_model": config.registered_model_name,
-                "version": version,
-                "model_uri": f"models:/{config.registered_model_name}@champion",
-                "candidate": str(ev.candidate),
-                "test_roc_auc": float(ev.test_roc_auc),
-            }
-        )
-
-    return [candidate_models, evaluation_report, beats_dummy_baseline, champion_model]
+    return [candidate_models, evaluation_report, beats_dummy_baseline]

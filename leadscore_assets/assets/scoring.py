@@ -1,18 +1,27 @@
-"""lead_scores: every lead, labelled or not, scored by the current champion."""
+"""lead_scores: every lead, labelled or not, scored by the current champion, with reasons.
 
+Each lead gets its probability, decile, grade (A-D around the champion's threshold), a
+contact / do-not-contact flag and its top three reasons raising and lowering the score, in
+words a salesperson reads ("job_title = ceo raises the score").
+"""
 
 from datetime import datetime, timezone
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from leadscore_assets.assets.common import asset_kwargs, key, load_feature_set, read_table, table, write_table
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.evaluation import deciles
-from leadscore_assets.lib.features import ID
-from leadscore_assets.lib.registry import CHAMPION, load_champion
+from leadscore_assets.lib.explain import explain, reasons
+from leadscore_assets.lib.features import ID, SPLIT
+from leadscore_assets.lib.registry import CHAMPION, load_version, uncalibrated
+from leadscore_assets.lib.thresholds import grades
 from leadscore_assets.resources.mlflow_store import MlflowStore
+
+REASON_COLUMNS = [f"reason_{i}_{d}" for d in ("up", "down") for i in (1, 2, 3)]
 
 
 def build(config: ProjectConfig) -> list:
@@ -20,36 +29,52 @@ def build(config: ProjectConfig) -> list:
         deps=[key(config, "champion_model"), key(config, "features")],
         **asset_kwargs(
             config, "lead_scores", "scoring",
-            f"Probability and decile (1 = best 10%) for every lead, from `models:/{config.registered_model_name}@champion`.",
-            {"mlflow", "duckdb"},
+            f"Probability, decile, grade A-D, contact flag and top reasons for every lead, from "
+            f"`models:/{config.registered_model_name}@champion`.",
+            {"mlflow", "shap", "duckdb"},
         ),
     )
-    def lead_scores(warehouse: DuckDBResource, mlflow_store: MlflowStore) -> dg.MaterializeResult:
+    def lead_scores(context: dg.AssetExecutionContext, warehouse: DuckDBResource, mlflow_store: MlflowStore) -> dg.MaterializeResult:
         name = config.registered_model_name
-        version = mlflow_store.client.get_model_version_by_alias(name, CHAMPION).version
-        pipeline = load_champion(name)
+        version = mlflow_store.client.get_model_version_by_alias(name, CHAMPION)
+        threshold = float(version.tags.get("leadscore.threshold", 0.5))
+        model = load_version(name, CHAMPION)
         with warehouse.get_connection() as conn:
             frame = read_table(conn, table(config, "features"))
             fs = load_feature_set(conn, config)
-        p = pipeline.predict_proba(frame[fs.columns])[:, 1]
+        x = frame[fs.columns]
+        p = model.predict_proba(x)[:, 1]
+        background = x[frame[SPLIT] == "train"].sample(min(500, int((frame[SPLIT] == "train").sum())), random_state=0)
+        chunk = config.models.explain_max_rows
+        parts = [reasons(explain(uncalibrated(model), x.iloc[i:i + chunk], fs.columns, background=background), x.iloc[i:i + chunk])
+                 for i in range(0, len(x), chunk)]
+        why = pd.concat(parts) if parts else pd.DataFrame(columns=[*REASON_COLUMNS, "reasons_up", "reasons_down"])
         scores = pd.DataFrame({
             ID: frame[ID].astype(str),
             "probability": p,
             "decile": deciles(p),
-            "model_name": name,
-            "model_version": str(version),
-            "scored_at": datetime.now(timezone.utc).replace(tzinfo=None),
-        }).sort_values("probability", ascending=False)
+            "grade": grades(p, threshold),
+            "contact": p >= threshold,
+            "threshold": threshold,
+        })
+        scores = pd.concat([scores, why.reindex(scores.index)[[*REASON_COLUMNS, "reasons_up", "reasons_down"]]], axis=1)
+        scores["model_name"] = name
+        scores["model_version"] = str(version.version)
+        scores["scored_at"] = datetime.now(timezone.utc).replace(tzinfo=None)
+        scores = scores.sort_values("probability", ascending=False, kind="stable")
         with warehouse.get_connection() as conn:
             write_table(conn, table(config, "lead_scores"), scores)
-        by_decile = scores.groupby("decile").probability.agg(["size", "min", "max"]).round(4).reset_index()
+        by_grade = scores.groupby("grade").probability.agg(["size", "min", "max"]).round(4).reset_index()
+        shown = scores.head(10)[[ID, "probability", "grade", "contact", "reason_1_up", "reason_1_down"]]
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": len(scores),
-                "model_version": str(version),
-                "mean_probability": float(p.mean()),
-                "by_decile": dg.MetadataValue.md(by_decile.to_markdown(index=False)),
-                "top_leads": dg.MetadataValue.md(scores.head(10).to_markdown(index=False)),
+                "model_version": str(version.version),
+                "threshold": threshold,
+                "contacted": int(scores.contact.sum()),
+                "mean_probability": float(np.mean(p)),
+                "by_grade": dg.MetadataValue.md(by_grade.to_markdown(index=False)),
+                "top_leads": dg.MetadataValue.md(shown.to_markdown(index=False)),
             }
         )
 

@@ -8,23 +8,44 @@ from __future__ import annotations
 
 import dagster as dg
 
-from leadscore_assets.assets import featurisation, ingestion, labelling, modelling, scoring, validation
+from leadscore_assets.assets import (
+    feedback,
+    featurisation,
+    ingestion,
+    labelling,
+    modelling,
+    monitoring,
+    promotion,
+    scoring,
+    validation,
+)
 from leadscore_assets.lib.config import ProjectConfig
 
-LAYERS = (ingestion, validation, labelling, featurisation, modelling, scoring)
+LAYERS = (ingestion, validation, feedback, labelling, featurisation, modelling, monitoring, promotion, scoring)
 
 
 def project_definitions(config: ProjectConfig) -> dg.Definitions:
-    """All assets and checks of one project, plus a job that materializes them in order."""
+    """All assets and checks of one project, its pipeline job (raw export to scores, also the
+    retrain run the feedback sensor starts), the feedback sensor and the nightly schedule."""
     defs = [d for layer in LAYERS for d in layer.build(config)]
     checks = [d for d in defs if isinstance(d, dg.AssetChecksDefinition)]
     assets = [d for d in defs if not isinstance(d, dg.AssetChecksDefinition)]
     job = dg.define_asset_job(
         f"{config.name}_pipeline",
         selection=dg.AssetSelection.key_prefixes([config.name]),
-        description=f"Raw export to scores for the {config.name} project.",
+        description=f"Raw export to scores for the {config.name} project: load, validate, label, train, "
+                    "judge the challenger, rescore.",
+        tags={"leadscore/project": config.name},
     )
-    return dg.Definitions(assets=assets, asset_checks=checks, jobs=[job])
+    schedules = []
+    if config.retrain_schedule:
+        schedules.append(dg.ScheduleDefinition(
+            name=f"{config.name}_nightly_retrain", job=job, cron_schedule=config.retrain_schedule,
+            default_status=dg.DefaultScheduleStatus.STOPPED,
+            description="Retrain, judge and rescore every night (off until switched on).",
+        ))
+    return dg.Definitions(assets=assets, asset_checks=checks, jobs=[job], schedules=schedules,
+                          sensors=feedback.build_sensor(config, job))
 
 
 class LeadScoringProject(dg.Component, dg.Resolvable, ProjectConfig):

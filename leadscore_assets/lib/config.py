@@ -141,12 +141,43 @@ class SplitSpec(StrictModel):
         return self
 
 
+class SearchSpec(StrictModel):
+    """Optuna budget per tuned candidate (xgboost, lightgbm, logistic_regression)."""
+
+    n_trials: int = 0  # 0 = no search: the candidates' default parameters
+    timeout_s: float | None = 120
+    cv_folds: int = 3
+
+
+class ThresholdSpec(StrictModel):
+    """How probabilities become a contact / do-not-contact decision."""
+
+    policy: Literal["max_f1", "capacity", "expected_value"] = "max_f1"
+    capacity_per_week: int | None = None
+    leads_per_week: float | None = None
+    value_per_conversion: float | None = None
+    cost_per_contact: float | None = None
+
+    @model_validator(mode="after")
+    def _needs(self) -> ThresholdSpec:
+        if self.policy == "capacity" and not (self.capacity_per_week and self.leads_per_week):
+            raise ValueError("threshold policy 'capacity' needs capacity_per_week and leads_per_week")
+        if self.policy == "expected_value" and (self.value_per_conversion is None or self.cost_per_contact is None):
+            raise ValueError("threshold policy 'expected_value' needs value_per_conversion and cost_per_contact")
+        return self
+
+
 class ModelSpec(StrictModel):
     candidates: list[CandidateName] = Field(
         default_factory=lambda: ["dummy", "logistic_regression", "random_forest", "xgboost", "lightgbm"]
     )
     selection_metric: Literal["roc_auc", "pr_auc", "neg_brier", "neg_log_loss"] = "roc_auc"
     seed: int = 42
+    imbalance: Literal["class_weight", "smote", "none"] = "class_weight"
+    search: SearchSpec = Field(default_factory=SearchSpec)
+    calibration: Literal["auto", "sigmoid", "isotonic", "none"] = "auto"
+    threshold: ThresholdSpec = Field(default_factory=ThresholdSpec)
+    explain_max_rows: int = 50_000  # larger sources are explained in chunks of this size
 
     @field_validator("candidates")
     @classmethod
@@ -163,6 +194,29 @@ class ValidationSpec(StrictModel):
     min_rows: int = 50
     row_rules: list[RowRule] = Field(default_factory=list)
     positive_rate: tuple[float, float] = (0.0, 1.0)  # labelled positive share must fall inside
+
+
+class FeedbackSpec(StrictModel):
+    """CRM outcome files dropped under `folder` (relative to the data directory).
+
+    Outcomes map to labels through `outcome_labels`; a lead's newest outcome overrides the
+    label its source row implies.
+    """
+
+    folder: str
+    outcome_labels: dict[str, int] = Field(
+        default_factory=lambda: {"won": 1, "replied": 1, "lost": 0, "no_reply": 0}
+    )
+
+
+class PromotionSpec(StrictModel):
+    """When a challenger replaces the champion (compared on the same held-out rows)."""
+
+    min_gain: float = 0.002  # in the selection metric
+    max_prediction_psi: float = 0.25
+    max_feature_drift_share: float = 0.5
+    max_champion_age_days: float = 90
+    near_parity_ratio: float = 0.95  # an old champion yields to a challenger this close to it
 
 
 class ProjectConfig(StrictModel):
@@ -182,6 +236,9 @@ class ProjectConfig(StrictModel):
     split: SplitSpec = Field(default_factory=SplitSpec)
     models: ModelSpec = Field(default_factory=ModelSpec)
     validation: ValidationSpec = Field(default_factory=ValidationSpec)
+    feedback: FeedbackSpec | None = None
+    promotion: PromotionSpec = Field(default_factory=PromotionSpec)
+    retrain_schedule: str | None = "0 2 * * *"  # nightly retrain + rescore, off until switched on in the UI
 
     @model_validator(mode="after")
     def _columns_known(self) -> ProjectConfig:

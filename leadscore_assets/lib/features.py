@@ -21,6 +21,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler, TargetEncoder
 from leadscore_assets.lib.config import ProjectConfig
 
 ID, LABEL, SPLIT = "lead_id", "label", "split"
+NEWEST_FEEDBACK = "newest_feedback"  # labelled by the newest CRM feedback batch: always held out
 SPLITS = ("train", "validation", "test")
 UNLABELLED = "unlabelled"
 
@@ -94,11 +95,13 @@ def date_part(ts: pd.Series, part: str, reference: pd.Timestamp) -> pd.Series:
 
 
 def build_feature_frame(
-    validated: pd.DataFrame, labels: pd.DataFrame, config: ProjectConfig
+    validated: pd.DataFrame, labels: pd.DataFrame, config: ProjectConfig, newest_feedback_ids: set[str] = frozenset()
 ) -> tuple[pd.DataFrame, FeatureSet]:
     """One row per lead: id, readable features, label (or NaN) and split assignment.
 
-    Personal-data columns are dropped before anything else touches the frame.
+    Personal-data columns are dropped before anything else touches the frame. Leads labelled
+    by the newest feedback batch go to the test split, so a retrained challenger and the
+    champion are compared on outcomes neither has seen.
     """
     df = validated.drop(columns=[c for c in config.personal_data if c in validated.columns])
     fs = feature_set(config, cardinality={c: int(df[c].nunique()) for c in config.feature_columns()})
@@ -117,18 +120,25 @@ def build_feature_frame(
             out[col] = df[col].astype(object).where(df[col].notna(), np.nan).to_numpy()
         else:
             out[col] = pd.to_numeric(df[col].astype("Float64"), errors="coerce").astype("float64").to_numpy()
-    out = out.merge(labels.rename(columns={"label": LABEL}), on=ID, how="left")
+    out = out.merge(labels[[ID, LABEL]], on=ID, how="left")
     out[LABEL] = out[LABEL].astype("float64")
+    out[NEWEST_FEEDBACK] = out[ID].isin(newest_feedback_ids) & out[LABEL].notna()
     time = pd.to_datetime(df[config.split.time_column]).to_numpy() if config.split.time_column else None
-    out[SPLIT] = assign_splits(out[LABEL].to_numpy(), time, config)
-    return out[[ID, *fs.columns, LABEL, SPLIT]], fs
+    out[SPLIT] = assign_splits(out[LABEL].to_numpy(), time, config, out[NEWEST_FEEDBACK].to_numpy())
+    return out[[ID, *fs.columns, LABEL, SPLIT, NEWEST_FEEDBACK]], fs
 
 
-def assign_splits(label: np.ndarray, time: np.ndarray | None, config: ProjectConfig) -> np.ndarray:
+def assign_splits(
+    label: np.ndarray, time: np.ndarray | None, config: ProjectConfig, forced_test: np.ndarray | None = None
+) -> np.ndarray:
     """Out-of-time when there is a creation date (newest labelled leads are the test set),
-    stratified random otherwise; unlabelled rows get their own split and are only scored."""
+    stratified random otherwise; unlabelled rows get their own split and are only scored;
+    `forced_test` rows (the newest feedback) are always test."""
     spec = config.split
     split = np.full(len(label), UNLABELLED, dtype=object)
+    if forced_test is not None and forced_test.any():
+        split[forced_test] = "test"
+        label = np.where(forced_test, np.nan, label)
     labelled = np.flatnonzero(~np.isnan(label))
     if len(labelled) == 0:
         return split

@@ -15,14 +15,24 @@ class LabelRuleError(ValueError):
     """The configured label expression does not parse or does not run on the validated table."""
 
 
-def label_select_sql(config: ProjectConfig, validated_table: str) -> str:
+def label_select_sql(config: ProjectConfig, validated_table: str, feedback_table: str | None = None) -> str:
+    """Rule labels, overridden per lead by the resolved CRM outcome when there is one."""
     rule = config.label
+    rule_label = f"""CASE WHEN coalesce(({rule.positive}), false) THEN 1
+                    WHEN coalesce(({rule.negative}), false) THEN 0 END"""
+    if feedback_table is None:
+        return f"""
+            SELECT {config.id_column} AS lead_id, {rule_label} AS label,
+                   CASE WHEN {rule_label} IS NOT NULL THEN 'source' END AS label_source,
+                   NULL::VARCHAR AS feedback_hash
+            FROM {validated_table}
+        """
     return f"""
-        SELECT {config.id_column} AS lead_id,
-               CASE WHEN coalesce(({rule.positive}), false) THEN 1
-                    WHEN coalesce(({rule.negative}), false) THEN 0
-               END AS label
-        FROM {validated_table}
+        SELECT v.{config.id_column} AS lead_id,
+               coalesce(f.label::INTEGER, {rule_label}) AS label,
+               CASE WHEN f.label IS NOT NULL THEN 'crm_feedback' WHEN {rule_label} IS NOT NULL THEN 'source' END AS label_source,
+               f.content_hash AS feedback_hash
+        FROM {validated_table} v LEFT JOIN {feedback_table} f ON f.lead_id = v.{config.id_column}
     """
 
 

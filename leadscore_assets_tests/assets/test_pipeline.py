@@ -1,5 +1,8 @@
 """The whole LinkedIn graph materialized in-process on real DuckDB and MLflow stores."""
 
+import json
+from pathlib import Path
+
 import duckdb
 import mlflow
 import pandas as pd
@@ -94,10 +97,59 @@ def test_champion_alias_is_loadable_and_beats_dummy(run, warehouse, linkedin_con
 def test_scores_cover_every_lead_without_personal_data(warehouse, linkedin_config):
     scores = warehouse.execute("SELECT * FROM linkedin.lead_scores").df()
     assert len(scores) == warehouse.execute("SELECT count(*) FROM linkedin.validated_contacts").fetchall()[0][0]
-    assert set(scores.columns) == {"lead_id", "probability", "decile", "model_name", "model_version", "scored_at"}
+    reason_cols = {f"reason_{i}_{d}" for i in (1, 2, 3) for d in ("up", "down")}
+    assert set(scores.columns) == {"lead_id", "probability", "decile", "grade", "contact", "threshold",
+                                   "reasons_up", "reasons_down", "model_name", "model_version", "scored_at", *reason_cols}
+    assert not set(scores.columns) & set(linkedin_config.personal_data)
     assert scores.decile.between(1, 10).all()
     top = scores[scores.decile == 1].probability.min()
     assert top >= scores[scores.decile == 2].probability.max()
+
+
+def test_contact_flag_and_grades_follow_the_champions_threshold(warehouse):
+    scores = warehouse.execute("SELECT probability, contact, grade, threshold FROM linkedin.lead_scores").df()
+    t = scores.threshold.iloc[0]
+    assert 0 < t < 1
+    assert (scores.contact == (scores.probability >= t)).all()
+    assert set(scores.loc[scores.contact, "grade"]) <= {"A", "B"}
+    assert set(scores.loc[~scores.contact, "grade"]) <= {"C", "D"}
+
+
+def test_reasons_name_real_features_with_the_sign_of_their_contribution(warehouse):
+    feature_names = set(warehouse.execute("SELECT feature FROM linkedin.feature_schema").df().feature)
+    scores = warehouse.execute("SELECT reasons_up, reasons_down, reason_1_up FROM linkedin.lead_scores").df()
+    ups = [r for cell in scores.reasons_up for r in json.loads(cell)]
+    downs = [r for cell in scores.reasons_down for r in json.loads(cell)]
+    assert ups and downs
+    assert {r["feature"] for r in ups + downs} <= feature_names
+    assert all(r["contribution"] > 0 and r["direction"] == "up" for r in ups)
+    assert all(r["contribution"] < 0 and r["direction"] == "down" for r in downs)
+    first = scores.reason_1_up.dropna()
+    assert first.str.match(r"^[a-z_]+ = .+ raises the score$").all()
+
+
+def test_first_model_is_promoted_and_the_decision_recorded(warehouse, run, linkedin_config):
+    decisions = warehouse.execute("SELECT * FROM linkedin.model_decisions").df()
+    assert list(decisions.decision) == ["promoted"]
+    assert "no champion yet" in decisions.reason.iloc[0]
+    _, data_dir = run
+    client = mlflow.MlflowClient(f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}")
+    version = client.get_model_version_by_alias(linkedin_config.registered_model_name, "champion")
+    assert version.tags["leadscore.decision"] == "promoted"
+    assert float(version.tags["leadscore.threshold"]) > 0
+
+
+def test_evaluation_report_has_calibration_threshold_and_model_card(run):
+    result, data_dir = run
+    mat = next(e for e in result.get_asset_materialization_events()
+               if e.asset_key.path[-1] == "evaluation_report").materialization
+    meta = mat.metadata
+    assert meta["calibration"].value in {"none", "sigmoid", "isotonic"}
+    assert "## Decision threshold" in meta["model_card"].value and "95% CI" in meta["model_card"].value
+    report_dir = meta["report_dir"].value
+    for png in ("roc", "precision_recall", "calibration", "lift", "confusion_matrix", "feature_importance",
+                "reliability", "shap_summary"):
+        assert (Path(report_dir) / f"{png}.png").stat().st_size > 1000, png
 
 
 def test_no_personal_data_in_mlflow_params_or_artifacts(run, warehouse):

@@ -1,0 +1,128 @@
+"""drift_reports: Evidently reports comparing the champion's training data with new leads.
+
+Reference = the rows the current champion was trained on (with its scores), persisted when it
+was promoted; before the first promotion, the training split scored by the challenger.
+Current = every lead the reference does not contain. Feature, score (PSI) and label drift
+feed the promotion gate; each report is an HTML file under data/reports, logged to MLflow.
+"""
+
+import dagster as dg
+import mlflow
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from leadscore_assets.assets.common import asset_kwargs, key, load_feature_set, read_table, table, table_exists, write_table
+from leadscore_assets.lib.config import ProjectConfig
+from leadscore_assets.lib.drift import feature_drift, label_drift, score_drift
+from leadscore_assets.lib.features import ID, LABEL, SPLIT
+from leadscore_assets.lib.registry import CHAMPION, current_champion, load_version
+from leadscore_assets.resources.mlflow_store import MlflowStore
+from leadscore_assets.resources.storage import LeadscoreStorage
+
+MIN_ROWS = 20  # fewer current rows than this: the report would say nothing
+
+
+def build(config: ProjectConfig) -> list:
+    promo = config.promotion
+
+    @dg.asset(
+        deps=[key(config, "evaluation_report"), key(config, "features")],
+        **asset_kwargs(
+            config, "drift_reports", "monitoring",
+            "Evidently data drift (per feature), prediction drift (score PSI) and label drift between the "
+            "champion's training data and the leads it has not seen; HTML reports in data/reports and MLflow.",
+            {"evidently", "mlflow"},
+        ),
+    )
+    def drift_reports(
+        context: dg.AssetExecutionContext, warehouse: DuckDBResource, mlflow_store: MlflowStore,
+        storage: LeadscoreStorage,
+    ) -> dg.MaterializeResult:
+        name = config.registered_model_name
+        with warehouse.get_connection() as conn:
+            frame = read_table(conn, table(config, "features"))
+            fs = load_feature_set(conn, config)
+            ev = read_table(conn, table(config, "evaluation_report")).iloc[0]
+            reference = (read_table(conn, table(config, "champion_reference"))
+                         if table_exists(conn, table(config, "champion_reference")) else None)
+        champion = current_champion(mlflow_store.client, name)
+        model = load_version(name, CHAMPION) if champion is not None else mlflow.sklearn.load_model(ev.model_uri)
+        if reference is None:
+            reference = frame[frame[SPLIT] == "train"].copy()
+            reference["score"] = model.predict_proba(reference[fs.columns])[:, 1]
+        current = frame[~frame[ID].isin(reference[ID])]
+        if len(current) < MIN_ROWS:
+            current = frame[frame[SPLIT] == "test"]
+        current_scores = model.predict_proba(current[fs.columns])[:, 1]
+        out = storage.report_dir(config.name, "drift", context.run_id)
+        numeric, categorical = fs.numeric, [*fs.categorical, *fs.target_encoded]
+        reports = {
+            "features": feature_drift(reference, current, numeric, categorical, out / "feature_drift.html"),
+            "scores": score_drift(reference["score"].to_numpy(), current_scores, out / "score_drift.html",
+                                  psi_threshold=promo.max_prediction_psi),
+        }
+        ref_labels, cur_labels = reference[LABEL].dropna(), current[LABEL].dropna()
+        if len(ref_labels) >= MIN_ROWS and len(cur_labels) >= MIN_ROWS:
+            reports["labels"] = label_drift(ref_labels.to_numpy(), cur_labels.to_numpy(), out / "label_drift.html")
+        summary = pd.DataFrame([
+            {"kind": k, "drift_share": r.drift_share, "drifted_columns": ",".join(r.drifted_columns),
+             "psi": r.psi, "html_path": str(r.html_path), "reference_rows": len(reference), "current_rows": len(current),
+             "dagster_run_id": context.run_id}
+            for k, r in reports.items()
+        ])
+        with warehouse.get_connection() as conn:
+            write_table(conn, table(config, "drift_summary"), summary)
+        mlflow_store.client.log_artifacts(ev.run_id, str(out), artifact_path="drift")
+        feat, scores = reports["features"], reports["scores"]
+        return dg.MaterializeResult(
+            metadata={
+                "feature_drift_share": float(feat.drift_share),
+                "drifted_columns": dg.MetadataValue.json(feat.drifted_columns),
+                "prediction_psi": float(scores.psi),
+                "label_drift": bool(reports["labels"].drifted_columns) if "labels" in reports else "not enough labels",
+                "reference_rows": len(reference),
+                "current_rows": len(current),
+                "reference": "champion training data" if champion is not None else "training split (no champion yet)",
+                **{f"{k}_report": dg.MetadataValue.path(str(r.html_path)) for k, r in reports.items()},
+                "per_feature": dg.MetadataValue.md(feat.per_column.round(4).to_markdown(index=False)),
+            }
+        )
+
+    def _summary(warehouse: DuckDBResource, kind: str):
+        with warehouse.get_connection() as conn:
+            rows = conn.execute(
+                f"SELECT drift_share, drifted_columns, psi, html_path FROM {table(config, 'drift_summary')} WHERE kind = ?",
+                [kind],
+            ).fetchall()
+        return rows[0] if rows else None
+
+    @dg.asset_check(asset=drift_reports, name="feature_drift_within_policy",
+                    description=f"Share of drifted features <= {promo.max_feature_drift_share}.")
+    def feature_drift_within_policy(warehouse: DuckDBResource) -> dg.AssetCheckResult:
+        share, cols, _, html = _summary(warehouse, "features")
+        return dg.AssetCheckResult(
+            passed=share <= promo.max_feature_drift_share, severity=dg.AssetCheckSeverity.WARN,
+            metadata={"drift_share": share, "drifted_columns": cols, "report": dg.MetadataValue.path(html)},
+        )
+
+    @dg.asset_check(asset=drift_reports, name="prediction_psi_within_policy",
+                    description=f"Score PSI <= {promo.max_prediction_psi}.")
+    def prediction_psi_within_policy(warehouse: DuckDBResource) -> dg.AssetCheckResult:
+        _, _, psi, html = _summary(warehouse, "scores")
+        return dg.AssetCheckResult(
+            passed=psi <= promo.max_prediction_psi, severity=dg.AssetCheckSeverity.WARN,
+            metadata={"psi": psi, "report": dg.MetadataValue.path(html)},
+        )
+
+    @dg.asset_check(asset=drift_reports, name="label_drift_absent",
+                    description="The positive rate of newly labelled leads matches the champion's training data.")
+    def label_drift_absent(warehouse: DuckDBResource) -> dg.AssetCheckResult:
+        row = _summary(warehouse, "labels")
+        if row is None:
+            return dg.AssetCheckResult(passed=True, severity=dg.AssetCheckSeverity.WARN,
+                                       description="not enough labelled new leads to compare")
+        share, _, _, html = row
+        return dg.AssetCheckResult(passed=share == 0, severity=dg.AssetCheckSeverity.WARN,
+                                   metadata={"report": dg.MetadataValue.path(html)})
+
+    return [drift_reports, feature_drift_within_policy, prediction_psi_within_policy, label_drift_absent]

@@ -1,0 +1,125 @@
+"""champion_model: register the challenger, judge it against the champion, move the aliases.
+
+Both models are scored on the same held-out rows (the out-of-time test split, which holds the
+leads labelled by the newest CRM feedback). Every decision is a row in `<project>.model_decisions`
+and a tag on the MLflow model version. Aliases move only here, at the very end of a run, so a
+retrain that fails earlier never touches the champion.
+"""
+
+import time
+from datetime import datetime, timezone
+
+import dagster as dg
+import mlflow
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from leadscore_assets.assets.common import (
+    append_table,
+    asset_kwargs,
+    key,
+    load_feature_set,
+    read_table,
+    table,
+    write_table,
+)
+from leadscore_assets.lib.config import ProjectConfig
+from leadscore_assets.lib.evaluation import classification_metrics, selection_score
+from leadscore_assets.lib.features import LABEL, NEWEST_FEEDBACK, SPLIT
+from leadscore_assets.lib.promotion import decide
+from leadscore_assets.lib.registry import CHAMPION, current_champion, load_version, promote, register_challenger
+from leadscore_assets.lib.training import split_xy
+from leadscore_assets.resources.mlflow_store import MlflowStore
+
+
+def build(config: ProjectConfig) -> list:
+    metric = config.models.selection_metric
+
+    @dg.asset(
+        deps=[key(config, "evaluation_report"), key(config, "drift_reports")],
+        **asset_kwargs(
+            config, "champion_model", "models",
+            f"The challenger registered as '{config.registered_model_name}' (alias `challenger`) and promoted "
+            "to `champion` only when it beats the champion on the same held-out rows and the drift "
+            "guardrails allow it; the replaced champion keeps the alias `previous`.",
+            {"mlflow"},
+        ),
+    )
+    def champion_model(
+        context: dg.AssetExecutionContext, warehouse: DuckDBResource, mlflow_store: MlflowStore
+    ) -> dg.MaterializeResult:
+        client, name = mlflow_store.client, config.registered_model_name
+        with warehouse.get_connection() as conn:
+            ev = read_table(conn, table(config, "evaluation_report")).iloc[0]
+            drift = read_table(conn, table(config, "drift_summary")).set_index("kind")
+            frame = read_table(conn, table(config, "features"))
+            fs = load_feature_set(conn, config)
+        champion = current_champion(client, name)
+        version = register_challenger(client, name, ev.model_uri, tags={
+            "leadscore.project": config.name, "leadscore.candidate": str(ev.candidate),
+            "leadscore.threshold": f"{ev.threshold:.6f}", "leadscore.threshold_policy": str(ev.threshold_policy),
+            "leadscore.calibration": str(ev.calibration), "leadscore.run_id": str(ev.run_id),
+            "dagster.run_id": context.run_id,
+        })
+
+        x_test, y_test = split_xy(frame, fs, "test")
+        challenger_model = mlflow.sklearn.load_model(ev.model_uri)
+        comparison = {"challenger": classification_metrics(y_test, challenger_model.predict_proba(x_test)[:, 1])}
+        champion_metric, age_days = None, None
+        if champion is not None:
+            champion_model_ = load_version(name, CHAMPION)
+            comparison["champion"] = classification_metrics(y_test, champion_model_.predict_proba(x_test)[:, 1])
+            champion_metric = selection_score(comparison["champion"], metric)
+            age_days = (time.time() * 1000 - champion.creation_timestamp) / 86_400_000
+            newest = frame[frame[NEWEST_FEEDBACK] & frame[LABEL].notna()]
+            if newest[LABEL].nunique() == 2:
+                y_new = newest[LABEL].to_numpy().astype(int)
+                comparison["challenger_newest_feedback"] = classification_metrics(
+                    y_new, challenger_model.predict_proba(newest[fs.columns])[:, 1])
+                comparison["champion_newest_feedback"] = classification_metrics(
+                    y_new, champion_model_.predict_proba(newest[fs.columns])[:, 1])
+        challenger_metric = selection_score(comparison["challenger"], metric)
+        decision = decide(
+            config.promotion, challenger_metric, champion_metric,
+            prediction_psi=float(drift.loc["scores", "psi"]) if champion is not None else None,
+            feature_drift_share=float(drift.loc["features", "drift_share"]) if champion is not None else None,
+            champion_age_days=age_days,
+        )
+        if decision.promote:
+            promote(client, name, version)
+            reference = frame[frame[SPLIT] == "train"].copy()
+            reference["score"] = challenger_model.predict_proba(reference[fs.columns])[:, 1]
+            with warehouse.get_connection() as conn:
+                write_table(conn, table(config, "champion_reference"), reference)
+        verdict = "promoted" if decision.promote else "rejected"
+        client.set_model_version_tag(name, version, "leadscore.decision", verdict)
+        client.set_model_version_tag(name, version, "leadscore.decision_reason", decision.reason)
+        now_champion = current_champion(client, name)
+        row = {
+            "decided_at": datetime.now(timezone.utc).replace(tzinfo=None), "dagster_run_id": context.run_id,
+            "challenger_version": version, "champion_version": None if champion is None else str(champion.version),
+            "decision": verdict, "selection_metric": metric, "held_out_rows": int(len(y_test)),
+            **decision.as_row(),
+            "comparison": str({k: {m: round(v, 4) for m, v in d.items() if m in ("roc_auc", "pr_auc", "brier")}
+                               for k, d in comparison.items()}),
+        }
+        del row["promote"]
+        with warehouse.get_connection() as conn:
+            append_table(conn, table(config, "model_decisions"), pd.DataFrame([row]))
+        context.log.info(f"challenger v{version} {verdict}: {decision.reason}")
+        table_md = pd.DataFrame(comparison).T[["roc_auc", "pr_auc", "brier", "log_loss"]].round(4).to_markdown()
+        return dg.MaterializeResult(
+            metadata={
+                "decision": verdict,
+                "reason": decision.reason,
+                "challenger_version": version,
+                "champion_version": str(now_champion.version),
+                "model_uri": f"models:/{name}@champion",
+                f"challenger_{metric}": float(challenger_metric),
+                **({f"champion_{metric}": float(champion_metric)} if champion_metric is not None else {}),
+                "metric_gain": float(decision.metric_gain) if decision.metric_gain is not None else dg.MetadataValue.null(),
+                "comparison_on_held_out_rows": dg.MetadataValue.md(table_md),
+            }
+        )
+
+    return [champion_model]
