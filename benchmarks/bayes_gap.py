@@ -17,7 +17,7 @@ import pandas as pd
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from leadscore_assets.lib.config import load_project_config
-from leadscore_assets.lib.features import ID, LABEL, SPLIT, feature_set
+from leadscore_assets.lib.features import ID, LABEL, SPLIT, FeatureSet
 
 DEFS = Path(__file__).resolve().parents[1] / "leadscore_assets" / "defs"
 
@@ -30,11 +30,16 @@ def gap_for(project: Path, data_dir: Path) -> dict | None:
     truth = pd.read_csv(truth_path, dtype={0: str})
     truth = truth.rename(columns={truth.columns[0]: ID})
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as conn:
+        if not conn.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = 'features'",
+                            [config.name]).fetchall()[0][0]:
+            print(f"{config.name}: not materialized yet, skipped")
+            return None
         test = conn.execute(f"SELECT * FROM {config.name}.features WHERE {SPLIT} = 'test'").df()
+        fs = FeatureSet.from_frame(conn.execute(f"SELECT * FROM {config.name}.feature_schema").df())
     uri = f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
     model = mlflow.sklearn.load_model(f"models:/{config.registered_model_name}@champion")
-    test["score"] = model.predict_proba(test[feature_set(config).columns])[:, 1]
+    test["score"] = model.predict_proba(test[fs.columns])[:, 1]
     rows = test.merge(truth, on=ID, how="inner")
     y = rows[LABEL].astype(int)
     out = {

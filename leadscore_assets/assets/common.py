@@ -30,11 +30,18 @@ def write_table(conn: duckdb.DuckDBPyConnection, name: str, df: pd.DataFrame) ->
     """Replace a table with a DataFrame's contents (schema created on demand)."""
     schema = name.split(".")[0]
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    df = _typed_nulls(df)
     conn.register("_frame", df)
     try:
         conn.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _frame")
     finally:
         conn.unregister("_frame")
+
+
+def _typed_nulls(df: pd.DataFrame) -> pd.DataFrame:
+    """All-null object columns become text, so DuckDB never creates a column of type NULL."""
+    empty = [c for c in df.columns if df[c].dtype == object and df[c].isna().all()]
+    return df.astype({c: "string" for c in empty}) if empty else df
 
 
 def read_table(conn: duckdb.DuckDBPyConnection, name: str, where: str = "") -> pd.DataFrame:
@@ -76,7 +83,7 @@ def asset_kwargs(config: ProjectConfig, name: str, group: str, description: str,
 def save_resolved_columns(conn: duckdb.DuckDBPyConnection, config: ProjectConfig) -> None:
     """Persist the column specs validation used (declared or inferred) for downstream assets."""
     rows = [{"column": c, **spec.model_dump(mode="json")} for c, spec in config.columns.items()]
-    frame = pd.DataFrame([{"column": r["column"], "spec": json.dumps(r)} for r in rows])
+    frame = pd.DataFrame([{"column_name": r["column"], "spec": json.dumps(r)} for r in rows])
     write_table(conn, table(config, "column_types"), frame)
 
 
@@ -88,7 +95,8 @@ def resolved_config(conn: duckdb.DuckDBPyConnection, config: ProjectConfig) -> P
     specs = {}
     for (raw,) in rows:
         d = json.loads(raw)
-        specs[d.pop("column")] = ColumnSpec(**d)
+        name = d.pop("column")
+        specs[name] = ColumnSpec(**d)
     return with_columns(config, specs)
 
 
@@ -113,7 +121,7 @@ def append_table(conn: duckdb.DuckDBPyConnection, name: str, df: pd.DataFrame) -
     if not table_exists(conn, name):
         write_table(conn, name, df)
         return
-    conn.register("_frame", df)
+    conn.register("_frame", _typed_nulls(df))
     try:
         conn.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _frame")
     finally:

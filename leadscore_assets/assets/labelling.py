@@ -6,7 +6,7 @@ from dagster_duckdb import DuckDBResource
 
 from leadscore_assets.assets.common import asset_kwargs, key, table
 from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.labels import check_label_rule, label_select_sql
+from leadscore_assets.lib.labels import LabelRuleError, check_label_rule, label_select_sql
 
 
 def build(config: ProjectConfig) -> list:
@@ -22,7 +22,10 @@ def build(config: ProjectConfig) -> list:
     def labels(warehouse: DuckDBResource) -> dg.MaterializeResult:
         src = table(config, "validated_contacts")
         with warehouse.get_connection() as conn:
-            check_label_rule(conn, config, src)
+            try:
+                check_label_rule(conn, config, src)
+            except LabelRuleError as err:
+                raise dg.Failure(description=str(err)) from err
             fb = table(config, "feedback_labels") if config.feedback else None
             conn.execute(f"CREATE OR REPLACE TABLE {table(config, 'labels')} AS {label_select_sql(config, src, fb)}")
             pos, neg, unl, from_crm = conn.execute(

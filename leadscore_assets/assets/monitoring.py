@@ -15,7 +15,7 @@ from leadscore_assets.assets.common import asset_kwargs, key, load_feature_set, 
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.drift import feature_drift, label_drift, score_drift
 from leadscore_assets.lib.features import ID, LABEL, SPLIT
-from leadscore_assets.lib.registry import CHAMPION, current_champion, load_version
+from leadscore_assets.lib.registry import CHAMPION, current_champion, load_version, missing_inputs
 from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.storage import LeadscoreStorage
 
@@ -46,7 +46,10 @@ def build(config: ProjectConfig) -> list:
             reference = (read_table(conn, table(config, "champion_reference"))
                          if table_exists(conn, table(config, "champion_reference")) else None)
         champion = current_champion(mlflow_store.client, name)
-        model = load_version(name, CHAMPION) if champion is not None else mlflow.sklearn.load_model(ev.model_uri)
+        model = load_version(name, CHAMPION) if champion is not None else None
+        if model is None or missing_inputs(model, frame.columns):
+            # No champion, or one trained on another feature set: judge drift against this run's training rows.
+            model, reference, champion = mlflow.sklearn.load_model(ev.model_uri), None, None
         if reference is None:
             reference = frame[frame[SPLIT] == "train"].copy()
             reference["score"] = model.predict_proba(reference[fs.columns])[:, 1]

@@ -27,9 +27,20 @@ from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.evaluation import classification_metrics, selection_score
 from leadscore_assets.lib.features import LABEL, NEWEST_FEEDBACK, SPLIT
 from leadscore_assets.lib.promotion import decide
-from leadscore_assets.lib.registry import CHAMPION, current_champion, load_version, promote, register_challenger
+from leadscore_assets.lib.registry import (
+    CHAMPION,
+    current_champion,
+    load_version,
+    missing_inputs,
+    promote,
+    register_challenger,
+)
 from leadscore_assets.lib.training import split_xy
 from leadscore_assets.resources.mlflow_store import MlflowStore
+
+
+FIGURES = ("challenger_metric", "champion_metric", "metric_gain", "prediction_psi", "feature_drift_share",
+           "champion_age_days")
 
 
 def build(config: ProjectConfig) -> list:
@@ -65,9 +76,11 @@ def build(config: ProjectConfig) -> list:
         x_test, y_test = split_xy(frame, fs, "test")
         challenger_model = mlflow.sklearn.load_model(ev.model_uri)
         comparison = {"challenger": classification_metrics(y_test, challenger_model.predict_proba(x_test)[:, 1])}
-        champion_metric, age_days = None, None
-        if champion is not None:
-            champion_model_ = load_version(name, CHAMPION)
+        champion_metric, age_days, unusable = None, None, None
+        champion_model_ = load_version(name, CHAMPION) if champion is not None else None
+        if champion_model_ is not None and (gone := missing_inputs(champion_model_, frame.columns)):
+            unusable = f"its input columns {gone} are no longer features"
+        if champion_model_ is not None and not unusable:
             comparison["champion"] = classification_metrics(y_test, champion_model_.predict_proba(x_test)[:, 1])
             champion_metric = selection_score(comparison["champion"], metric)
             age_days = (time.time() * 1000 - champion.creation_timestamp) / 86_400_000
@@ -83,18 +96,9 @@ def build(config: ProjectConfig) -> list:
             config.promotion, challenger_metric, champion_metric,
             prediction_psi=float(drift.loc["scores", "psi"]) if champion is not None else None,
             feature_drift_share=float(drift.loc["features", "drift_share"]) if champion is not None else None,
-            champion_age_days=age_days,
+            champion_age_days=age_days, champion_unusable=unusable,
         )
-        if decision.promote:
-            promote(client, name, version)
-            reference = frame[frame[SPLIT] == "train"].copy()
-            reference["score"] = challenger_model.predict_proba(reference[fs.columns])[:, 1]
-            with warehouse.get_connection() as conn:
-                write_table(conn, table(config, "champion_reference"), reference)
         verdict = "promoted" if decision.promote else "rejected"
-        client.set_model_version_tag(name, version, "leadscore.decision", verdict)
-        client.set_model_version_tag(name, version, "leadscore.decision_reason", decision.reason)
-        now_champion = current_champion(client, name)
         row = {
             "decided_at": datetime.now(timezone.utc).replace(tzinfo=None), "dagster_run_id": context.run_id,
             "challenger_version": version, "champion_version": None if champion is None else str(champion.version),
@@ -104,8 +108,19 @@ def build(config: ProjectConfig) -> list:
                                for k, d in comparison.items()}),
         }
         del row["promote"]
+        decisions = pd.DataFrame([row]).astype({k: "float64" for k in FIGURES})
         with warehouse.get_connection() as conn:
-            append_table(conn, table(config, "model_decisions"), pd.DataFrame([row]))
+            append_table(conn, table(config, "model_decisions"), decisions)
+        # Aliases move last: a failure anywhere above leaves the champion untouched.
+        if decision.promote:
+            reference = frame[frame[SPLIT] == "train"].copy()
+            reference["score"] = challenger_model.predict_proba(reference[fs.columns])[:, 1]
+            with warehouse.get_connection() as conn:
+                write_table(conn, table(config, "champion_reference"), reference)
+            promote(client, name, version)
+        client.set_model_version_tag(name, version, "leadscore.decision", verdict)
+        client.set_model_version_tag(name, version, "leadscore.decision_reason", decision.reason)
+        now_champion = current_champion(client, name)
         context.log.info(f"challenger v{version} {verdict}: {decision.reason}")
         table_md = pd.DataFrame(comparison).T[["roc_auc", "pr_auc", "brier", "log_loss"]].round(4).to_markdown()
         return dg.MaterializeResult(

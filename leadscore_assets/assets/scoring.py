@@ -8,6 +8,7 @@ words a salesperson reads ("job_title = ceo raises the score").
 from datetime import datetime, timezone
 
 import dagster as dg
+import mlflow
 import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
@@ -26,7 +27,7 @@ REASON_COLUMNS = [f"reason_{i}_{d}" for d in ("up", "down") for i in (1, 2, 3)]
 
 def build(config: ProjectConfig) -> list:
     @dg.asset(
-        deps=[key(config, "champion_model"), key(config, "features")],
+        deps=[key(config, "champion_model"), key(config, "features"), *([key(config, "revenue_model")] if config.revenue else [])],
         **asset_kwargs(
             config, "lead_scores", "scoring",
             f"Probability, decile, grade A-D, contact flag and top reasons for every lead, from "
@@ -57,6 +58,11 @@ def build(config: ProjectConfig) -> list:
             "contact": p >= threshold,
             "threshold": threshold,
         })
+        if config.revenue:
+            with warehouse.get_connection() as conn:
+                uri = conn.execute(f"SELECT model_uri FROM {table(config, 'revenue_model')}").fetchall()[0][0]
+            scores["expected_order_value"] = mlflow.sklearn.load_model(uri).predict(x)
+            scores["expected_revenue"] = scores.probability * scores.expected_order_value
         scores = pd.concat([scores, why.reindex(scores.index)[[*REASON_COLUMNS, "reasons_up", "reasons_down"]]], axis=1)
         scores["model_name"] = name
         scores["model_version"] = str(version.version)
@@ -73,6 +79,7 @@ def build(config: ProjectConfig) -> list:
                 "threshold": threshold,
                 "contacted": int(scores.contact.sum()),
                 "mean_probability": float(np.mean(p)),
+                **({"expected_revenue_total": float(scores.expected_revenue.sum())} if config.revenue else {}),
                 "by_grade": dg.MetadataValue.md(by_grade.to_markdown(index=False)),
                 "top_leads": dg.MetadataValue.md(shown.to_markdown(index=False)),
             }

@@ -101,7 +101,7 @@ def build_checks(config: ProjectConfig) -> list:
             declared = resolved_config(conn, config).columns
             cols = [r[0] for r in conn.execute(f"DESCRIBE {valid_t}").fetchall()]
             errors = conn.execute(
-                f"SELECT DISTINCT {REASON} FROM {quar_t} WHERE {REASON} LIKE '%required column%' LIMIT 5"
+                f"SELECT DISTINCT {REASON}::VARCHAR FROM {quar_t} WHERE {REASON}::VARCHAR LIKE '%required column%' LIMIT 5"
             ).fetchall()
         missing = [c for c in declared if c not in cols]
         problems = [e[0].split(";")[0] for e in errors]

@@ -16,12 +16,13 @@ from leadscore_assets.assets import (
     modelling,
     monitoring,
     promotion,
+    revenue,
     scoring,
     validation,
 )
 from leadscore_assets.lib.config import ProjectConfig
 
-LAYERS = (ingestion, validation, feedback, labelling, featurisation, modelling, monitoring, promotion, scoring)
+LAYERS = (ingestion, validation, feedback, labelling, featurisation, modelling, monitoring, promotion, revenue, scoring)
 
 
 def project_definitions(config: ProjectConfig) -> dg.Definitions:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-DEFAULT_ROWS = 20_000
+DEFAULT_ROWS = 60_000
 SNAPSHOT_DATE = np.datetime64("2026-01-01")  # signups span the three years before this day
 OPEN_RECENT_DAYS = 120  # most accounts signed up in the last 120 days are still open
 

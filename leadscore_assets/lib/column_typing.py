@@ -1,7 +1,7 @@
 """Automatic column typing for bring-your-own tables that declare no `columns:`.
 
 A column is numeric, boolean or datetime when nearly all of its present values parse as such;
-long, mostly unique strings are free `text` (left out of features unless configured); other
+long, sentence-like strings are free `text` (left out of features unless configured); other
 strings are categorical. The id column is declared non-null and unique.
 """
 
@@ -14,7 +14,7 @@ from leadscore_assets.lib.validation import LINEAGE, normalise
 
 PARSE_SHARE = 0.98  # share of present values that must parse for a type to be chosen
 TEXT_MIN_MEAN_LENGTH = 30
-TEXT_MIN_DISTINCT_SHARE = 0.5
+TEXT_MIN_MEAN_WORDS = 4  # sentences, not category labels
 _BOOL = {"true", "false", "0", "1", "yes", "no", "t", "f", "y", "n"}
 
 
@@ -42,7 +42,7 @@ def infer_type(series: pd.Series) -> str:
     dates = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
     if dates.notna().mean() >= PARSE_SHARE and text.str.contains(r"\d{4}|\d{1,2}[/-]\d{1,2}", regex=True).mean() >= PARSE_SHARE:
         return "datetime"
-    if text.str.len().mean() >= TEXT_MIN_MEAN_LENGTH and text.nunique() / len(text) >= TEXT_MIN_DISTINCT_SHARE:
+    if text.str.len().mean() >= TEXT_MIN_MEAN_LENGTH and text.str.split().str.len().mean() >= TEXT_MIN_MEAN_WORDS:
         return "text"
     return "string"
 

@@ -7,6 +7,7 @@ Unknown keys are rejected so a typo in a YAML file fails loudly instead of being
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -120,6 +121,7 @@ class FeatureSpec(StrictModel):
 
     exclude: list[str] = Field(default_factory=list)
     dates: dict[str, list[DatePart]] = Field(default_factory=dict)
+    reference_date: str | None = None  # `days_since` counts to this date; default: the newest in the column
     multi_hot: dict[str, str] = Field(default_factory=dict)
     target_encode: list[str] = Field(default_factory=list)
     categorical_max_levels: int = 30
@@ -219,6 +221,12 @@ class PromotionSpec(StrictModel):
     near_parity_ratio: float = 0.95  # an old champion yields to a challenger this close to it
 
 
+class RevenueSpec(StrictModel):
+    """Two-stage value model: `column` holds the order value of converting leads (never a feature)."""
+
+    column: str
+
+
 class ProjectConfig(StrictModel):
     """One lead-scoring project: a source and everything needed to score it."""
 
@@ -237,6 +245,7 @@ class ProjectConfig(StrictModel):
     models: ModelSpec = Field(default_factory=ModelSpec)
     validation: ValidationSpec = Field(default_factory=ValidationSpec)
     feedback: FeedbackSpec | None = None
+    revenue: RevenueSpec | None = None
     promotion: PromotionSpec = Field(default_factory=PromotionSpec)
     retrain_schedule: str | None = "0 2 * * *"  # nightly retrain + rescore, off until switched on in the UI
 
@@ -262,6 +271,8 @@ class ProjectConfig(StrictModel):
             ("personal_data", self.personal_data),
         ):
             problems += [f"{group} names unknown column '{n}'" for n in names if n not in known]
+        if self.revenue and self.revenue.column not in known:
+            problems.append(f"revenue.column '{self.revenue.column}' is not a column")
         if self.split.time_column and self.split.time_column not in known:
             problems.append(f"split.time_column '{self.split.time_column}' is not a column")
         return problems
@@ -270,10 +281,17 @@ class ProjectConfig(StrictModel):
     def registered_model_name(self) -> str:
         return f"leadscore-{self.name}"
 
+    def label_columns(self) -> set[str]:
+        """Columns the label rule reads: they define the outcome, so they are never features."""
+        words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", f"{self.label.positive} {self.label.negative}"))
+        return words & set(self.columns)
+
     def feature_columns(self) -> list[str]:
-        """Validated columns that may feed a model: never the id, personal data or exclusions,
-        nor free text or dates that are not expanded."""
-        dropped = {self.id_column, *self.personal_data, *self.features.exclude}
+        """Validated columns that may feed a model: never the id, personal data, exclusions or the
+        columns the label rule reads, nor free text or dates that are not expanded."""
+        dropped = {self.id_column, *self.personal_data, *self.features.exclude, *self.label_columns()}
+        if self.revenue:
+            dropped.add(self.revenue.column)
         return [
             c
             for c, spec in self.columns.items()

@@ -110,8 +110,9 @@ def build_feature_frame(
         kind = config.columns[col].type
         if kind == "datetime":
             ts = pd.to_datetime(df[col])
+            reference = pd.Timestamp(config.features.reference_date) if config.features.reference_date else ts.max()
             for part in config.features.dates[col]:
-                values = date_part(ts, part, ts.max())
+                values = date_part(ts, part, reference)
                 out[f"{col}_{part}"] = values.astype(object).where(values.notna(), np.nan).to_numpy() \
                     if part in CATEGORICAL_PARTS else values.to_numpy()
         elif col in fs.multi_hot:

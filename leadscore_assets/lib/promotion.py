@@ -35,12 +35,17 @@ def decide(
     prediction_psi: float | None,
     feature_drift_share: float | None,
     champion_age_days: float | None,
+    champion_unusable: str | None = None,
 ) -> Decision:
+    """`champion_unusable` names why the champion cannot score today's rows (e.g. the feature set
+    changed): then there is nothing to compare against and the challenger takes over."""
     figures = dict(
         challenger_metric=challenger_metric, champion_metric=champion_metric,
         metric_gain=None if champion_metric is None else challenger_metric - champion_metric,
         prediction_psi=prediction_psi, feature_drift_share=feature_drift_share, champion_age_days=champion_age_days,
     )
+    if champion_unusable:
+        return Decision(True, f"promoted: the champion cannot score the current rows ({champion_unusable})", **figures)
     if champion_metric is None:
         return Decision(True, "no champion yet: the first model becomes champion", **figures)
     gain = challenger_metric - champion_metric

@@ -21,6 +21,12 @@ def log_pipeline(pipeline, x_example: pd.DataFrame) -> str:
     return info.model_uri
 
 
+def log_regressor(model, x_example: pd.DataFrame) -> str:
+    """Log a fitted regressor in the active run with its signature; return the model URI."""
+    signature = infer_signature(x_example.head(200), model.predict(x_example.head(200)))
+    return mlflow.sklearn.log_model(model, name="model", signature=signature, serialization_format="cloudpickle").model_uri
+
+
 def register_challenger(client: MlflowClient, name: str, model_uri: str, tags: dict[str, str]) -> str:
     """Register a model version and point the `challenger` alias at it."""
     version = str(mlflow.register_model(model_uri, name, tags=tags).version)
@@ -65,3 +71,11 @@ def uncalibrated(model):
         inner = model.calibrated_classifiers_[0].estimator
         return getattr(inner, "estimator", inner)
     return model
+
+
+def missing_inputs(model, columns) -> list[str]:
+    """Input columns a fitted model needs that `columns` lacks (the feature set changed)."""
+    needed = getattr(model, "feature_names_in_", None)
+    if needed is None:
+        needed = getattr(uncalibrated(model), "feature_names_in_", [])
+    return sorted(set(needed) - set(columns))

@@ -66,7 +66,7 @@ def _coerce(series: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, pd.Series]:
         as_text = series.astype(object).where(~present, series.astype(str))
         return as_text.where(present, None), pd.Series(False, index=series.index)
     if spec.type in ("integer", "float"):
-        num = pd.to_numeric(series, errors="coerce")
+        num = pd.to_numeric(series, errors="coerce").astype("float64")
         bad = present & num.isna()
         if spec.type == "integer":
             frac = num.notna() & (num % 1 != 0)
@@ -90,7 +90,8 @@ def _pandera_schema(config: ProjectConfig) -> pa.DataFrameSchema:
         if spec.pattern:
             checks.append(pa.Check.str_matches(spec.pattern, error="does not match the expected format"))
         if spec.allowed is not None:
-            checks.append(pa.Check.isin(spec.allowed, error=f"one of {spec.allowed}"))
+            allowed = [float(v) for v in spec.allowed] if spec.type in ("integer", "float") else spec.allowed
+            checks.append(pa.Check.isin(allowed, error=f"one of {spec.allowed}"))
         if spec.min is not None:
             checks.append(pa.Check.ge(spec.min, error=f">= {spec.min:g}"))
         if spec.max is not None:
@@ -196,11 +197,11 @@ def validate(raw: pd.DataFrame, config: ProjectConfig) -> ValidationResult:
     valid[FILE] = df.loc[~is_bad, FILE]
     quarantined = raw.set_index(ROW, drop=False).loc[is_bad].copy()
     table_reason = "; ".join(failures.table)
-    quarantined[REASON] = [
+    quarantined[REASON] = pd.Series([
         "; ".join(filter(None, [table_reason and f"{source} row {r}: {table_reason} (whole file quarantined)",
                                 *failures.by_row.get(int(r), [])]))
         for r in quarantined.index
-    ]
+    ], index=quarantined.index, dtype=object)
     return ValidationResult(
         valid=valid.reset_index(drop=True),
         quarantined=quarantined.reset_index(drop=True).astype({c: object for c in raw.columns if c not in LINEAGE}),

@@ -29,7 +29,7 @@ def test_parquet_schema_and_separate_truth(tmp_path):
 
 def test_outcome_rates_missing_values_and_noise_columns():
     accounts, truth = byo_table.generate(seed=7)
-    assert len(accounts) == byo_table.DEFAULT_ROWS == 20_000
+    assert len(accounts) == byo_table.DEFAULT_ROWS == 60_000  # enough rare positives to learn the truth
     assert set(accounts.outcome) == {"converted", "not_converted", "open"}
     labelled = accounts[accounts.outcome != "open"]
     assert 0.05 < 1 - len(labelled) / len(accounts) < 0.25

@@ -33,3 +33,8 @@ def test_aged_champion_yields_to_a_near_parity_challenger_only():
     assert decide(POLICY, 0.70, 0.72, 0.01, 0.0, 45).promote  # 97% of the champion, champion 45 days old
     assert not decide(POLICY, 0.60, 0.72, 0.01, 0.0, 45).promote  # 83%: not close enough
     assert not decide(POLICY, 0.70, 0.72, 0.01, 0.0, 10).promote  # champion still young
+
+
+def test_unusable_champion_is_replaced_with_the_reason():
+    d = decide(POLICY, 0.60, None, None, None, None, champion_unusable="its input columns ['notes'] are no longer features")
+    assert d.promote and "cannot score the current rows" in d.reason and "notes" in d.reason

@@ -1,0 +1,61 @@
+"""revenue_model: E[revenue | order] for projects that configure `revenue:` (two-stage value)."""
+
+import dagster as dg
+import mlflow
+import numpy as np
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from leadscore_assets.assets.common import asset_kwargs, key, load_feature_set, read_table, table, write_table
+from leadscore_assets.lib.config import ProjectConfig
+from leadscore_assets.lib.features import ID, LABEL, SPLIT, preprocessor
+from leadscore_assets.lib.registry import log_regressor
+from leadscore_assets.lib.revenue import LogRevenueRegressor, regression_metrics
+from leadscore_assets.resources.mlflow_store import MlflowStore
+
+
+def build(config: ProjectConfig) -> list:
+    if config.revenue is None:
+        return []
+    column = config.revenue.column
+
+    @dg.asset(
+        deps=[key(config, "features"), key(config, "validated_contacts")],
+        **asset_kwargs(
+            config, "revenue_model", "models",
+            f"E[{column} | order]: LightGBM on log1p({column}) of converting training rows, smeared back to "
+            "currency; scores carry P(order) x E[revenue | order].",
+            {"lightgbm", "mlflow"},
+        ),
+    )
+    def revenue_model(warehouse: DuckDBResource, mlflow_store: MlflowStore) -> dg.MaterializeResult:
+        with warehouse.get_connection() as conn:
+            fs = load_feature_set(conn, config)
+            frame = conn.execute(f"""
+                SELECT f.*, v.{column} AS _revenue FROM {table(config, 'features')} f
+                JOIN {table(config, 'validated_contacts')} v ON v.{config.id_column} = f.{ID}
+                WHERE f.{LABEL} = 1 AND v.{column} > 0""").df()
+        train, test = frame[frame[SPLIT] == "train"], frame[frame[SPLIT] == "test"]
+        model = LogRevenueRegressor(preprocessor(fs, config), seed=config.models.seed)
+        model.fit(train[fs.columns], train._revenue.to_numpy())
+        pred = model.predict(test[fs.columns])
+        metrics = regression_metrics(test._revenue.to_numpy(), pred)
+        baseline = regression_metrics(test._revenue.to_numpy(), np.full(len(test), train._revenue.mean()))
+        with mlflow_store.run(config.name, f"{config.name}-revenue", tags={"leadscore.project": config.name,
+                                                                            "leadscore.role": "revenue"}) as run:
+            mlflow.log_params({"target": f"log1p({column})", "smearing": round(model.smearing_, 6),
+                               "train_orders": len(train), "features": ",".join(fs.columns)})
+            mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items()})
+            model_uri = log_regressor(model, test[fs.columns])
+        with warehouse.get_connection() as conn:
+            write_table(conn, table(config, "revenue_model"), pd.DataFrame([{
+                "run_id": run.info.run_id, "model_uri": model_uri, **{f"test_{k}": v for k, v in metrics.items()}}]))
+        return dg.MaterializeResult(metadata={
+            **{f"test_{k}": float(v) for k, v in metrics.items()},
+            "baseline_test_rmse": baseline["rmse"],
+            "mean_order_value_test": float(test._revenue.mean()),
+            "smearing_factor": float(model.smearing_),
+            "mlflow_run_id": run.info.run_id,
+        })
+
+    return [revenue_model]
