@@ -5,6 +5,7 @@ The evaluation report's model (calibrated pipeline + threshold) is the challenge
 """
 
 import json
+import time
 
 import dagster as dg
 import mlflow
@@ -78,7 +79,10 @@ def build(config: ProjectConfig) -> list:
                         if value is not None:
                             mlflow.log_metric("cv_score", value)
 
+                started = time.perf_counter()
                 cand = train_candidate(name, frame, fs, config, on_trial=log_trial)
+                train_seconds = time.perf_counter() - started
+                search_seconds = float(cand.tuning.trials.duration_s.sum()) if cand.tuning is not None else 0.0
                 metrics = classification_metrics(y_val, cand.pipeline.predict_proba(x_val)[:, 1])
                 mlflow.log_params({"candidate": name, "features": ",".join(fs.columns),
                                    "selection_metric": config.models.selection_metric,
@@ -99,18 +103,22 @@ def build(config: ProjectConfig) -> list:
                 model_uri = log_pipeline(cand.pipeline, x_val)
             score = selection_score(metrics, config.models.selection_metric)
             rows.append({"candidate": name, "run_id": run.info.run_id, "model_uri": model_uri,
-                         "selection_score": score, **{f"validation_{k}": v for k, v in metrics.items()}})
+                         "selection_score": score, "train_seconds": train_seconds, "search_seconds": search_seconds,
+                         "search_trials": 0 if cand.tuning is None else len(cand.tuning.trials),
+                         **{f"validation_{k}": v for k, v in metrics.items()}})
             context.log.info(f"{name}: validation {config.models.selection_metric} = {score:.4f}")
         results = pd.DataFrame(rows).sort_values("selection_score", ascending=False, kind="stable")
         with warehouse.get_connection() as conn:
             write_table(conn, table(config, "candidate_models"), results)
-        shown = results[["candidate", "selection_score", "validation_roc_auc", "validation_pr_auc", "validation_brier"]]
+        shown = results[["candidate", "selection_score", "validation_roc_auc", "validation_pr_auc", "validation_brier",
+                         "search_trials", "train_seconds"]]
         return dg.MaterializeResult(
             metadata={
                 "best_candidate": str(results.candidate.iloc[0]),
                 "best_validation_score": float(results.selection_score.iloc[0]),
                 "leaderboard": dg.MetadataValue.md(shown.round(4).to_markdown(index=False)),
                 "search_history": dg.MetadataValue.md("\n\n".join(search_md) or "_no search configured_"),
+                "training_seconds_total": float(results.train_seconds.sum()),
                 "mlflow_experiment": f"leadscore/{config.name}",
             }
         )
@@ -245,6 +253,20 @@ def build(config: ProjectConfig) -> list:
             }
         )
 
+    search = config.models.search
+
+    @dg.asset_check(asset=candidate_models, name="search_within_budget",
+                    description=f"Each tuned candidate's search stayed within its {search.timeout_s} s budget "
+                                "(plus the trial in progress when it ran out).")
+    def search_within_budget(warehouse: DuckDBResource) -> dg.AssetCheckResult:
+        with warehouse.get_connection() as conn:
+            spent = dict(conn.execute(f"SELECT candidate, search_seconds FROM {table(config, 'candidate_models')}").fetchall())
+        limit = None if search.timeout_s is None else search.timeout_s * 1.5
+        over = {k: round(v, 1) for k, v in spent.items() if limit is not None and v > limit}
+        return dg.AssetCheckResult(passed=not over, severity=dg.AssetCheckSeverity.WARN,
+                                   metadata={"search_seconds": dg.MetadataValue.json({k: round(v, 1) for k, v in spent.items()}),
+                                             "budget_s": search.timeout_s or 0, "over_budget": dg.MetadataValue.json(over)})
+
     @dg.asset_check(asset=evaluation_report, name="beats_dummy_baseline", blocking=True,
                     description="The selected model's test ROC-AUC beats the dummy baseline's.")
     def beats_dummy_baseline(warehouse: DuckDBResource) -> dg.AssetCheckResult:
@@ -254,4 +276,4 @@ def build(config: ProjectConfig) -> list:
             ).fetchall()[0]
         return dg.AssetCheckResult(passed=bool(auc > dummy_auc), metadata={"test_roc_auc": auc, "dummy_test_roc_auc": dummy_auc})
 
-    return [candidate_models, evaluation_report, beats_dummy_baseline]
+    return [candidate_models, search_within_budget, evaluation_report, beats_dummy_baseline]

@@ -25,7 +25,7 @@ from sklearn.metrics import get_scorer
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 
-from leadscore_assets.lib.training import make_estimator
+from leadscore_assets.lib.estimators import make_estimator
 
 try:  # imbalanced-learn is only needed for imbalance="smote"
     from imblearn.over_sampling import SMOTE

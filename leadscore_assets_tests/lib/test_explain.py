@@ -24,7 +24,7 @@ from leadscore_assets.lib.explain import (
     summary_plot,
 )
 from leadscore_assets.lib.features import FeatureSet, preprocessor
-from leadscore_assets.lib.training import make_estimator
+from leadscore_assets.lib.estimators import make_estimator
 
 FS = FeatureSet(numeric=["company_size", "page_views"], categorical=["job_title", "industry", "country"])
 CONFIG = SimpleNamespace(features=SimpleNamespace(categorical_min_frequency=5, categorical_max_levels=30))
