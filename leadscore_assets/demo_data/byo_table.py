@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from leadscore_assets.demo_data.common import sigmoid
 
 DEFAULT_ROWS = 60_000
 SNAPSHOT_DATE = np.datetime64("2026-01-01")  # signups span the three years before this day
@@ -44,10 +45,6 @@ SENTENCES = np.array([
 ])
 FIRST = ["ana", "ben", "carla", "dev", "eli", "fatou", "gus", "hana", "ivan", "jade"]
 LAST = ["okafor", "lindqvist", "moreau", "tanaka", "kowal", "reyes", "obrien", "schulz"]
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
 
 
 def true_logit(frame: pd.DataFrame) -> np.ndarray:
@@ -102,7 +99,7 @@ def generate(rows: int = DEFAULT_ROWS, seed: int = 7) -> tuple[pd.DataFrame, pd.
         m[col][rng.random(n) < share] = np.nan
     seg = rng.choice(np.array(list(SEGMENTS)), n, p=SEGMENT_SHARE)
     frame = pd.DataFrame({"segment": seg, **m})
-    p = _sigmoid(true_logit(frame))
+    p = sigmoid(true_logit(frame))
     converted = rng.random(n) < p
 
     signup = SNAPSHOT_DATE - rng.integers(1, 3 * 365, n).astype("timedelta64[D]")

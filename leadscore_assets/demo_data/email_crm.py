@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from leadscore_assets.demo_data.common import hex_ids, sigmoid
 
 DEFAULT_ROWS = 5000
 SNAPSHOT_DATE = np.datetime64("2026-06-30T00:00:00")  # "today" for the CRM export: days since opt-in count to here
@@ -58,21 +59,6 @@ def _days_effect(days: np.ndarray) -> np.ndarray:
     return 0.8 * np.log1p(days / 60.0) - 0.9 * days / 365.0
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def _hex_ids(n: int, seed: int, width: int) -> np.ndarray:
-    """Unique, random-looking hex ids: a chain of bijections on [0, 16**width) applied to 0..n-1."""
-    bits = 4 * width
-    mask = np.uint64((1 << bits) - 1)
-    x = (np.arange(n, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(seed * 7919 + 1)) & mask
-    x ^= x >> np.uint64(bits // 2)
-    x = (x * np.uint64(0xBF58476D1CE4E5B9)) & mask
-    x ^= x >> np.uint64(bits // 3)
-    return np.char.mod(f"%0{width}x", x.astype(np.int64))
-
-
 def _noise(values: np.ndarray, rng: np.random.Generator, share: float) -> np.ndarray:
     """Case changes or stray whitespace on a share of the values (vectorised)."""
     out = values.astype(object).copy()
@@ -90,7 +76,7 @@ def generate(
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Return (subscribers, tags, transactions, truth). Truth is keyed by `mailchimp_id`."""
     rng = np.random.default_rng(seed)
-    ids = _hex_ids(rows, seed, 10)
+    ids = hex_ids(rows, seed, 10)
 
     rating = rng.choice(np.arange(1, 6), rows, p=[0.12, 0.33, 0.3, 0.15, 0.1])
     cw = 1.0 / np.arange(1, len(COUNTRIES) + 1) ** 1.1  # Zipf-like long tail
@@ -122,7 +108,7 @@ def generate(
         + np.where(weekday >= 5, WEEKEND_EFFECT, 0.0)
         + np.array([COUNTRY_EFFECT.get(c, OTHER_COUNTRY_EFFECT) for c in COUNTRIES])[country_idx]
     )
-    p = _sigmoid(logit)
+    p = sigmoid(logit)
     purchased = rng.random(rows) < p
 
     # Transactions: 1-4 per purchaser, after opt-in and before the snapshot.
@@ -135,7 +121,7 @@ def generate(
     transactions = pd.DataFrame(
         {
             "mailchimp_id": ids[tx_owner],
-            "transaction_id": np.char.add("txn_", _hex_ids(len(tx_owner), seed + 101, 12)),
+            "transaction_id": np.char.add("txn_", hex_ids(len(tx_owner), seed + 101, 12)),
             "amount": amount,
             # Recorded after the outcome (leakage): the purchase itself. Never a feature.
             "purchased_at": pd.DatetimeIndex(purchased_at).strftime("%Y-%m-%d %H:%M:%S"),

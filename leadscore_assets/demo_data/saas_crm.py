@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from leadscore_assets.demo_data.common import sigmoid
 
 DEFAULT_ROWS = 3000
 SNAPSHOT_DATE = np.datetime64("2026-06-30")  # export day: recency is counted to here
@@ -53,10 +54,6 @@ COUNTRIES = ["US", "GB", "DE", "FR", "CA", "AU", "NL", "ES", "IN", "BR"]  # no e
 CATEGORIES = ["CRM_CONTACTS", "CRM_COMPANIES", "CRM_DEALS", "EMAIL"]
 ACTION_RATE = np.array([6.0, 3.0, 2.0, 4.0])  # mean actions per active day and category, before engagement
 TEAM_SIZE = np.array([0.4, 1.2, 2.0, 3.0, 4.0])  # extra users per category and day, by employee range
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
 
 
 def usage_aggregates(events: pd.DataFrame, ids: np.ndarray) -> pd.DataFrame:
@@ -125,8 +122,8 @@ def generate(rows: int = DEFAULT_ROWS, seed: int = 7) -> tuple[pd.DataFrame, pd.
 
     # Usage: a latent engagement drives how many days, and how busily, a company uses the trial.
     engagement = rng.normal(0.15 * emp_idx, 1.0)
-    has_events = rng.random(rows) >= _sigmoid(-1.6 - 0.8 * engagement)  # ~20% never use the product
-    days_active = np.where(has_events, 1 + rng.binomial(TRIAL_DAYS - 1, _sigmoid(-1.4 + 1.0 * engagement)), 0)
+    has_events = rng.random(rows) >= sigmoid(-1.6 - 0.8 * engagement)  # ~20% never use the product
+    days_active = np.where(has_events, 1 + rng.binomial(TRIAL_DAYS - 1, sigmoid(-1.4 + 1.0 * engagement)), 0)
     # Pick days_active distinct days, earlier trial days more likely (Efraimidis-Spirakis keys).
     keys = rng.random((rows, TRIAL_DAYS)) ** (1.0 / np.exp(-np.arange(TRIAL_DAYS) / 12.0))
     rank = np.argsort(np.argsort(-keys, axis=1), axis=1)
@@ -147,7 +144,7 @@ def generate(rows: int = DEFAULT_ROWS, seed: int = 7) -> tuple[pd.DataFrame, pd.
     events = events.sort_values(["WHEN_TIMESTAMP", "ID"], kind="stable").reset_index(drop=True)
 
     agg = usage_aggregates(events, ids)
-    p = _sigmoid(true_logit(agg, industry, employees, alexa))
+    p = sigmoid(true_logit(agg, industry, employees, alexa))
     converted = rng.random(rows) < p
     mrr = np.where(converted, np.round(np.exp(rng.normal(np.log(80) + 0.6 * emp_idx, 0.5)), 0), np.nan)
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from leadscore_assets.demo_data.common import hex_ids, sigmoid
 
 DEFAULT_ROWS = 472_871
 START = np.datetime64("2026-01-05T00:00:00")  # sessions span DAYS days from here
@@ -53,21 +54,6 @@ REVENUE_DEVICE = {"desktop": 0.15, "mobile": -0.1, "tablet": 0.05}
 REVENUE_DEVICE_MISSING = 0.0
 REVENUE_SOURCE = {"organic": 0.0, "paid_search": 0.1, "social": -0.15, "email": 0.05, "referral": 0.0, "direct": 0.1}
 REVENUE_PAGES_COEF = 0.15  # per unit of log(pages_viewed)
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def _hex_ids(n: int, seed: int, width: int) -> np.ndarray:
-    """Unique, random-looking hex ids: a chain of bijections on [0, 16**width) applied to 0..n-1."""
-    bits = 4 * width
-    mask = np.uint64((1 << bits) - 1)
-    x = (np.arange(n, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(seed * 7919 + 1)) & mask
-    x ^= x >> np.uint64(bits // 2)
-    x = (x * np.uint64(0xBF58476D1CE4E5B9)) & mask
-    x ^= x >> np.uint64(bits // 3)
-    return np.char.mod(f"%0{width}x", x.astype(np.int64))
 
 
 def _pick(names: list[str], rng: np.random.Generator, rows: int, p) -> tuple[np.ndarray, np.ndarray]:
@@ -123,7 +109,7 @@ def generate(rows: int = DEFAULT_ROWS, seed: int = 7) -> tuple[pd.DataFrame, pd.
         + WEEKDAY_EFFECT[weekday]
         + CART_COEF * np.log1p(cart)
     )
-    p = _sigmoid(logit)
+    p = sigmoid(logit)
     ordered = rng.random(rows) < p
     mu = (
         REVENUE_MU
@@ -144,11 +130,11 @@ def generate(rows: int = DEFAULT_ROWS, seed: int = 7) -> tuple[pd.DataFrame, pd.
     shown_device = dev_name.astype(object)
     shown_device[device_missing] = None
 
-    ids = np.char.add("s_", _hex_ids(rows, seed, 12))
+    ids = np.char.add("s_", hex_ids(rows, seed, 12))
     sessions = pd.DataFrame(
         {
             "session_id": ids,
-            "visitor_id": np.char.add("v_", _hex_ids(n_visitors, seed + 1, 10))[visitor],  # pseudonymous: not a feature
+            "visitor_id": np.char.add("v_", hex_ids(n_visitors, seed + 1, 10))[visitor],  # pseudonymous: not a feature
             "started_at": started.astype("datetime64[us]"),
             "traffic_source": src_name,
             "device": shown_device,
