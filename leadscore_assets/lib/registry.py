@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
+
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
 CHAMPION, PREVIOUS, CHALLENGER = "champion", "previous", "challenger"
+# Given, not inferred: inference reloads each model in a fresh Python (~2 s per logged model).
+MODEL_REQUIREMENTS = [
+    f"{p}=={version(p)}"
+    for p in ("scikit-learn", "cloudpickle", "numpy", "pandas", "xgboost", "lightgbm", "imbalanced-learn")
+]
 
 
 def log_pipeline(pipeline, x_example: pd.DataFrame) -> str:
@@ -16,7 +23,7 @@ def log_pipeline(pipeline, x_example: pd.DataFrame) -> str:
     signature = infer_signature(x_example.head(200), proba)
     info = mlflow.sklearn.log_model(
         pipeline, name="model", signature=signature, serialization_format="cloudpickle",
-        pip_requirements=None,
+        pip_requirements=MODEL_REQUIREMENTS,
     )
     return info.model_uri
 
@@ -24,7 +31,8 @@ def log_pipeline(pipeline, x_example: pd.DataFrame) -> str:
 def log_regressor(model, x_example: pd.DataFrame) -> str:
     """Log a fitted regressor in the active run with its signature; return the model URI."""
     signature = infer_signature(x_example.head(200), model.predict(x_example.head(200)))
-    return mlflow.sklearn.log_model(model, name="model", signature=signature, serialization_format="cloudpickle").model_uri
+    return mlflow.sklearn.log_model(model, name="model", signature=signature, serialization_format="cloudpickle",
+                                    pip_requirements=MODEL_REQUIREMENTS).model_uri
 
 
 def register_challenger(client: MlflowClient, name: str, model_uri: str, tags: dict[str, str]) -> str:
