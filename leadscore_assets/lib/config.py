@@ -194,6 +194,7 @@ class ValidationSpec(StrictModel):
 
     max_quarantine_share: float = 0.25
     min_rows: int = 50
+    ordered_columns: bool = False  # the declared columns must appear in the source in this order
     row_rules: list[RowRule] = Field(default_factory=list)
     positive_rate: tuple[float, float] = (0.0, 1.0)  # labelled positive share must fall inside
 

@@ -153,6 +153,10 @@ def validate(raw: pd.DataFrame, config: ProjectConfig) -> ValidationResult:
     missing = [c for c in config.columns if c not in df.columns]
     for col in missing:
         failures.table.append(f"required column '{col}' is missing")
+    if config.validation.ordered_columns and not missing:
+        found = [c for c in df.columns if c in config.columns]
+        if found != list(config.columns):
+            failures.table.append(f"columns out of order: expected {list(config.columns)}, found {found}")
 
     def describe(row: int, col: str, value: object, rule: str) -> str:
         shown = "" if col in pii or value is None else f" value {str(value)[:40]!r}"

@@ -72,3 +72,12 @@ def test_types_are_coerced(linkedin_config):
     v = validate(_raw([_row()]), linkedin_config).valid
     assert str(v.company_size.dtype) == "Int64" and v.company_size[0] == 12
     assert str(v.created_at.dtype).startswith("datetime64")
+
+
+def test_column_order_is_enforced_when_configured(linkedin_config):
+    ordered = linkedin_config.model_copy(update={"validation": linkedin_config.validation.model_copy(update={"ordered_columns": True})})
+    raw = _raw([_row()])
+    assert validate(raw, ordered).valid.shape[0] == 1
+    swapped = raw[[ROW, "email", "_id", *[c for c in raw.columns if c not in (ROW, "email", "_id")]]]
+    result = validate(swapped, ordered)
+    assert result.valid.empty and "columns out of order" in result.table_errors[0]
