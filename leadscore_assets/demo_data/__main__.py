@@ -1,16 +1,21 @@
-"""`python -m leadscore_assets.demo_data linkedin --rows 5000 --data-dir data`"""
+"""`python -m leadscore_assets.demo_data linkedin --rows 5000 --data-dir data`
+
+`all` writes every source's export; `feedback` (a CRM outcome file for open LinkedIn leads,
+`--rows` = outcomes) is separate because dropping it starts a retrain when the sensor runs.
+"""
 
 import argparse
 
-from leadscore_assets.demo_data import byo_table, email_crm, linkedin, saas_crm, web_sessions
+from leadscore_assets.demo_data import byo_table, email_crm, feedback, linkedin, saas_crm, web_sessions
 
-GENERATORS = {
+SOURCES = {
     "linkedin": linkedin.write,
     "email_crm": email_crm.write,
     "saas_crm": saas_crm.write,
     "web_sessions": web_sessions.write,
     "byo_table": byo_table.write,
 }
+GENERATORS = {**SOURCES, "feedback": feedback.write}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -20,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--data-dir", default="data")
     args = parser.parse_args(argv)
-    names = list(GENERATORS) if args.source == "all" else [args.source]
+    names = list(SOURCES) if args.source == "all" else [args.source]
     for name in names:
         kwargs = {"seed": args.seed}
         if args.rows:
