@@ -4,6 +4,8 @@
 import base64
 import io
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import dagster as dg
 import duckdb
@@ -14,6 +16,21 @@ from leadscore_assets.lib.config import ColumnSpec, ProjectConfig
 from leadscore_assets.lib.features import FeatureSet
 
 OWNER_DEFAULT = "team:growth-data"
+
+
+@contextmanager
+def warehouse_connection(warehouse) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A DuckDBResource connection that is closed even when the body raises.
+
+    dagster-duckdb's get_connection() closes only on success; a failed asset would otherwise
+    keep a read-write handle on the warehouse file for the rest of the process.
+    """
+    with warehouse.get_connection() as conn:
+        try:
+            yield conn
+        except BaseException:
+            conn.close()
+            raise
 
 
 def key(config: ProjectConfig, name: str) -> dg.AssetKey:

@@ -15,6 +15,7 @@ from leadscore_assets.assets.common import (
     save_feature_set,
     table,
     table_exists,
+    warehouse_connection,
     write_table,
 )
 from leadscore_assets.lib.config import ProjectConfig
@@ -33,7 +34,7 @@ def build(config: ProjectConfig) -> list:
         ),
     )
     def features(warehouse: DuckDBResource) -> dg.MaterializeResult:
-        with warehouse.get_connection() as conn:
+        with warehouse_connection(warehouse) as conn:
             resolved = resolved_config(conn, config)
             validated = read_table(conn, table(config, "validated_contacts"))
             labels = read_table(conn, table(config, "labels"))
@@ -73,7 +74,7 @@ def build(config: ProjectConfig) -> list:
         ),
     )
     def data_profile(warehouse: DuckDBResource) -> dg.MaterializeResult:
-        with warehouse.get_connection() as conn:
+        with warehouse_connection(warehouse) as conn:
             frame = read_table(conn, table(config, "features"))
             fs = load_feature_set(conn, config)
         p = profile(frame, frame[LABEL], [*fs.categorical, *fs.target_encoded], fs.numeric)
@@ -90,7 +91,7 @@ def build(config: ProjectConfig) -> list:
     @dg.asset_check(asset=features, name="no_personal_data", blocking=True,
                     description="No personal-data or excluded (post-outcome) column reaches the features.")
     def no_personal_data(warehouse: DuckDBResource) -> dg.AssetCheckResult:
-        with warehouse.get_connection() as conn:
+        with warehouse_connection(warehouse) as conn:
             cols = [r[0] for r in conn.execute(f"DESCRIBE {table(config, 'features')}").fetchall()]
         leaked = sorted(set(cols) & {*config.personal_data, *config.features.exclude})
         return dg.AssetCheckResult(passed=not leaked, metadata={"leaked_columns": dg.MetadataValue.json(leaked)})

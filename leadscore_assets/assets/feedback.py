@@ -13,7 +13,15 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from leadscore_assets.assets.common import append_table, asset_kwargs, key, table, table_exists, write_table
+from leadscore_assets.assets.common import (
+    append_table,
+    asset_kwargs,
+    key,
+    table,
+    table_exists,
+    warehouse_connection,
+    write_table,
+)
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.feedback import parse_feedback_file, resolve_conflicts, scan_folder
 from leadscore_assets.resources.storage import LeadscoreStorage
@@ -52,7 +60,7 @@ def build(config: ProjectConfig) -> list:
         context: dg.AssetExecutionContext, config: FeedbackFilesConfig, warehouse: DuckDBResource
     ) -> dg.MaterializeResult:
         batches = []
-        with warehouse.get_connection() as conn:
+        with warehouse_connection(warehouse) as conn:
             known = {r[0] for r in conn.execute(
                 f"SELECT {project.id_column} FROM {table(project, 'validated_contacts')}").fetchall()}
             seen = set()

@@ -4,7 +4,7 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from leadscore_assets.assets.common import asset_kwargs, column_schema, table
+from leadscore_assets.assets.common import asset_kwargs, column_schema, table, warehouse_connection
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.ingest import SourceFileError, load_source
 from leadscore_assets.resources.storage import LeadscoreStorage
@@ -21,7 +21,7 @@ def build(config: ProjectConfig) -> list:
     )
     def raw_contacts(context: dg.AssetExecutionContext, storage: LeadscoreStorage, warehouse: DuckDBResource):
         files = [str(storage.path(spec.path)) for spec in config.source.table_specs().values()]
-        with warehouse.get_connection() as conn:
+        with warehouse_connection(warehouse) as conn:
             try:
                 counts = load_source(conn, config, storage.path(""))
             except SourceFileError as err:

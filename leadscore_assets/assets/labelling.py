@@ -4,7 +4,7 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from leadscore_assets.assets.common import asset_kwargs, key, table
+from leadscore_assets.assets.common import asset_kwargs, key, table, warehouse_connection
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.labels import LabelRuleError, check_label_rule, label_select_sql
 
@@ -21,7 +21,7 @@ def build(config: ProjectConfig) -> list:
     )
     def labels(warehouse: DuckDBResource) -> dg.MaterializeResult:
         src = table(config, "validated_contacts")
-        with warehouse.get_connection() as conn:
+        with warehouse_connection(warehouse) as conn:
             try:
                 check_label_rule(conn, config, src)
             except LabelRuleError as err:
@@ -48,7 +48,7 @@ def build(config: ProjectConfig) -> list:
     @dg.asset_check(asset=labels, name="positive_rate_plausible", blocking=True,
                     description=f"Both classes present and the labelled positive rate within [{low:.0%}, {high:.0%}].")
     def positive_rate_plausible(warehouse: DuckDBResource) -> dg.AssetCheckResult:
-        with warehouse.get_connection() as conn:
+        with warehouse_connection(warehouse) as conn:
             pos, neg = conn.execute(
                 f"SELECT count(*) FILTER (label = 1), count(*) FILTER (label = 0) FROM {table(config, 'labels')}"
             ).fetchall()[0]

@@ -22,6 +22,7 @@ from leadscore_assets.assets.common import (
     read_table,
     resolved_config,
     table,
+    warehouse_connection,
     write_table,
 )
 from leadscore_assets.lib.calibration import calibrate, reliability_plot
@@ -62,7 +63,7 @@ def build(config: ProjectConfig) -> list:
         context: dg.AssetExecutionContext, warehouse: DuckDBResource, mlflow_store: MlflowStore,
         storage: LeadscoreStorage,
     ) -> dg.MaterializeResult:
-        with warehouse.get_connection() as conn:
+        with warehouse_connection(warehouse) as conn:
             frame = read_table(conn, table(config, "features"))
             fs = load_feature_set(conn, config)
         x_val, y_val = split_xy(frame, fs, "validation")
@@ -108,7 +109,7 @@ def build(config: ProjectConfig) -> list:
                          **{f"validation_{k}": v for k, v in metrics.items()}})
             context.log.info(f"{name}: validation {config.models.selection_metric} = {score:.4f}")
         results = pd.DataFrame(rows).sort_values("selection_score", ascending=False, kind="stable")
-        with warehouse.get_connection() as conn:
+        with warehouse_connection(warehouse) as conn:
             write_table(conn, table(config, "candidate_models"), results)
         shown = results[["candidate", "selection_score", "validation_roc_auc", "validation_pr_auc", "validation_brier",
                          "search_trials", "train_seconds"]]
@@ -137,7 +138,7 @@ def build(config: ProjectConfig) -> list:
         context: dg.AssetExecutionContext, warehouse: DuckDBResource, mlflow_store: MlflowStore,
         storage: LeadscoreStorage,
     ) -> dg.MaterializeResult:
-        with warehouse.get_connection() as conn:
+        with warehouse_connection(warehouse) as conn:
             resolved = resolved_config(conn, config)
             frame = read_table(conn, table(config, "features"))
             fs = load_feature_set(conn, config)
@@ -188,7 +189,7 @@ def build(config: ProjectConfig) -> list:
         time_col = config.split.time_column
         window = {"column": time_col or "row order"}
         if time_col:
-            with warehouse.get_connection() as conn:
+            with warehouse_connection(warehouse) as conn:
                 lo, hi = conn.execute(f"SELECT min({time_col}), max({time_col}) FROM {table(config, 'validated_contacts')}").fetchall()[0]
             window.update(start=str(lo), end=str(hi))
         card = model_card(
@@ -231,7 +232,7 @@ def build(config: ProjectConfig) -> list:
                "source_run_id": best.run_id, "calibration": cal.method, "threshold": decision.threshold,
                "threshold_policy": decision.policy, "dummy_test_roc_auc": dummy_auc,
                **{f"test_{k}": v for k, v in metrics.items()}}
-        with warehouse.get_connection() as conn:
+        with warehouse_connection(warehouse) as conn:
             write_table(conn, table(config, "evaluation_report"), pd.DataFrame([row]))
         return dg.MaterializeResult(
             metadata={
@@ -259,7 +260,7 @@ def build(config: ProjectConfig) -> list:
                     description=f"Each tuned candidate's search stayed within its {search.timeout_s} s budget "
                                 "(plus the trial in progress when it ran out).")
     def search_within_budget(warehouse: DuckDBResource) -> dg.AssetCheckResult:
-        with warehouse.get_connection() as conn:
+        with warehouse_connection(warehouse) as conn:
             spent = dict(conn.execute(f"SELECT candidate, search_seconds FROM {table(config, 'candidate_models')}").fetchall())
         limit = None if search.timeout_s is None else search.timeout_s * 1.5
         over = {k: round(v, 1) for k, v in spent.items() if limit is not None and v > limit}
@@ -270,7 +271,7 @@ def build(config: ProjectConfig) -> list:
     @dg.asset_check(asset=evaluation_report, name="beats_dummy_baseline", blocking=True,
                     description="The selected model's test ROC-AUC beats the dummy baseline's.")
     def beats_dummy_baseline(warehouse: DuckDBResource) -> dg.AssetCheckResult:
-        with warehouse.get_connection() as conn:
+        with warehouse_connection(warehouse) as conn:
             auc, dummy_auc = conn.execute(
                 f"SELECT test_roc_auc, dummy_test_roc_auc FROM {table(config, 'evaluation_report')}"
             ).fetchall()[0]

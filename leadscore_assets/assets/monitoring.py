@@ -11,7 +11,16 @@ import mlflow
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from leadscore_assets.assets.common import asset_kwargs, key, load_feature_set, read_table, table, table_exists, write_table
+from leadscore_assets.assets.common import (
+    asset_kwargs,
+    key,
+    load_feature_set,
+    read_table,
+    table,
+    table_exists,
+    warehouse_connection,
+    write_table,
+)
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.drift import feature_drift, label_drift, score_drift
 from leadscore_assets.lib.features import ID, LABEL, SPLIT
@@ -39,7 +48,7 @@ def build(config: ProjectConfig) -> list:
         storage: LeadscoreStorage,
     ) -> dg.MaterializeResult:
         name = config.registered_model_name
-        with warehouse.get_connection() as conn:
+        with warehouse_connection(warehouse) as conn:
             frame = read_table(conn, table(config, "features"))
             fs = load_feature_set(conn, config)
             ev = read_table(conn, table(config, "evaluation_report")).iloc[0]
@@ -73,7 +82,7 @@ def build(config: ProjectConfig) -> list:
              "dagster_run_id": context.run_id}
             for k, r in reports.items()
         ])
-        with warehouse.get_connection() as conn:
+        with warehouse_connection(warehouse) as conn:
             write_table(conn, table(config, "drift_summary"), summary)
         mlflow_store.client.log_artifacts(ev.run_id, str(out), artifact_path="drift")
         feat, scores = reports["features"], reports["scores"]
@@ -92,7 +101,7 @@ def build(config: ProjectConfig) -> list:
         )
 
     def _summary(warehouse: DuckDBResource, kind: str):
-        with warehouse.get_connection() as conn:
+        with warehouse_connection(warehouse) as conn:
             rows = conn.execute(
                 f"SELECT drift_share, drifted_columns, psi, html_path FROM {table(config, 'drift_summary')} WHERE kind = ?",
                 [kind],

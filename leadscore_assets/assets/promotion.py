@@ -21,6 +21,7 @@ from leadscore_assets.assets.common import (
     load_feature_set,
     read_table,
     table,
+    warehouse_connection,
     write_table,
 )
 from leadscore_assets.lib.config import ProjectConfig
@@ -60,7 +61,7 @@ def build(config: ProjectConfig) -> list:
         context: dg.AssetExecutionContext, warehouse: DuckDBResource, mlflow_store: MlflowStore
     ) -> dg.MaterializeResult:
         client, name = mlflow_store.client, config.registered_model_name
-        with warehouse.get_connection() as conn:
+        with warehouse_connection(warehouse) as conn:
             ev = read_table(conn, table(config, "evaluation_report")).iloc[0]
             drift = read_table(conn, table(config, "drift_summary")).set_index("kind")
             frame = read_table(conn, table(config, "features"))
@@ -109,13 +110,13 @@ def build(config: ProjectConfig) -> list:
         }
         del row["promote"]
         decisions = pd.DataFrame([row]).astype({k: "float64" for k in FIGURES})
-        with warehouse.get_connection() as conn:
+        with warehouse_connection(warehouse) as conn:
             append_table(conn, table(config, "model_decisions"), decisions)
         # Aliases move last: a failure anywhere above leaves the champion untouched.
         if decision.promote:
             reference = frame[frame[SPLIT] == "train"].copy()
             reference["score"] = challenger_model.predict_proba(reference[fs.columns])[:, 1]
-            with warehouse.get_connection() as conn:
+            with warehouse_connection(warehouse) as conn:
                 write_table(conn, table(config, "champion_reference"), reference)
             promote(client, name, version)
         client.set_model_version_tag(name, version, "leadscore.decision", verdict)

@@ -6,7 +6,15 @@ import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from leadscore_assets.assets.common import asset_kwargs, key, load_feature_set, read_table, table, write_table
+from leadscore_assets.assets.common import (
+    asset_kwargs,
+    key,
+    load_feature_set,
+    read_table,
+    table,
+    warehouse_connection,
+    write_table,
+)
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.features import ID, LABEL, SPLIT, preprocessor
 from leadscore_assets.lib.registry import log_regressor
@@ -29,7 +37,7 @@ def build(config: ProjectConfig) -> list:
         ),
     )
     def revenue_model(warehouse: DuckDBResource, mlflow_store: MlflowStore) -> dg.MaterializeResult:
-        with warehouse.get_connection() as conn:
+        with warehouse_connection(warehouse) as conn:
             fs = load_feature_set(conn, config)
             frame = conn.execute(f"""
                 SELECT f.*, v.{column} AS _revenue FROM {table(config, 'features')} f
@@ -47,7 +55,7 @@ def build(config: ProjectConfig) -> list:
                                "train_orders": len(train), "features": ",".join(fs.columns)})
             mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items()})
             model_uri = log_regressor(model, test[fs.columns])
-        with warehouse.get_connection() as conn:
+        with warehouse_connection(warehouse) as conn:
             write_table(conn, table(config, "revenue_model"), pd.DataFrame([{
                 "run_id": run.info.run_id, "model_uri": model_uri, **{f"test_{k}": v for k, v in metrics.items()}}]))
         return dg.MaterializeResult(metadata={

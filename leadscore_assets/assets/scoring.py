@@ -13,7 +13,15 @@ import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from leadscore_assets.assets.common import asset_kwargs, key, load_feature_set, read_table, table, write_table
+from leadscore_assets.assets.common import (
+    asset_kwargs,
+    key,
+    load_feature_set,
+    read_table,
+    table,
+    warehouse_connection,
+    write_table,
+)
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.evaluation import deciles
 from leadscore_assets.lib.explain import explain, reasons
@@ -40,7 +48,7 @@ def build(config: ProjectConfig) -> list:
         version = mlflow_store.client.get_model_version_by_alias(name, CHAMPION)
         threshold = float(version.tags.get("leadscore.threshold", 0.5))
         model = load_version(name, CHAMPION)
-        with warehouse.get_connection() as conn:
+        with warehouse_connection(warehouse) as conn:
             frame = read_table(conn, table(config, "features"))
             fs = load_feature_set(conn, config)
         x = frame[fs.columns]
@@ -59,7 +67,7 @@ def build(config: ProjectConfig) -> list:
             "threshold": threshold,
         })
         if config.revenue:
-            with warehouse.get_connection() as conn:
+            with warehouse_connection(warehouse) as conn:
                 uri = conn.execute(f"SELECT model_uri FROM {table(config, 'revenue_model')}").fetchall()[0][0]
             scores["expected_order_value"] = mlflow.sklearn.load_model(uri).predict(x)
             scores["expected_revenue"] = scores.probability * scores.expected_order_value
@@ -68,7 +76,7 @@ def build(config: ProjectConfig) -> list:
         scores["model_version"] = str(version.version)
         scores["scored_at"] = datetime.now(timezone.utc).replace(tzinfo=None)
         scores = scores.sort_values("probability", ascending=False, kind="stable")
-        with warehouse.get_connection() as conn:
+        with warehouse_connection(warehouse) as conn:
             write_table(conn, table(config, "lead_scores"), scores)
         by_grade = scores.groupby("grade").probability.agg(["size", "min", "max"]).round(4).reset_index()
         shown = scores.head(10)[[ID, "probability", "grade", "contact", "reason_1_up", "reason_1_down"]]

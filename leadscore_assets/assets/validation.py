@@ -15,6 +15,7 @@ from leadscore_assets.assets.common import (
     resolved_config,
     save_resolved_columns,
     table,
+    warehouse_connection,
     write_table,
 )
 from leadscore_assets.lib.column_typing import infer_columns, with_columns
@@ -45,7 +46,7 @@ def build(config: ProjectConfig) -> list:
 
     @dg.multi_asset(specs=[valid_spec, quarantine_spec], name=f"{config.name}_validate_contacts")
     def validate_contacts(context: dg.AssetExecutionContext, warehouse: DuckDBResource, storage: LeadscoreStorage):
-        with warehouse.get_connection() as conn:
+        with warehouse_connection(warehouse) as conn:
             raw = read_table(conn, table(config, "raw_contacts"))
             try:
                 resolved = config if config.columns else with_columns(config, infer_columns(raw, config))
@@ -97,7 +98,7 @@ def build_checks(config: ProjectConfig) -> list:
     @dg.asset_check(asset=valid_key, name="schema_matches_config", blocking=True,
                     description="Every configured column is present in the source and the validated table.")
     def schema_matches_config(warehouse: DuckDBResource) -> dg.AssetCheckResult:
-        with warehouse.get_connection() as conn:
+        with warehouse_connection(warehouse) as conn:
             declared = resolved_config(conn, config).columns
             cols = [r[0] for r in conn.execute(f"DESCRIBE {valid_t}").fetchall()]
             errors = conn.execute(
@@ -114,7 +115,7 @@ def build_checks(config: ProjectConfig) -> list:
     @dg.asset_check(asset=valid_key, name="ids_unique", blocking=True,
                     description=f"'{config.id_column}' is non-null and unique in the validated table.")
     def ids_unique(warehouse: DuckDBResource) -> dg.AssetCheckResult:
-        with warehouse.get_connection() as conn:
+        with warehouse_connection(warehouse) as conn:
             total, distinct, nulls = conn.execute(
                 f"SELECT count(*), count(DISTINCT {config.id_column}), count(*) - count({config.id_column}) FROM {valid_t}"
             ).fetchall()[0]
@@ -126,7 +127,7 @@ def build_checks(config: ProjectConfig) -> list:
     @dg.asset_check(asset=valid_key, name="rows_accounted_for", blocking=True,
                     description="Every raw row is in exactly one of validated and quarantined.")
     def rows_accounted_for(warehouse: DuckDBResource) -> dg.AssetCheckResult:
-        with warehouse.get_connection() as conn:
+        with warehouse_connection(warehouse) as conn:
             raw, valid, quar, lost, twice = conn.execute(f"""
                 WITH seen AS (SELECT {ROW} FROM {valid_t} UNION ALL SELECT {ROW} FROM {quar_t}),
                      counts AS (SELECT r.{ROW}, count(s.{ROW}) AS n FROM {raw_t} r LEFT JOIN seen s USING ({ROW}) GROUP BY 1)
@@ -141,7 +142,7 @@ def build_checks(config: ProjectConfig) -> list:
     @dg.asset_check(asset=valid_key, name="quarantine_within_limits", blocking=True,
                     description="Enough valid rows, and a quarantined share under the configured maximum.")
     def quarantine_within_limits(warehouse: DuckDBResource) -> dg.AssetCheckResult:
-        with warehouse.get_connection() as conn:
+        with warehouse_connection(warehouse) as conn:
             valid, quar = conn.execute(f"SELECT (SELECT count(*) FROM {valid_t}), (SELECT count(*) FROM {quar_t})").fetchall()[0]
         share = quar / max(valid + quar, 1)
         limits = config.validation
