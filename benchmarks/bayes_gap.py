@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import mlflow
 import pandas as pd
-from sklearn.metrics import brier_score_loss, roc_auc_score
+from sklearn.metrics import brier_score_loss, r2_score, roc_auc_score
 
 from leadscore_assets.lib.config import load_project_config
 from leadscore_assets.lib.features import ID, LABEL, SPLIT, FeatureSet
@@ -52,7 +52,23 @@ def gap_for(project: Path, data_dir: Path) -> dict | None:
     }
     out["auc_gap"] = out["bayes_auc"] - out["champion_auc"]
     out["brier_ratio"] = out["champion_brier"] / out["bayes_brier"]
+    if config.revenue and "true_expected_revenue" in truth:
+        out.update(revenue_vs_truth(config, data_dir, truth))
     return out
+
+
+def revenue_vs_truth(config, data_dir: Path, truth: pd.DataFrame) -> dict:
+    """E[revenue | order] of the scores against the generator's true conditional mean, on the
+    converting test rows: R^2 of each against the realised revenue (noise bounds both)."""
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as conn:
+        rows = conn.execute(f"""
+            SELECT f.{ID}, v.{config.revenue.column} AS revenue, s.expected_order_value
+            FROM {config.name}.features f
+            JOIN {config.name}.validated_contacts v ON v.{config.id_column} = f.{ID}
+            JOIN {config.name}.lead_scores s ON s.{ID} = f.{ID}
+            WHERE f.{SPLIT} = 'test' AND f.{LABEL} = 1""").df().merge(truth, on=ID)
+    return {"revenue_r2": r2_score(rows.revenue, rows.expected_order_value),
+            "bayes_revenue_r2": r2_score(rows.revenue, rows.true_expected_revenue)}
 
 
 def main() -> int:
