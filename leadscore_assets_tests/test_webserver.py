@@ -1,0 +1,71 @@
+"""The real webserver loads the code location and shows what an analyst opens the UI for."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+QUERY = """{
+  assetNodes { assetKey { path } groupName hasAssetChecks }
+  repositoriesOrError { ... on RepositoryConnection { nodes { sensors { name sensorState { status } }
+                                                               schedules { name scheduleState { status } } } } }
+}"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _graphql(port: int, query: str) -> dict:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())["data"]
+
+
+@pytest.fixture(scope="module")
+def webserver(tmp_path_factory):
+    home = tmp_path_factory.mktemp("dagster_home")
+    port = _free_port()
+    env = {**os.environ, "DAGSTER_HOME": str(home), "LEADSCORE_DATA_DIR": str(tmp_path_factory.mktemp("data"))}
+    exe = Path(sys.executable).with_name("dagster-webserver")
+    proc = subprocess.Popen([str(exe), "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    try:
+        while True:
+            try:
+                if _graphql(port, "{ version }"):
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                pytest.fail("dagster-webserver did not come up within 120 s")
+            time.sleep(1)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_ui_shows_every_project_lineage_with_checks_sensor_and_schedule(webserver):
+    data = _graphql(webserver, QUERY)
+    nodes = {tuple(n["assetKey"]["path"]): n for n in data["assetNodes"]}
+    for project in ("linkedin", "email_crm", "saas_crm", "web_sessions", "byo_example"):
+        assert nodes[(project, "raw_contacts")]["groupName"] == "raw"
+        assert nodes[(project, "lead_scores")]["groupName"] == "scoring"
+        assert nodes[(project, "validated_contacts")]["hasAssetChecks"]
+    repo = data["repositoriesOrError"]["nodes"][0]
+    sensors = {s["name"]: s["sensorState"]["status"] for s in repo["sensors"]}
+    schedules = {s["name"]: s["scheduleState"]["status"] for s in repo["schedules"]}
+    assert sensors["linkedin_feedback_sensor"] == "RUNNING"
+    assert schedules["linkedin_nightly_retrain"] == "STOPPED"
