@@ -20,7 +20,6 @@ from leadscore_assets.assets.common import (
     key,
     load_feature_set,
     read_table,
-    resolved_config,
     table,
     warehouse_connection,
     write_table,
@@ -139,7 +138,6 @@ def build(config: ProjectConfig) -> list:
         storage: LeadscoreStorage,
     ) -> dg.MaterializeResult:
         with warehouse_connection(warehouse) as conn:
-            resolved = resolved_config(conn, config)
             frame = read_table(conn, table(config, "features"))
             fs = load_feature_set(conn, config)
             cands = read_table(conn, table(config, "candidate_models"), "ORDER BY selection_score DESC")

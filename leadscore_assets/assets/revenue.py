@@ -10,7 +10,6 @@ from leadscore_assets.assets.common import (
     asset_kwargs,
     key,
     load_feature_set,
-    read_table,
     table,
     warehouse_connection,
     write_table,
