@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import CountVectorizer
-from sklearn.impute import SimpleImputer
+from sklearn.impute import MissingIndicator, SimpleImputer
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler, TargetEncoder
+from sklearn.preprocessing import OneHotEncoder, SplineTransformer, StandardScaler, TargetEncoder
 
 from leadscore_assets.lib.config import ProjectConfig
 
@@ -169,10 +169,19 @@ class SplitOn:
         return [t.strip() for t in text.split(self.delimiter) if t.strip()]
 
 
-def preprocessor(fs: FeatureSet, config: ProjectConfig) -> ColumnTransformer:
+def preprocessor(fs: FeatureSet, config: ProjectConfig, splines: bool = False) -> ColumnTransformer:
     """Impute, scale numerics, one-hot categoricals (rare levels pooled), cross-fitted target
-    encoding for high-cardinality ones, one indicator per listed value. Fitted with the model."""
-    numeric = Pipeline([("impute", SimpleImputer(strategy="median", add_indicator=True)), ("scale", StandardScaler())])
+    encoding for high-cardinality ones, one indicator per listed value. Fitted with the model.
+
+    `splines` expands each numeric column into cubic B-splines on quantile knots (with its
+    missing indicator kept apart), so a linear model can follow curved effects such as the
+    bump of mid-sized companies; trees do not need it.
+    """
+    if splines:
+        numeric = Pipeline([("impute", SimpleImputer(strategy="median")),
+                            ("spline", SplineTransformer(n_knots=5, degree=3, knots="quantile"))])
+    else:
+        numeric = Pipeline([("impute", SimpleImputer(strategy="median", add_indicator=True)), ("scale", StandardScaler())])
     categorical = Pipeline(
         [
             ("impute", SimpleImputer(strategy="constant", fill_value="(missing)")),
@@ -188,6 +197,8 @@ def preprocessor(fs: FeatureSet, config: ProjectConfig) -> ColumnTransformer:
         ]
     )
     parts = [("numeric", numeric, fs.numeric), ("categorical", categorical, fs.categorical)]
+    if splines and fs.numeric:
+        parts.append(("numeric_missing", MissingIndicator(features="missing-only", error_on_new=False), fs.numeric))
     if fs.target_encoded:
         target = Pipeline([
             ("impute", SimpleImputer(strategy="constant", fill_value="(missing)")),

@@ -38,17 +38,18 @@ def train_candidate(
     if len(np.unique(y_train)) < 2:
         raise ValueError(f"project '{config.name}': the training split has a single class; cannot train")
     spec, seed = config.models, config.models.seed
+    splines = name == "logistic_regression"  # a linear model needs curved numeric effects spelled out
     tuning = None
     params: dict = {}
     if spec.search.n_trials > 0 and name in TUNABLE_MODELS:
         tuning = tune(
-            name, x_train, y_train, lambda: preprocessor(fs, config), n_trials=spec.search.n_trials,
+            name, x_train, y_train, lambda: preprocessor(fs, config, splines), n_trials=spec.search.n_trials,
             timeout_s=spec.search.timeout_s, seed=seed, cv_folds=spec.search.cv_folds,
             imbalance=spec.imbalance, on_trial=on_trial,
         )
         params = tuning.best_params
     imbalance = spec.imbalance if name != "dummy" else "none"
-    pipeline = build_model(name, params, preprocessor(fs, config), y_train, seed, imbalance)
+    pipeline = build_model(name, params, preprocessor(fs, config, splines), y_train, seed, imbalance)
     pipeline.fit(x_train, y_train)
     estimator = pipeline.named_steps["model"]
     logged = {f"model.{k}": v for k, v in estimator.get_params().items() if isinstance(v, (int, float, str, bool))}

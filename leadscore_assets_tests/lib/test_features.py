@@ -32,3 +32,27 @@ def test_build_feature_frame_drops_personal_data(linkedin_config):
     v = pd.DataFrame({c: [None] for c in linkedin_config.columns}).assign(lead_id="x", created_at=pd.Timestamp("2026-01-01"))
     out, _ = build_feature_frame(v, pd.DataFrame({"lead_id": ["x"], "label": [1]}), linkedin_config)
     assert not set(out.columns) & set(linkedin_config.personal_data)
+
+
+def test_splines_let_a_linear_model_follow_a_bump(linkedin_config):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.pipeline import Pipeline
+
+    from leadscore_assets.lib.features import FeatureSet
+
+    rng = np.random.default_rng(0)
+    size = 10 ** rng.uniform(0, 4, 6000)
+    y = (rng.random(6000) < 1 / (1 + np.exp(-(1 - 1.5 * (np.log10(size) - 2) ** 2)))).astype(int)
+    x = pd.DataFrame({"company_size": size, "job_title": "ceo"})
+    fs = FeatureSet(numeric=["company_size"], categorical=["job_title"])
+
+    def auc(splines: bool) -> float:
+        model = Pipeline([("preprocess", preprocessor(fs, linkedin_config, splines)), ("model", LogisticRegression())])
+        model.fit(x[:4000], y[:4000])
+        return roc_auc_score(y[4000:], model.predict_proba(x[4000:])[:, 1])
+
+    assert auc(True) > auc(False) + 0.1
+    unseen_missing = x[:5].assign(company_size=np.nan)  # no missing value at fit time
+    fitted = preprocessor(fs, linkedin_config, True).fit(x[:4000], y[:4000])
+    assert np.isfinite(fitted.transform(unseen_missing)).all()
