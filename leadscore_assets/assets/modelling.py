@@ -170,7 +170,7 @@ def build(config: ProjectConfig) -> list:
         x_train, _ = split_xy(frame, fs, "train")
         shap_rows = x_test.sample(min(len(x_test), EXPLAIN_SAMPLE), random_state=seed)
         explanation = explain(uncalibrated(model), shap_rows, fs.columns,
-                              background=x_train.sample(min(len(x_train), 500), random_state=seed), seed=seed)
+                              background=x_train, seed=seed)
         shap_table = global_importance(explanation)
 
         figures = plot_report(y_test, p, importance, f"{config.name} / {best.candidate}")

@@ -53,9 +53,10 @@ def build(config: ProjectConfig) -> list:
             fs = load_feature_set(conn, config)
         x = frame[fs.columns]
         p = model.predict_proba(x)[:, 1]
-        background = x[frame[SPLIT] == "train"].sample(min(500, int((frame[SPLIT] == "train").sum())), random_state=0)
-        chunk = config.models.explain_max_rows
-        parts = [reasons(explain(uncalibrated(model), x.iloc[i:i + chunk], fs.columns, background=background), x.iloc[i:i + chunk])
+        background = x[frame[SPLIT] == "train"]  # explain() draws its own seeded sample of it
+        chunk, seed = config.models.explain_max_rows, config.models.seed
+        parts = [reasons(explain(uncalibrated(model), x.iloc[i:i + chunk], fs.columns, background=background, seed=seed),
+                         x.iloc[i:i + chunk])
                  for i in range(0, len(x), chunk)]
         why = pd.concat(parts) if parts else pd.DataFrame(columns=[*REASON_COLUMNS, "reasons_up", "reasons_down"])
         scores = pd.DataFrame({
