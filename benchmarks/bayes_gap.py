@@ -16,6 +16,7 @@ import mlflow
 import pandas as pd
 from sklearn.metrics import brier_score_loss, r2_score, roc_auc_score
 
+from leadscore_assets.assets.common import table_exists
 from leadscore_assets.lib.config import load_project_config
 from leadscore_assets.lib.features import ID, LABEL, SPLIT, FeatureSet
 
@@ -30,8 +31,7 @@ def gap_for(project: Path, data_dir: Path) -> dict | None:
     truth = pd.read_csv(truth_path, dtype={0: str})
     truth = truth.rename(columns={truth.columns[0]: ID})
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as conn:
-        if not conn.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = 'features'",
-                            [config.name]).fetchall()[0][0]:
+        if not table_exists(conn, f"{config.name}.features"):
             print(f"{config.name}: not materialized yet, skipped")
             return None
         test = conn.execute(f"SELECT * FROM {config.name}.features WHERE {SPLIT} = 'test'").df()
