@@ -20,6 +20,8 @@ from leadscore_assets.assets.common import (
 )
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.features import LABEL, NEWEST_FEEDBACK, SPLIT, build_feature_frame
+from leadscore_assets.lib.leakage import leaks, single_feature_separation
+from leadscore_assets.lib.personal_data import detect_personal_columns
 from leadscore_assets.lib.profiling import profile, profile_markdown
 
 
@@ -89,11 +91,52 @@ def build(config: ProjectConfig) -> list:
         )
 
     @dg.asset_check(asset=features, name="no_personal_data", blocking=True,
-                    description="No personal-data or excluded (post-outcome) column reaches the features.")
+                    description="No personal-data or excluded (post-outcome) column reaches the features, and no "
+                                "feature's values look like emails, phone numbers, URLs or people's names "
+                                "(unless listed under features.not_personal).")
     def no_personal_data(warehouse: DuckDBResource) -> dg.AssetCheckResult:
         with warehouse_connection(warehouse) as conn:
             cols = [r[0] for r in conn.execute(f"DESCRIBE {table(config, 'features')}").fetchall()]
+            fs = load_feature_set(conn, config)
+            text = [c for c in (*fs.categorical, *fs.target_encoded, *fs.multi_hot) if c in resolved_config(conn, config).columns]
+            sample = conn.execute(f"SELECT {', '.join(text) or '1'} FROM {table(config, 'validated_contacts')} "
+                                  "USING SAMPLE reservoir(2000 ROWS) REPEATABLE (42)").df() if text else None
         leaked = sorted(set(cols) & {*config.personal_data, *config.features.exclude})
-        return dg.AssetCheckResult(passed=not leaked, metadata={"leaked_columns": dg.MetadataValue.json(leaked)})
+        detected = detect_personal_columns(sample, text, config.features.not_personal) if text else None
+        looks = [] if detected is None else [f"'{c}' looks like {k} ({s:.0%} of values)"
+                                             for c, k, s in zip(detected.column, detected.kind, detected.share)]
+        problems = [f"'{c}' is declared personal or excluded" for c in leaked] + looks
+        return dg.AssetCheckResult(
+            passed=not problems,
+            description=None if not problems else (
+                "; ".join(problems) + ": add it to personal_data (or features.not_personal if it is not personal)"),
+            metadata={"leaked_columns": dg.MetadataValue.json(leaked),
+                      "looks_personal": dg.MetadataValue.json(looks)},
+        )
 
-    return [features, data_profile, no_personal_data]
+    limit = config.features.max_single_feature_auc
+
+    @dg.asset_check(asset=features, name="no_label_leakage", blocking=True,
+                    description=f"No single feature separates the training labels with ROC-AUC above {limit} "
+                                "(either way): such a column is almost always recorded after the outcome. "
+                                "Accept a legitimate one under features.accept_leaky.")
+    def no_label_leakage(warehouse: DuckDBResource) -> dg.AssetCheckResult:
+        with warehouse_connection(warehouse) as conn:
+            train = read_table(conn, table(config, "features"), f"WHERE {SPLIT} = 'train'")
+            fs = load_feature_set(conn, config)
+        separation = single_feature_separation(train[fs.columns], train[LABEL].to_numpy(), fs, config.split.seed)
+        leaked = leaks(separation, limit, config.features.accept_leaky, config.features.dates)
+        named = ", ".join(f"'{f}' (AUC {a:.3f})" for f, a in zip(leaked.feature, leaked.auc))
+        return dg.AssetCheckResult(
+            passed=leaked.empty,
+            description=None if leaked.empty else (
+                f"{named} alone separate(s) the training labels above {limit}: recorded after the outcome? "
+                "Exclude it under features.exclude, or accept it under features.accept_leaky"),
+            metadata={
+                "leaking_features": dg.MetadataValue.json(leaked.feature.tolist()),
+                "max_single_feature_auc": float(separation.auc.max()) if len(separation) else 0.5,
+                "single_feature_auc": dg.MetadataValue.md(separation.head(15).round(4).to_markdown(index=False)),
+            },
+        )
+
+    return [features, data_profile, no_personal_data, no_label_leakage]

@@ -23,7 +23,7 @@ def build(config: ProjectConfig) -> list:
         files = [str(storage.path(spec.path)) for spec in config.source.table_specs().values()]
         with warehouse_connection(warehouse) as conn:
             try:
-                counts = load_source(conn, config, storage.path(""))
+                counts = load_source(conn, config, storage.path(""), log=context.log.warning)
             except SourceFileError as err:
                 raise dg.Failure(description=str(err), metadata={"source_files": dg.MetadataValue.json(files)}) from err
             schema = conn.execute(f"SELECT * FROM {table(config, 'raw_contacts')} LIMIT 0").df()

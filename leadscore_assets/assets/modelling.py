@@ -24,7 +24,7 @@ from leadscore_assets.assets.common import (
     warehouse_connection,
     write_table,
 )
-from leadscore_assets.lib.calibration import calibrate, reliability_plot
+from leadscore_assets.lib.calibration import reliability_plot
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.evaluation import (
     bootstrap_ci,
@@ -38,8 +38,16 @@ from leadscore_assets.lib.explain import explain, global_importance, summary_plo
 from leadscore_assets.lib.features import SPLIT
 from leadscore_assets.lib.model_card import model_card
 from leadscore_assets.lib.registry import log_pipeline, uncalibrated
-from leadscore_assets.lib.thresholds import choose_threshold
-from leadscore_assets.lib.training import split_xy, train_candidate
+from leadscore_assets.lib.training import (
+    choose_candidate,
+    finalise,
+    fold_scores,
+    fit_splits,
+    out_of_fold_probabilities,
+    selection_method,
+    split_xy,
+    train_candidate,
+)
 from leadscore_assets.lib.tuning import history_plots
 from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.storage import LeadscoreStorage
@@ -65,7 +73,12 @@ def build(config: ProjectConfig) -> list:
         with warehouse_connection(warehouse) as conn:
             frame = read_table(conn, table(config, "features"))
             fs = load_feature_set(conn, config)
+        method = selection_method(frame, config)
+        x_fit, y_fit = split_xy(frame, fs, *fit_splits(method))
         x_val, y_val = split_xy(frame, fs, "validation")
+        judged_on = (f"{config.models.cv_folds}-fold CV over train + validation ({int(y_fit.sum())} positives)"
+                     if method == "cv" else f"the validation split ({int(y_val.sum())} positives)")
+        context.log.info(f"candidates judged on {judged_on}")
         split_rows = frame[SPLIT].value_counts().to_dict()
         rows, search_md = [], []
         for name in config.models.candidates:
@@ -80,11 +93,16 @@ def build(config: ProjectConfig) -> list:
                             mlflow.log_metric("cv_score", value)
 
                 started = time.perf_counter()
-                cand = train_candidate(name, frame, fs, config, on_trial=log_trial)
+                cand = train_candidate(name, frame, fs, config, on_trial=log_trial, splits=fit_splits(method))
+                folds: list[float] = []
+                if method == "cv":
+                    p_oof = out_of_fold_probabilities(cand.pipeline, x_fit, y_fit, config)
+                    metrics, folds = classification_metrics(y_fit, p_oof), fold_scores(p_oof, x_fit, y_fit, config)
+                else:
+                    metrics = classification_metrics(y_val, cand.pipeline.predict_proba(x_val)[:, 1])
                 train_seconds = time.perf_counter() - started
                 search_seconds = float(cand.tuning.trials.duration_s.sum()) if cand.tuning is not None else 0.0
-                metrics = classification_metrics(y_val, cand.pipeline.predict_proba(x_val)[:, 1])
-                mlflow.log_params({"candidate": name, "features": ",".join(fs.columns),
+                mlflow.log_params({"candidate": name, "features": ",".join(fs.columns), "selection": method,
                                    "selection_metric": config.models.selection_metric,
                                    **{f"rows_{k}": int(v) for k, v in split_rows.items()}, **cand.params})
                 mlflow.log_metrics({f"validation_{k}": v for k, v in metrics.items() if np.isfinite(v)})
@@ -100,22 +118,27 @@ def build(config: ProjectConfig) -> list:
                         f"### {name}: {len(trials)} trials, {int((trials.state == 'PRUNED').sum())} pruned, "
                         f"best CV {cand.tuning.best_value:.4f}\n\n{figure_markdown(plots)}"
                     )
-                model_uri = log_pipeline(cand.pipeline, x_val)
+                model_uri = log_pipeline(cand.pipeline, x_fit)
             score = selection_score(metrics, config.models.selection_metric)
-            rows.append({"candidate": name, "run_id": run.info.run_id, "model_uri": model_uri,
-                         "selection_score": score, "train_seconds": train_seconds, "search_seconds": search_seconds,
+            rows.append({"candidate": name, "run_id": run.info.run_id, "model_uri": model_uri, "selection_method": method,
+                         "selection_score": score, "fold_scores": json.dumps([round(f, 6) for f in folds]), "train_seconds": train_seconds, "search_seconds": search_seconds,
                          "search_trials": 0 if cand.tuning is None else len(cand.tuning.trials),
                          **{f"validation_{k}": v for k, v in metrics.items()}})
             context.log.info(f"{name}: validation {config.models.selection_metric} = {score:.4f}")
         results = pd.DataFrame(rows).sort_values("selection_score", ascending=False, kind="stable")
+        results["chosen"] = results.candidate == choose_candidate(results)
         with warehouse_connection(warehouse) as conn:
             write_table(conn, table(config, "candidate_models"), results)
-        shown = results[["candidate", "selection_score", "validation_roc_auc", "validation_pr_auc", "validation_brier",
+        shown = results[["candidate", "chosen", "selection_score", "validation_roc_auc", "validation_pr_auc", "validation_brier",
                          "search_trials", "train_seconds"]]
         return dg.MaterializeResult(
             metadata={
                 "best_candidate": str(results.candidate.iloc[0]),
+                "chosen_candidate": str(results.candidate[results.chosen].iloc[0]),
+                "chosen_because": ("simplest candidate within one standard error of the best CV score"
+                                   if method == "cv" else "best validation score"),
                 "best_validation_score": float(results.selection_score.iloc[0]),
+                "judged_on": judged_on,
                 "leaderboard": dg.MetadataValue.md(shown.round(4).to_markdown(index=False)),
                 "search_history": dg.MetadataValue.md("\n\n".join(search_md) or "_no search configured_"),
                 "training_seconds_total": float(results.train_seconds.sum()),
@@ -141,22 +164,14 @@ def build(config: ProjectConfig) -> list:
             frame = read_table(conn, table(config, "features"))
             fs = load_feature_set(conn, config)
             cands = read_table(conn, table(config, "candidate_models"), "ORDER BY selection_score DESC")
-        best = cands.iloc[0]
+        best = cands[cands.chosen].iloc[0]
         seed = config.models.seed
         fitted = mlflow.sklearn.load_model(best.model_uri)
-        x_val, y_val = split_xy(frame, fs, "validation")
         x_test, y_test = split_xy(frame, fs, "test")
-
-        cal = calibrate(fitted, x_val, y_val, method=config.models.calibration, seed=seed)
-        model = cal.pipeline
+        final = finalise(fitted, frame, fs, config, str(best.selection_method))
+        cal, decision, model, x_train = final.calibration, final.threshold, final.model, final.fit_rows
         p_raw_test = fitted.predict_proba(x_test)[:, 1]
         p = model.predict_proba(x_test)[:, 1]
-        t = config.models.threshold
-        decision = choose_threshold(
-            y_val, None, t.policy, capacity_per_week=t.capacity_per_week, leads_per_week=t.leads_per_week,
-            value_per_conversion=t.value_per_conversion, cost_per_contact=t.cost_per_contact,
-            classifier=model, x_val=x_val,
-        )
         metrics = classification_metrics(y_test, p, threshold=decision.threshold)
         intervals = bootstrap_ci(y_test, p, seed=seed)
         dummy = cands[cands.candidate == "dummy"].iloc[0]
@@ -167,7 +182,6 @@ def build(config: ProjectConfig) -> list:
                                      n_repeats=5, random_state=seed, n_jobs=1)
         importance = pd.DataFrame({"feature": fs.columns, "importance": imp.importances_mean}).sort_values(
             "importance", ascending=False)
-        x_train, _ = split_xy(frame, fs, "train")
         shap_rows = x_test.sample(min(len(x_test), EXPLAIN_SAMPLE), random_state=seed)
         explanation = explain(uncalibrated(model), shap_rows, fs.columns,
                               background=x_train, seed=seed)
@@ -225,8 +239,9 @@ def build(config: ProjectConfig) -> list:
             mlflow.log_metrics({f"test_{k}_ci_low": v[0] for k, v in intervals.items()})
             mlflow.log_metrics({f"test_{k}_ci_high": v[1] for k, v in intervals.items()})
             mlflow.log_artifacts(str(out), artifact_path="evaluation")
-            model_uri = log_pipeline(model, x_val)
+            model_uri = log_pipeline(model, x_train)
         row = {"candidate": best.candidate, "run_id": run.info.run_id, "model_uri": model_uri,
+               "selection_method": str(best.selection_method), "selection_roc_auc": float(best.validation_roc_auc),
                "source_run_id": best.run_id, "calibration": cal.method, "threshold": decision.threshold,
                "threshold_policy": decision.policy, "dummy_test_roc_auc": dummy_auc,
                **{f"test_{k}": v for k, v in metrics.items()}}

@@ -98,6 +98,7 @@ def build(config: ProjectConfig) -> list:
             prediction_psi=float(drift.loc["scores", "psi"]) if champion is not None else None,
             feature_drift_share=float(drift.loc["features", "drift_share"]) if champion is not None else None,
             champion_age_days=age_days, champion_unusable=unusable,
+            challenger_auc=max(float(ev.selection_roc_auc), comparison["challenger"]["roc_auc"]),
         )
         verdict = "promoted" if decision.promote else "rejected"
         row = {
@@ -129,7 +130,7 @@ def build(config: ProjectConfig) -> list:
                 "decision": verdict,
                 "reason": decision.reason,
                 "challenger_version": version,
-                "champion_version": str(now_champion.version),
+                "champion_version": str(now_champion.version) if now_champion is not None else "none",
                 "model_uri": f"models:/{name}@champion",
                 f"challenger_{metric}": float(challenger_metric),
                 **({f"champion_{metric}": float(champion_metric)} if champion_metric is not None else {}),

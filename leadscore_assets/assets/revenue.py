@@ -10,7 +10,9 @@ from leadscore_assets.assets.common import (
     asset_kwargs,
     key,
     load_feature_set,
+    read_table,
     table,
+    table_exists,
     warehouse_connection,
     write_table,
 )
@@ -18,6 +20,7 @@ from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.features import ID, LABEL, SPLIT, preprocessor
 from leadscore_assets.lib.registry import log_regressor
 from leadscore_assets.lib.revenue import LogRevenueRegressor, regression_metrics
+from leadscore_assets.lib.targets import compare_targets, measured_figures, targets_markdown, targets_met
 from leadscore_assets.resources.mlflow_store import MlflowStore
 
 
@@ -27,11 +30,13 @@ def build(config: ProjectConfig) -> list:
     column = config.revenue.column
 
     @dg.asset(
-        deps=[key(config, "features"), key(config, "validated_contacts")],
+        # evaluation_report: its test metrics complete the project's targets table (read, not trained on).
+        deps=[key(config, "features"), key(config, "validated_contacts"), key(config, "evaluation_report")],
         **asset_kwargs(
             config, "revenue_model", "models",
             f"E[{column} | order]: LightGBM on log1p({column}) of converting training rows, smeared back to "
-            "currency; scores carry P(order) x E[revenue | order].",
+            "currency; scores carry P(order) x E[revenue | order]. Metadata compares every project target "
+            "(order model and revenue) with the test figures.",
             {"lightgbm", "mlflow"},
         ),
     )
@@ -57,12 +62,18 @@ def build(config: ProjectConfig) -> list:
         with warehouse_connection(warehouse) as conn:
             write_table(conn, table(config, "revenue_model"), pd.DataFrame([{
                 "run_id": run.info.run_id, "model_uri": model_uri, **{f"test_{k}": v for k, v in metrics.items()}}]))
+            report = table(config, "evaluation_report")
+            evaluated = read_table(conn, report) if table_exists(conn, report) else pd.DataFrame()
+        classification = evaluated.iloc[0].to_dict() if len(evaluated) else {}  # test_<metric> columns
+        targets = compare_targets(config.targets, measured_figures(classification, metrics, classification_prefix="test_"))
         return dg.MaterializeResult(metadata={
             **{f"test_{k}": float(v) for k, v in metrics.items()},
             "baseline_test_rmse": baseline["rmse"],
             "mean_order_value_test": float(test._revenue.mean()),
             "smearing_factor": float(model.smearing_),
             "mlflow_run_id": run.info.run_id,
+            "targets": dg.MetadataValue.md(targets_markdown(targets, config.targets)),
+            "targets_met": targets_met(targets),
         })
 
     return [revenue_model]

@@ -26,7 +26,7 @@ from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.evaluation import deciles
 from leadscore_assets.lib.explain import explain, reasons
 from leadscore_assets.lib.features import ID, SPLIT
-from leadscore_assets.lib.registry import CHAMPION, load_version, uncalibrated
+from leadscore_assets.lib.registry import CHAMPION, current_champion, load_version, uncalibrated
 from leadscore_assets.lib.thresholds import grades
 from leadscore_assets.resources.mlflow_store import MlflowStore
 
@@ -45,7 +45,11 @@ def build(config: ProjectConfig) -> list:
     )
     def lead_scores(context: dg.AssetExecutionContext, warehouse: DuckDBResource, mlflow_store: MlflowStore) -> dg.MaterializeResult:
         name = config.registered_model_name
-        version = mlflow_store.client.get_model_version_by_alias(name, CHAMPION)
+        version = current_champion(mlflow_store.client, name)
+        if version is None:
+            raise dg.Failure(description=(
+                f"no champion for {name}: no model has been promoted yet (see {table(config, 'model_decisions')} "
+                "for why the challenger was rejected); scores are left as they were"))
         threshold = float(version.tags.get("leadscore.threshold", 0.5))
         model = load_version(name, CHAMPION)
         with warehouse_connection(warehouse) as conn:

@@ -20,7 +20,7 @@ from leadscore_assets.assets.common import (
 )
 from leadscore_assets.lib.column_typing import infer_columns, with_columns
 from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.validation import REASON, ROW, validate
+from leadscore_assets.lib.validation import COLLAPSED, REASON, ROW, validate
 from leadscore_assets.resources.storage import LeadscoreStorage
 
 
@@ -80,6 +80,7 @@ def build(config: ProjectConfig) -> list:
             metadata={
                 "dagster/row_count": len(result.quarantined),
                 "quarantine_share": float(len(result.quarantined) / max(len(raw), 1)),
+                "exact_duplicates_collapsed": int(result.quarantined[COLLAPSED].sum()),
                 "table_errors": dg.MetadataValue.json(result.table_errors),
                 "failures_by_rule": dg.MetadataValue.json(reasons),
                 "validation_results": dg.MetadataValue.path(str(results_path)),
@@ -143,13 +144,17 @@ def build_checks(config: ProjectConfig) -> list:
                     description="Enough valid rows, and a quarantined share under the configured maximum.")
     def quarantine_within_limits(warehouse: DuckDBResource) -> dg.AssetCheckResult:
         with warehouse_connection(warehouse) as conn:
-            valid, quar = conn.execute(f"SELECT (SELECT count(*) FROM {valid_t}), (SELECT count(*) FROM {quar_t})").fetchall()[0]
+            valid, quar, collapsed = conn.execute(
+                f"SELECT (SELECT count(*) FROM {valid_t}), (SELECT count(*) FROM {quar_t}), "
+                f"(SELECT count(*) FILTER ({COLLAPSED}) FROM {quar_t})"
+            ).fetchall()[0]
+        quar -= collapsed  # exact copies of kept rows are not bad data
         share = quar / max(valid + quar, 1)
         limits = config.validation
         passed = valid >= limits.min_rows and share <= limits.max_quarantine_share
         return dg.AssetCheckResult(
             passed=passed,
-            metadata={"valid_rows": valid, "quarantine_share": float(share),
+            metadata={"valid_rows": valid, "quarantine_share": float(share), "exact_duplicates_collapsed": collapsed,
                       "max_quarantine_share": limits.max_quarantine_share, "min_rows": limits.min_rows},
             description=None if passed else (
                 f"{valid} valid rows (min {limits.min_rows}), quarantine share {share:.1%} "

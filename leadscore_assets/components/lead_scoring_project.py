@@ -53,4 +53,6 @@ class LeadScoringProject(dg.Component, dg.Resolvable, ProjectConfig):
     """A lead source scored end to end: raw -> validated -> labels -> features -> models -> scores."""
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        return project_definitions(ProjectConfig.model_validate(self.model_dump()))
+        config = ProjectConfig.model_validate(self.model_dump())
+        config._written = dict(self._written)  # keep the names as the YAML wrote them, for messages
+        return project_definitions(config)

@@ -1,13 +1,29 @@
 """E-commerce web sessions (one Parquet file, ~473k rows: the scale test) with a known order model.
 
+The generator follows the business description the project's targets were set from (figures on
+the default 472,871 sessions, seed 7; the tests assert them):
+- about 6.7% of sessions place an order; sessions with 5+ pages viewed convert at ~50% (51%),
+  a single-page session (a bounce) almost never (0.2%), 2-4 pages at ~6%;
+- repeat visitors convert ~18% more than first visits (relative);
+- conversion peaks at 2 PM (a bump over 13:00-15:00 on an otherwise flat day);
+- direct traffic converts best (~7.3%), social worst (~6.0%);
+- orders average ~$60, about three quarters between $50 and $70; bigger baskets (cart adds),
+  longer browsing, desktop and email / direct visitors spend more, social and promo landings less.
+
 The label is `is_ordered`; `revenue` is recorded after the order (leakage, never a feature of
 the order model). The order log-odds are an additive sum of effects of what is known when the
 session ends: traffic source, device (missing device has its own effect), browser, landing
-page, log(pages_viewed), log1p(session minutes), scroll depth, repeat visitor, a smooth daily
-cycle in the hour, a weekday effect and log1p(cart_adds) (the strongest signal). Given an order,
-revenue is log-normal with log-mean REVENUE_MU + device and source effects + a term in
-log(pages_viewed) and a fixed sigma, so E[revenue | order, features] = exp(mu + sigma**2 / 2)
-exactly. The truth file holds both true values per session; the pipeline never reads it.
+page, pages_viewed (an S-curve rising between 3 and 6 pages, plus a bounce effect for a single
+page), log1p(session minutes), scroll depth, repeat visitor, the afternoon bump in the hour, a
+weekday effect and log1p(cart_adds). pages_viewed is the strongest signal but does not give the
+order away on its own (single-feature ROC-AUC ~0.92, below the 0.95 leakage guard); the Bayes
+ROC-AUC is ~0.93 and the Bayes max-F1 ~0.56.
+
+Given an order, revenue is log-normal with log-mean REVENUE_MU + device, source and landing-page
+effects + terms in log(pages_viewed) and cart_adds (capped) and a fixed sigma, so
+E[revenue | order, features] = exp(mu + sigma**2 / 2) exactly; that true mean explains about two
+thirds of the variance of order values (R^2 ~0.67, RMSE ~$5, MAPE ~7%). The truth file holds
+both true values per session; the pipeline never reads it.
 """
 
 from __future__ import annotations
@@ -24,10 +40,10 @@ DEFAULT_ROWS = 472_871
 START = np.datetime64("2026-01-05T00:00:00")  # sessions span DAYS days from here
 DAYS = 90
 
-INTERCEPT = -5.22
-SOURCES = {"organic": 0.0, "paid_search": 0.25, "social": -0.45, "email": 0.55, "referral": 0.2, "direct": 0.3}
+INTERCEPT = -5.14
+SOURCES = {"organic": 0.0, "paid_search": 0.0, "social": -0.23, "email": -0.02, "referral": -0.05, "direct": 0.12}
 SOURCE_SHARE = [0.32, 0.2, 0.15, 0.08, 0.07, 0.18]
-DEVICES = {"desktop": 0.3, "mobile": -0.35, "tablet": 0.0}
+DEVICES = {"desktop": 0.2, "mobile": -0.2, "tablet": 0.0}
 DEVICE_SHARE = [0.45, 0.47, 0.08]
 DEVICE_MISSING_EFFECT = -0.2  # sessions whose device was not recorded
 BROWSERS = {"Chrome": 0.0, "Safari": 0.05, "Firefox": -0.05, "Edge": 0.0, "Samsung Internet": -0.15, "Other": -0.3}
@@ -36,30 +52,53 @@ BROWSER_SHARE = {  # per device
     "mobile": [0.5, 0.3, 0.02, 0.01, 0.12, 0.05],
     "tablet": [0.35, 0.5, 0.03, 0.02, 0.05, 0.05],
 }
-LANDING_PAGES = {"home": 0.0, "product": 0.35, "category": 0.15, "blog": -0.6, "promo": 0.3}
+LANDING_PAGES = {"home": 0.0, "product": 0.25, "category": 0.1, "blog": -0.4, "promo": 0.2}
 LANDING_SHARE = [0.3, 0.25, 0.2, 0.15, 0.1]
+PAGES_EXTRA = 0.55  # pages beyond the first: Poisson with a log-normal mean (median PAGES_EXTRA, spread below)
+PAGES_SPREAD = 1.0
+LANDING_PAGES_LAMBDA = [0.0, 0.2, 0.3, -0.2, 0.1]  # log effect on the number of extra pages
 COUNTRIES = ["US", "GB", "DE", "FR", "CA", "AU", "NL", "ES", "IT", "SE", "IE", "BE"]  # no effect: noise
-PAGES_COEF = 0.55  # per unit of log(pages_viewed)
-MINUTES_COEF = 0.2  # per unit of log1p(session_duration_s / 60)
-DEPTH_COEF = 1.0  # per unit of engagement_depth (0-1)
-REPEAT_EFFECT = 0.45
-CART_COEF = 2.0  # per unit of log1p(cart_adds)
-HOUR_AMPLITUDE = 0.2  # daily cycle: + HOUR_AMPLITUDE * cos(2 pi (hour - 20) / 24), peak at 20:00
+# Pages viewed: PAGES_MAX * sigmoid((pages - PAGES_MID) / PAGES_WIDTH) on the log-odds (+ BOUNCE_EFFECT
+# for one page), so a bounce almost never orders, 2-4 pages now and then and 5+ pages about half the time.
+PAGES_MAX = 4.5
+PAGES_MID = 3.6
+PAGES_WIDTH = 0.9
+BOUNCE_EFFECT = -2.0  # a single-page session (bounce), on top of the curve
+MINUTES_COEF = 0.05  # per unit of log1p(session_duration_s / 60)
+DEPTH_COEF = 0.8  # per unit of engagement_depth (0-1)
+REPEAT_EFFECT = 0.27
+CART_COEF = 0.5  # per unit of log1p(cart_adds)
+PEAK_HOUR = 14
+HOUR_AMPLITUDE = 0.45  # + HOUR_AMPLITUDE * exp(HOUR_CONCENTRATION * (cos(2 pi (hour - PEAK_HOUR) / 24) - 1))
+HOUR_CONCENTRATION = 20.0
 WEEKDAY_EFFECT = np.array([0.0, 0.05, 0.05, 0.0, -0.05, -0.1, 0.1])  # Mon..Sun
 HOUR_SHARE = np.array([1, 0.6, 0.4, 0.3, 0.3, 0.4, 0.8, 1.5, 2.5, 3, 3.2, 3.3, 3.5, 3.4, 3.3, 3.2, 3.3, 3.6, 4, 4.4, 4.6, 4.2, 3, 1.8])
 
-REVENUE_MU = 3.4  # log-dollars, before the effects below
-REVENUE_SIGMA = 0.75
-REVENUE_DEVICE = {"desktop": 0.15, "mobile": -0.1, "tablet": 0.05}
+REVENUE_MU = 3.902  # log-dollars, before the effects below
+REVENUE_SIGMA = 0.085
+REVENUE_DEVICE = {"desktop": 0.08, "mobile": -0.07, "tablet": 0.0}
 REVENUE_DEVICE_MISSING = 0.0
-REVENUE_SOURCE = {"organic": 0.0, "paid_search": 0.1, "social": -0.15, "email": 0.05, "referral": 0.0, "direct": 0.1}
-REVENUE_PAGES_COEF = 0.15  # per unit of log(pages_viewed)
+REVENUE_SOURCE = {"organic": 0.0, "paid_search": 0.02, "social": -0.08, "email": 0.08, "referral": 0.0, "direct": 0.05}
+REVENUE_LANDING = {"home": 0.0, "product": 0.02, "category": 0.0, "blog": -0.02, "promo": -0.1}
+REVENUE_PAGES_COEF = 0.06  # per unit of log(pages_viewed)
+REVENUE_CART_COEF = 0.05  # per item added to the cart (up to REVENUE_CART_CAP)
+REVENUE_CART_CAP = 6
 
 
 def _pick(names: list[str], rng: np.random.Generator, rows: int, p) -> tuple[np.ndarray, np.ndarray]:
     """Category codes and their names (a numpy string array), sampled with shares p."""
     codes = rng.choice(len(names), rows, p=np.asarray(p) / np.sum(p))
     return codes, np.array(names)[codes]
+
+
+def hour_effect(hour: np.ndarray) -> np.ndarray:
+    """Log-odds bump of the hour: largest at PEAK_HOUR, near zero at night."""
+    return HOUR_AMPLITUDE * np.exp(HOUR_CONCENTRATION * (np.cos(2 * np.pi * (hour - PEAK_HOUR) / 24.0) - 1))
+
+
+def pages_effect(pages: np.ndarray) -> np.ndarray:
+    """Log-odds of the pages viewed: an S-curve rising between 3 and 6 pages; a bounce (one page) lower still."""
+    return PAGES_MAX * sigmoid((pages - PAGES_MID) / PAGES_WIDTH) + BOUNCE_EFFECT * (pages == 1)
 
 
 def generate(rows: int = DEFAULT_ROWS, seed: int = 7) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -87,11 +126,13 @@ def generate(rows: int = DEFAULT_ROWS, seed: int = 7) -> tuple[pd.DataFrame, pd.
     first[order[1:]] = visitor[order[1:]] != visitor[order[:-1]]
     repeat = ~first
 
-    lam = np.exp(np.log(2.2) + 0.25 * repeat + 0.3 * (dev == 0) + np.array([0, 0.2, 0.3, -0.2, 0.1])[land] + rng.normal(0, 0.8, rows))
+    # Pages: ~42% bounces (1 page), ~12% with 5+ pages, a long tail beyond.
+    lam = np.exp(np.log(PAGES_EXTRA) + 0.3 * (dev == 0) + np.array(LANDING_PAGES_LAMBDA)[land] + rng.normal(0, PAGES_SPREAD, rows))
     pages = 1 + rng.poisson(lam)
     duration = np.round(pages * np.exp(rng.normal(np.log(40), 0.7, rows)) + rng.exponential(20, rows)).astype(np.int64)
     depth = np.round(np.clip(rng.beta(2.0, 2.5, rows) + 0.03 * np.log(pages), 0, 1), 3)
-    cart = rng.poisson(0.03 * pages**0.8 * np.exp(0.6 * (land == 1) + 0.8 * (depth - 0.5)))
+    # Items added to the cart: none on a bounce, more the further the visitor browses.
+    cart = rng.poisson(0.3 * (pages - 1) ** 0.7 * np.exp(0.4 * (land == 1) + 0.8 * (depth - 0.5)))
 
     device_missing = rng.random(rows) < 0.002
     dev_effect = np.where(device_missing, DEVICE_MISSING_EFFECT, np.array(list(DEVICES.values()))[dev])
@@ -101,11 +142,11 @@ def generate(rows: int = DEFAULT_ROWS, seed: int = 7) -> tuple[pd.DataFrame, pd.
         + dev_effect
         + np.array(list(BROWSERS.values()))[browser]
         + np.array(list(LANDING_PAGES.values()))[land]
-        + PAGES_COEF * np.log(pages)
+        + pages_effect(pages)
         + MINUTES_COEF * np.log1p(duration / 60.0)
         + DEPTH_COEF * depth
         + REPEAT_EFFECT * repeat
-        + HOUR_AMPLITUDE * np.cos(2 * np.pi * (hour - 20) / 24.0)
+        + hour_effect(hour)
         + WEEKDAY_EFFECT[weekday]
         + CART_COEF * np.log1p(cart)
     )
@@ -115,7 +156,9 @@ def generate(rows: int = DEFAULT_ROWS, seed: int = 7) -> tuple[pd.DataFrame, pd.
         REVENUE_MU
         + np.where(device_missing, REVENUE_DEVICE_MISSING, np.array(list(REVENUE_DEVICE.values()))[dev])
         + np.array(list(REVENUE_SOURCE.values()))[src]
+        + np.array(list(REVENUE_LANDING.values()))[land]
         + REVENUE_PAGES_COEF * np.log(pages)
+        + REVENUE_CART_COEF * np.minimum(cart, REVENUE_CART_CAP)
     )
     expected_revenue = np.exp(mu + REVENUE_SIGMA**2 / 2)
     revenue = np.where(ordered, np.round(np.exp(mu + REVENUE_SIGMA * rng.standard_normal(rows)), 2), 0.0)

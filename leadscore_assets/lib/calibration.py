@@ -21,7 +21,10 @@ from matplotlib.figure import Figure
 from sklearn.calibration import CalibratedClassifierCV, calibration_curve
 from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import brier_score_loss
+from sklearn.base import clone
 from sklearn.model_selection import train_test_split
+
+from leadscore_assets.lib.thresholds import ProbabilityPassthrough
 
 METHODS = ("auto", "sigmoid", "isotonic", "none")
 # Fewer conversions (or non-conversions) than this and a calibrator can neither be fitted
@@ -134,6 +137,31 @@ def calibrate(
     final = fit_calibrator(pipeline, x_cal, y_cal, best)
     reason = f"{considered}; {best} lowered {judged_on}; refitted on all {rows} calibration rows"
     return CalibrationResult(final, best, before, after, rows, reason, brier_by_method)
+
+
+def calibrate_out_of_fold(
+    pipeline, x: pd.DataFrame, y: np.ndarray, p_oof: np.ndarray, folds, method: str = "auto",
+    min_isotonic_rows: int = 1000, seed: int = 0,
+) -> tuple[CalibrationResult, np.ndarray]:
+    """Calibration for a pipeline fitted on all of `x` (model chosen by cross-validation).
+
+    Its own scores on `x` are optimistic, so calibrators are judged, as in `calibrate`, on the
+    out-of-fold probabilities `p_oof`. When one helps, the model is refitted as
+    `CalibratedClassifierCV(ensemble=False)`: the calibrator learns from out-of-fold
+    predictions and the estimator from every row. Returns the result and the calibrated
+    out-of-fold probabilities (for choosing a threshold on rows no model was fitted on).
+    """
+    scores = pd.DataFrame({"p": np.asarray(p_oof, dtype=float)})
+    y = np.asarray(y).astype(int)
+    judged = calibrate(ProbabilityPassthrough().fit(scores, y), scores, y, method, min_isotonic_rows, seed)
+    p_calibrated = positive_probability(judged.pipeline, scores)
+    reason = f"{judged.reason} (judged on {len(y)} out-of-fold probabilities)"
+    if judged.method == "none":
+        return CalibrationResult(pipeline, "none", judged.brier_before, judged.brier_after, len(y), reason,
+                                 judged.brier_by_method), p_calibrated
+    final = CalibratedClassifierCV(clone(pipeline), method=judged.method, cv=folds, ensemble=False).fit(x, y)
+    return CalibrationResult(final, judged.method, judged.brier_before, judged.brier_after, len(y), reason,
+                             judged.brier_by_method), p_calibrated
 
 
 def reliability_plot(y: np.ndarray, curves: dict[str, np.ndarray], title: str) -> Figure:

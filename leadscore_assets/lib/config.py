@@ -7,16 +7,18 @@ Unknown keys are rejected so a typo in a YAML file fails loudly instead of being
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from leadscore_assets.lib.column_names import ColumnNaming
+from leadscore_assets.lib.sql_rules import columns_read, parse_row_expression, parse_select
 
 ColumnType = Literal["string", "integer", "float", "boolean", "datetime", "text"]
 DatePart = Literal["weekday", "hour", "month", "day_of_year", "quarter", "weekend", "days_since"]
-CandidateName = Literal["dummy", "logistic_regression", "random_forest", "xgboost", "lightgbm"]
+CandidateName = Literal["dummy", "logistic_regression", "spline_logistic", "random_forest", "xgboost", "lightgbm"]
 
 
 class StrictModel(BaseModel):
@@ -67,6 +69,11 @@ class SourceSpec(TableSpec):
             raise ValueError("source needs either `path:` (one table) or `tables:` with a `query:`")
         if self.tables and not self.query:
             raise ValueError("source `tables:` need a `query:` that builds one row per lead")
+        if self.query:
+            parse_select(self.query, "source.query")
+        for name, table in self.table_specs().items():
+            for rule in table.row_rules:
+                parse_row_expression(rule.expression, f"source table {name!r} row rule {rule.name!r}")
         return self
 
     def table_specs(self) -> dict[str, TableSpec]:
@@ -126,6 +133,16 @@ class FeatureSpec(StrictModel):
     target_encode: list[str] = Field(default_factory=list)
     categorical_max_levels: int = 30
     categorical_min_frequency: int = 5
+    # has_<column> indicators for personal-data columns (has_phone, has_picture): the presence of
+    # a contact detail is a signal, its value never is. Off for projects where presence leaks.
+    presence_flags: bool = True
+    # Columns that separate the training labels almost perfectly on their own fail the blocking
+    # `no_label_leakage` check; a project that knows such a column is legitimate names it here.
+    accept_leaky: list[str] = Field(default_factory=list)
+    max_single_feature_auc: float = 0.95
+    # Columns whose values look like personal data (emails, phones, URLs, names) fail the blocking
+    # `no_personal_data` check unless listed here as known not to be personal.
+    not_personal: list[str] = Field(default_factory=list)
 
 
 class SplitSpec(StrictModel):
@@ -146,8 +163,8 @@ class SplitSpec(StrictModel):
 class SearchSpec(StrictModel):
     """Optuna budget per tuned candidate (xgboost, lightgbm, logistic_regression)."""
 
-    n_trials: int = 0  # 0 = no search: the candidates' default parameters
-    timeout_s: float | None = 120
+    n_trials: int = 12  # 0 = no search: the candidates' default parameters
+    timeout_s: float | None = 20
     cv_folds: int = 3
 
 
@@ -171,7 +188,7 @@ class ThresholdSpec(StrictModel):
 
 class ModelSpec(StrictModel):
     candidates: list[CandidateName] = Field(
-        default_factory=lambda: ["dummy", "logistic_regression", "random_forest", "xgboost", "lightgbm"]
+        default_factory=lambda: ["dummy", "logistic_regression", "spline_logistic", "random_forest", "xgboost", "lightgbm"]
     )
     selection_metric: Literal["roc_auc", "pr_auc", "neg_brier", "neg_log_loss"] = "roc_auc"
     seed: int = 42
@@ -180,6 +197,12 @@ class ModelSpec(StrictModel):
     calibration: Literal["auto", "sigmoid", "isotonic", "none"] = "auto"
     threshold: ThresholdSpec = Field(default_factory=ThresholdSpec)
     explain_max_rows: int = 50_000  # larger sources are explained in chunks of this size
+    # How the best candidate is chosen: on the validation split, or by stratified K-fold CV over
+    # training + validation (stable when positives are few). `auto` uses CV while the validation
+    # split holds fewer than `cv_below_validation_positives` positives.
+    selection: Literal["auto", "holdout", "cv"] = "auto"
+    cv_folds: int = 5
+    cv_below_validation_positives: int = 300
 
     @field_validator("candidates")
     @classmethod
@@ -197,6 +220,9 @@ class ValidationSpec(StrictModel):
     ordered_columns: bool = False  # the declared columns must appear in the source in this order
     row_rules: list[RowRule] = Field(default_factory=list)
     positive_rate: tuple[float, float] = (0.0, 1.0)  # labelled positive share must fall inside
+    # Dates later than the load time plus this tolerance are quarantined per column (clock skew
+    # and time zones need a little slack; a lead created next year is an error).
+    future_tolerance_hours: float = 24
 
 
 class FeedbackSpec(StrictModel):
@@ -220,12 +246,23 @@ class PromotionSpec(StrictModel):
     max_feature_drift_share: float = 0.5
     max_champion_age_days: float = 90
     near_parity_ratio: float = 0.95  # an old champion yields to a challenger this close to it
+    # A lead model this good is almost always a leaked label; promoted only when acknowledged.
+    max_plausible_auc: float = 0.99
+    accept_near_perfect: bool = False
 
 
 class RevenueSpec(StrictModel):
     """Two-stage value model: `column` holds the order value of converting leads (never a feature)."""
 
     column: str
+
+
+class TargetSpec(StrictModel):
+    """A figure the business expects on the test rows (e.g. f1 >= 0.40, revenue_rmse <= 20)."""
+
+    min: float | None = None
+    max: float | None = None
+    note: str = ""
 
 
 class ProjectConfig(StrictModel):
@@ -248,7 +285,51 @@ class ProjectConfig(StrictModel):
     feedback: FeedbackSpec | None = None
     revenue: RevenueSpec | None = None
     promotion: PromotionSpec = Field(default_factory=PromotionSpec)
+    # Test-set figures shown next to the measured value (met or not) in the evaluation report:
+    # classification metric names (roc_auc, f1, precision, recall, ...) and revenue_<metric>.
+    targets: dict[str, TargetSpec] = Field(default_factory=dict)
     retrain_schedule: str | None = "0 2 * * *"  # nightly retrain + rescore, off until switched on in the UI
+
+    _written: dict[str, str] = PrivateAttr(default_factory=dict)  # canonical name -> as the YAML wrote it
+
+    @model_validator(mode="after")
+    def _canonical_names(self) -> ProjectConfig:
+        """Every column the YAML names, in its normalised form: the one mapping the data gets too."""
+        naming = self.naming
+        written = dict(self._written)
+
+        def canon(name: str) -> str:
+            new = naming.canonical(name)
+            if new != name:
+                written.setdefault(new, name)
+            return new
+
+        self.id_column = canon(self.id_column)
+        self.personal_data = [canon(c) for c in self.personal_data]
+        self.columns = {canon(c): spec for c, spec in self.columns.items()}
+        self.normalise.lowercase = [canon(c) for c in self.normalise.lowercase]
+        f = self.features
+        f.exclude = [canon(c) for c in f.exclude]
+        f.dates = {canon(c): parts for c, parts in f.dates.items()}
+        f.multi_hot = {canon(c): d for c, d in f.multi_hot.items()}
+        f.target_encode = [canon(c) for c in f.target_encode]
+        f.accept_leaky = [canon(c) for c in f.accept_leaky]
+        f.not_personal = [canon(c) for c in f.not_personal]
+        if self.split.time_column:
+            self.split.time_column = canon(self.split.time_column)
+        if self.revenue:
+            self.revenue.column = canon(self.revenue.column)
+        for side in ("positive", "negative"):
+            text = getattr(self.label, side)
+            for col in columns_read(text, f"label.{side}"):
+                canon(col)
+            setattr(self.label, side, naming.canonical_sql(text, f"label.{side}"))
+        for rule in self.validation.row_rules:
+            for col in columns_read(rule.expression, f"validation row rule {rule.name!r}"):
+                canon(col)
+            rule.expression = naming.canonical_sql(rule.expression, f"validation row rule {rule.name!r}")
+        self._written = written
+        return self
 
     @model_validator(mode="after")
     def _columns_known(self) -> ProjectConfig:
@@ -259,44 +340,68 @@ class ProjectConfig(StrictModel):
             raise ValueError("; ".join(problems))
         return self
 
+    @property
+    def naming(self) -> ColumnNaming:
+        return ColumnNaming(self.normalise.column_case, dict(self.normalise.rename))
+
+    def written(self, name: str) -> str:
+        """A canonical column name as the YAML wrote it, with the normalised form when they differ."""
+        original = self._written.get(name)
+        return f"'{original}' (normalised: '{name}')" if original else f"'{name}'"
+
     def unknown_columns(self, known: dict | set) -> list[str]:
         """Every column the config names that is not among `known`, as readable problems."""
         problems = []
         if self.id_column not in known:
-            problems.append(f"id_column '{self.id_column}' is not a column")
+            problems.append(f"id_column {self.written(self.id_column)} is not a column")
         for group, names in (
             ("features.exclude", self.features.exclude),
             ("features.dates", list(self.features.dates)),
             ("features.multi_hot", list(self.features.multi_hot)),
             ("features.target_encode", self.features.target_encode),
+            ("features.accept_leaky", self.features.accept_leaky),
+            ("features.not_personal", self.features.not_personal),
             ("personal_data", self.personal_data),
         ):
-            problems += [f"{group} names unknown column '{n}'" for n in names if n not in known]
+            problems += [f"{group} names unknown column {self.written(n)}" for n in names if n not in known]
+        folded = {k.casefold() for k in known}
+        problems += [f"label reads unknown column {self.written(n)}" for n in sorted(self.label_columns(known=None))
+                     if n.casefold() not in folded]
         if self.revenue and self.revenue.column not in known:
-            problems.append(f"revenue.column '{self.revenue.column}' is not a column")
+            problems.append(f"revenue.column {self.written(self.revenue.column)} is not a column")
         if self.split.time_column and self.split.time_column not in known:
-            problems.append(f"split.time_column '{self.split.time_column}' is not a column")
+            problems.append(f"split.time_column {self.written(self.split.time_column)} is not a column")
         return problems
 
     @property
     def registered_model_name(self) -> str:
         return f"leadscore-{self.name}"
 
-    def label_columns(self) -> set[str]:
-        """Columns the label rule reads: they define the outcome, so they are never features."""
-        words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", f"{self.label.positive} {self.label.negative}"))
-        return words & set(self.columns)
+    def label_columns(self, known: dict | set | None = ()) -> set[str]:
+        """Columns the label rule reads: they define the outcome, so they are never features.
+
+        Compared without regard to case (DuckDB resolves `Converted` to `converted`), against
+        `known` (default: the declared columns) or, with `known=None`, as the rule reads them.
+        """
+        read = columns_read(self.label.positive, "label.positive") | columns_read(self.label.negative, "label.negative")
+        if known is None:
+            return read
+        by_fold = {c.casefold(): c for c in (known or self.columns)}
+        return {by_fold[c.casefold()] for c in read if c.casefold() in by_fold}
 
     def feature_columns(self) -> list[str]:
         """Validated columns that may feed a model: never the id, personal data, exclusions or the
-        columns the label rule reads, nor free text or dates that are not expanded."""
+        columns the label rule reads, nor free text or dates that are not expanded.
+        Compared without regard to case, as DuckDB compares names."""
         dropped = {self.id_column, *self.personal_data, *self.features.exclude, *self.label_columns()}
         if self.revenue:
             dropped.add(self.revenue.column)
+        dropped_folded = {c.casefold() for c in dropped}
         return [
             c
             for c, spec in self.columns.items()
-            if c not in dropped and spec.type != "text" and (spec.type != "datetime" or c in self.features.dates)
+            if c.casefold() not in dropped_folded and spec.type != "text"
+            and (spec.type != "datetime" or c in self.features.dates)
         ]
 
 

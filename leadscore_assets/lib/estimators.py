@@ -20,8 +20,10 @@ def make_estimator(name: str, y_train: np.ndarray, seed: int):
     neg = max(float(len(y_train) - y_train.sum()), 1.0)
     if name == "dummy":
         return DummyClassifier(strategy="prior")
-    if name == "logistic_regression":
-        return LogisticRegression(C=0.5, class_weight="balanced", max_iter=2000)
+    if name in ("logistic_regression", "spline_logistic"):
+        # L2-regularised; its C is chosen by CV on the training rows (training.choose_c).
+        # spline_logistic differs only in its preprocessing (features.preprocessor).
+        return LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000)
     if name == "random_forest":
         # Depth-capped: uncapped forests on tens of thousands of rows make per-lead SHAP minutes slow.
         return RandomForestClassifier(

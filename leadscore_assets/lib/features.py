@@ -56,9 +56,17 @@ class FeatureSet:
         return cls(by["numeric"], by["categorical"], by["target_encoded"], dict(zip(hot.feature, hot.delimiter)))
 
 
+def presence_columns(config: ProjectConfig) -> dict[str, str]:
+    """`has_<column>` indicator -> personal-data column it is derived from (never the id)."""
+    if not config.features.presence_flags:
+        return {}
+    return {f"has_{c}": c for c in config.personal_data if c != config.id_column and c in config.columns}
+
+
 def feature_set(config: ProjectConfig, cardinality: dict[str, int] | None = None) -> FeatureSet:
     """Typed model inputs: strings categorical (target-encoded when configured or when they have
-    more levels than `categorical_max_levels`), numbers and booleans numeric, dates expanded."""
+    more levels than `categorical_max_levels`), numbers and booleans numeric, dates expanded,
+    plus presence flags of personal-data columns."""
     spec = config.features
     numeric, categorical, target = [], [], []
     multi_hot = {c: d for c, d in spec.multi_hot.items() if c in config.feature_columns()}
@@ -74,7 +82,15 @@ def feature_set(config: ProjectConfig, cardinality: dict[str, int] | None = None
             (target if col in spec.target_encode or many else categorical).append(col)
         else:
             numeric.append(col)
+    numeric += list(presence_columns(config))
     return FeatureSet(numeric=numeric, categorical=categorical, target_encoded=target, multi_hot=multi_hot)
+
+
+def category_level(values: pd.Series) -> pd.Series:
+    """Readable category levels compared the way people read them: trimmed, case folded and
+    inner spaces collapsed, so 'CEO', 'ceo ' and 'Ceo' are one level."""
+    text = values.astype("string").str.strip().str.replace(r"\s+", " ", regex=True).str.casefold()
+    return text.astype(object).where(text.notna() & (text != ""), np.nan)
 
 
 def date_part(ts: pd.Series, part: str, reference: pd.Timestamp) -> pd.Series:
@@ -99,13 +115,17 @@ def build_feature_frame(
 ) -> tuple[pd.DataFrame, FeatureSet]:
     """One row per lead: id, readable features, label (or NaN) and split assignment.
 
-    Personal-data columns are dropped before anything else touches the frame. Leads labelled
-    by the newest feedback batch go to the test split, so a retrained challenger and the
-    champion are compared on outcomes neither has seen.
+    Personal-data columns are dropped before anything else touches the frame (only whether a
+    value was present survives, as `has_<column>`). Leads labelled by the newest feedback batch
+    go to the test split, so a retrained challenger and the champion are compared on outcomes
+    neither has seen.
     """
+    presence = {flag: validated[col].notna().astype("float64").to_numpy() for flag, col in presence_columns(config).items()}
     df = validated.drop(columns=[c for c in config.personal_data if c in validated.columns])
+    strings = [c for c in config.feature_columns() if config.columns[c].type == "string" and c not in config.features.multi_hot]
+    df = df.assign(**{c: category_level(df[c]) for c in strings})
     fs = feature_set(config, cardinality={c: int(df[c].nunique()) for c in config.feature_columns()})
-    out = pd.DataFrame({ID: df[config.id_column].astype(str).to_numpy()})
+    out = pd.DataFrame({ID: df[config.id_column].astype(str).to_numpy(), **presence})
     for col in config.feature_columns():
         kind = config.columns[col].type
         if kind == "datetime":
@@ -118,7 +138,7 @@ def build_feature_frame(
         elif col in fs.multi_hot:
             out[col] = df[col].fillna("").astype(str).to_numpy()
         elif kind == "string":
-            out[col] = df[col].astype(object).where(df[col].notna(), np.nan).to_numpy()
+            out[col] = df[col].to_numpy()
         else:
             out[col] = pd.to_numeric(df[col].astype("Float64"), errors="coerce").astype("float64").to_numpy()
     out = out.merge(labels[[ID, LABEL]], on=ID, how="left")

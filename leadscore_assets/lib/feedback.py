@@ -6,8 +6,10 @@ often dropped twice under different names, and files can be anything from clean 
 half-saved spreadsheet. So this module keeps three promises, without Dagster:
 
 1. `scan_folder` hands out a file only once it is complete (same size and mtime as on the
-   previous tick, not empty, not a temporary name) and only once per content: a byte-identical
-   copy under another name is reported as a duplicate, once, and never handed out.
+   previous tick, not empty, not a temporary name) and only once per content: a copy under
+   another name with the same content (byte for byte, or re-saved with other line endings, a
+   byte-order mark or trailing blank lines: see `file_sha256`) is reported as a duplicate, once,
+   and never handed out.
 2. `parse_feedback_file` never raises on a bad file: every data row ends up in exactly one of
    `outcomes`, `quarantined` (with a reason naming file, row and column) or `unknown_leads`;
    file-level problems are one extra quarantine row with `row_number` 0.
@@ -53,7 +55,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from leadscore_assets.lib.validation import snake_case
+from leadscore_assets.lib.column_names import snake_case
 
 STATE_VERSION = 1
 TEMPORARY_NAME_PATTERNS = ("*.tmp", "*.part", "*.crdownload", ".*", "~*")
@@ -85,7 +87,7 @@ RAW_RECORD_MAX_CHARS = 1000
 @dataclass(frozen=True)
 class FeedbackFile:
     path: Path
-    content_hash: str  # sha256 hex digest of the bytes: the sensor's run_key
+    content_hash: str  # sha256 hex digest of the normalised content (file_sha256): the sensor's run_key
     size: int
     duplicate_of: str | None = None  # for duplicates: the file name first processed with this content
 
@@ -94,7 +96,7 @@ class FeedbackFile:
 class ScanResult:
     ready: list[FeedbackFile]  # complete, never-seen content: request one run each
     pending: list[Path]  # present but not ready yet (first seen, still changing, or empty)
-    duplicates: list[FeedbackFile]  # complete but byte-identical to processed content; reported once
+    duplicates: list[FeedbackFile]  # complete but the same content as processed content; reported once
     state: dict  # the new cursor state to store
 
 
@@ -130,9 +132,36 @@ def mark_processed(state: dict | None, files: Iterable[FeedbackFile]) -> dict:
     return new_state
 
 
+_TRAILING_BLANK_LINES = re.compile(rb"\n[ \t\n]*\Z")  # the last line end and blank lines after it
+
+
+def canonical_content(data: bytes) -> bytes:
+    """The bytes of a feedback file as its content, whatever it was saved with: a UTF-8 byte-order
+    mark dropped (UTF-16 re-encoded as UTF-8), CRLF and CR line ends as LF, and trailing blank (or
+    whitespace-only) lines dropped, keeping one final line end. Lines with content are kept as
+    they are: a trailing tab can be an empty last field.
+
+    A file already in that form (UTF-8 or ASCII, LF, no trailing blank lines: what pandas and most
+    CRM exports write) is returned as is, so its hash stays the sha256 of its bytes. Binary data
+    (NUL bytes) and bytes that are not valid UTF-16 after a UTF-16 mark are returned unchanged.
+    """
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            data = data.decode("utf-16").encode("utf-8")
+        except UnicodeDecodeError:
+            return data
+    if b"\x00" in data:
+        return data
+    text = data.removeprefix(b"\xef\xbb\xbf").replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return _TRAILING_BLANK_LINES.sub(b"\n", text)
+
+
 def file_sha256(path: Path) -> str:
-    with path.open("rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+    """The file's content hash: sha256 of `canonical_content`, so the same outcomes re-saved with
+    CRLF line ends, a byte-order mark or trailing blank lines hash alike and never count twice.
+    (A last line without a line end stays distinct from one with it: that keeps the hash of such
+    files, already stored as run keys, unchanged.)"""
+    return hashlib.sha256(canonical_content(path.read_bytes())).hexdigest()
 
 
 def scan_folder(folder: Path, state: dict | None, pattern: str = "*.csv") -> ScanResult:

@@ -36,14 +36,25 @@ def decide(
     feature_drift_share: float | None,
     champion_age_days: float | None,
     champion_unusable: str | None = None,
+    challenger_auc: float | None = None,
 ) -> Decision:
     """`champion_unusable` names why the champion cannot score today's rows (e.g. the feature set
-    changed): then there is nothing to compare against and the challenger takes over."""
+    changed): then there is nothing to compare against and the challenger takes over.
+    `challenger_auc` (its best ROC-AUC on rows it was not fitted on) at or above
+    `max_plausible_auc` is taken for a leaked label: never promoted unless the project says
+    `accept_near_perfect`."""
     figures = dict(
         challenger_metric=challenger_metric, champion_metric=champion_metric,
         metric_gain=None if champion_metric is None else challenger_metric - champion_metric,
         prediction_psi=prediction_psi, feature_drift_share=feature_drift_share, champion_age_days=champion_age_days,
     )
+    if challenger_auc is not None and challenger_auc >= policy.max_plausible_auc and not policy.accept_near_perfect:
+        return Decision(
+            False,
+            f"rejected: ROC-AUC {challenger_auc:.4f} >= {policy.max_plausible_auc} is implausible for lead scoring "
+            "(a column recorded after the outcome?); set promotion.accept_near_perfect if it is genuine",
+            **figures,
+        )
     if champion_unusable:
         return Decision(True, f"promoted: the champion cannot score the current rows ({champion_unusable})", **figures)
     if champion_metric is None:

@@ -7,8 +7,8 @@ written into a reason (reasons reach logs and the UI).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import duckdb
 import pandas as pd
@@ -19,29 +19,28 @@ from leadscore_assets.lib.config import ColumnSpec, ProjectConfig
 ROW = "_row_number"
 FILE = "_source_file"
 REASON = "_quarantine_reason"
+COLLAPSED = "_collapsed_duplicate"  # an exact copy of an earlier row: the lead is kept once, not lost
 LINEAGE = [ROW, FILE]
 
 _PANDAS_TYPES = {"string": str, "text": str, "integer": "Int64", "float": float, "boolean": "boolean", "datetime": "datetime64[ns]"}
+NULL_TOKENS = ("NULL", "null", "Null", "None", "none", "N/A", "n/a", "NaN", "nan", "#N/A")
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
 
 
-def snake_case(name: str) -> str:
-    """`lastStateAt` -> `last_state_at`, `_id` -> `id`, `Company Size` -> `company_size`."""
-    name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name.strip())
-    return re.sub(r"[^0-9a-zA-Z]+", "_", name).strip("_").lower()
-
-
 def normalise(raw: pd.DataFrame, config: ProjectConfig) -> pd.DataFrame:
-    """Clean names and values: snake_case + renames, trimmed strings, blanks as nulls."""
-    data_cols = [c for c in raw.columns if c not in LINEAGE]
-    names = {c: snake_case(c) if config.normalise.column_case == "snake" else c for c in data_cols}
-    df = raw.rename(columns=names).rename(columns=config.normalise.rename)
+    """Clean names and values: the project's column naming (the mapping its YAML went through),
+    trimmed strings, blanks and written-out nulls ("NULL", "None", "N/A") as nulls."""
+    try:
+        names = config.naming.columns([c for c in raw.columns if c not in LINEAGE])
+    except ValueError as err:
+        raise ValueError(f"project '{config.name}': {err}") from err
+    df = raw.rename(columns=names)
     for col in df.columns:
         if col in LINEAGE or df[col].dtype != object:
             continue
         s = df[col].str.strip()
-        df[col] = s.mask(s == "")
+        df[col] = s.mask((s == "") | s.isin(NULL_TOKENS))
     for col in config.normalise.lowercase:
         if col in df.columns:
             df[col] = df[col].str.lower()
@@ -100,11 +99,27 @@ def _pandera_schema(config: ProjectConfig) -> pa.DataFrameSchema:
     return pa.DataFrameSchema(columns, strict=False, ordered=False)
 
 
-def _quarantine_repeated_ids(typed: pd.DataFrame, config: ProjectConfig, source: str, failures: Failures) -> int:
+def _collapse_exact_duplicates(df: pd.DataFrame, source: str, failures: Failures) -> set[int]:
+    """Rows whose every value repeats an earlier row (a re-export, a double paste): set aside
+    naming the row they repeat. They are not errors and do not count against the quarantine limit."""
+    data = df.drop(columns=[c for c in LINEAGE if c in df.columns])
+    if data.empty:
+        return set()
+    digest = pd.Series(pd.util.hash_pandas_object(data.astype(str), index=False).to_numpy(), index=df.index)
+    first = pd.Series(df.index, index=df.index).groupby(digest.to_numpy()).transform("first")
+    repeated = first[first != first.index]
+    for row, kept in repeated.items():
+        failures.add(row, f"{source} row {row}: exact duplicate of row {kept} (collapsed: the lead is kept once)")
+    return {int(r) for r in repeated.index}
+
+
+def _quarantine_repeated_ids(
+    typed: pd.DataFrame, config: ProjectConfig, source: str, failures: Failures, collapsed: set[int]
+) -> int:
     """Keep one row per id (the first, or the most complete), quarantine the others naming the kept row."""
     id_col = config.id_column
     order = pd.DataFrame({"id": typed[id_col], "row": typed.index, "filled": typed.notna().sum(axis=1).to_numpy()})
-    order = order[order.id.notna()]
+    order = order[order.id.notna() & ~order.row.isin(collapsed)]
     if config.normalise.deduplicate == "most_complete":
         order = order.sort_values(["filled", "row"], ascending=[False, True], kind="stable")
     else:
@@ -130,6 +145,12 @@ def _rule_failures(typed: pd.DataFrame, expression: str, project: str) -> list[i
     return [int(r[0]) for r in rows]
 
 
+def _load_time(now: datetime | pd.Timestamp | None) -> pd.Timestamp:
+    """The load time as typed dates are held: naive UTC (aware times converted, naive ones taken as UTC)."""
+    stamp = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp
+
+
 @dataclass
 class ValidationResult:
     valid: pd.DataFrame
@@ -138,11 +159,13 @@ class ValidationResult:
     failure_counts: dict[str, int]
 
 
-def validate(raw: pd.DataFrame, config: ProjectConfig) -> ValidationResult:
+def validate(raw: pd.DataFrame, config: ProjectConfig, now: datetime | pd.Timestamp | None = None) -> ValidationResult:
     """Split raw rows (with `_row_number`, `_source_file`) into typed valid rows and quarantine.
 
     Row-level failures quarantine the row; table-level failures (a missing column) quarantine
-    every row, because no row can be trusted, and are returned as `table_errors`.
+    every row, because no row can be trusted, and are returned as `table_errors`. A date later
+    than the load time `now` (default: the current UTC time; naive times are UTC) plus
+    `validation.future_tolerance_hours` is a row failure of its column.
     """
     df = normalise(raw, config).set_index(ROW, drop=False)
     source = str(df[FILE].iloc[0]) if len(df) else config.source.path
@@ -171,8 +194,21 @@ def validate(raw: pd.DataFrame, config: ProjectConfig) -> ValidationResult:
             failures.add(row, describe(row, col, value, f"is not a valid {spec.type}"))
         counts[f"{col}:type"] = int(bad.sum())
 
+    loaded = _load_time(now)
+    latest = loaded + pd.Timedelta(hours=config.validation.future_tolerance_hours)
+    for col, spec in config.columns.items():
+        if spec.type != "datetime" or col in missing:
+            continue
+        future = (typed[col] > latest).to_numpy()  # NaT compares False: missing and unparseable dates are not future
+        for row, value, when in zip(df.index[future], df[col].to_numpy()[future], typed[col].to_numpy()[future]):
+            shown = "" if col in pii else f"{pd.Timestamp(when):%Y-%m-%d %H:%M}; "  # no personal value in a reason
+            failures.add(row, describe(row, col, value, f"is in the future ({shown}loaded {loaded:%Y-%m-%d %H:%M} UTC)"))
+        counts[f"{col}:future"] = int(future.sum())
+
+    collapsed = _collapse_exact_duplicates(df, source, failures)
+    counts["exact_duplicate:collapsed"] = len(collapsed)
     if config.id_column in typed:
-        counts[f"{config.id_column}:duplicate"] = _quarantine_repeated_ids(typed, config, source, failures)
+        counts[f"{config.id_column}:duplicate"] = _quarantine_repeated_ids(typed, config, source, failures, collapsed)
     for rule in config.validation.row_rules:
         failing = _rule_failures(typed, rule.expression, config.name)
         for row in failing:
@@ -201,6 +237,7 @@ def validate(raw: pd.DataFrame, config: ProjectConfig) -> ValidationResult:
     valid[FILE] = df.loc[~is_bad, FILE]
     quarantined = raw.set_index(ROW, drop=False).loc[is_bad].copy()
     table_reason = "; ".join(failures.table)
+    quarantined[COLLAPSED] = quarantined.index.isin(collapsed) & (table_reason == "")
     quarantined[REASON] = pd.Series([
         "; ".join(filter(None, [table_reason and f"{source} row {r}: {table_reason} (whole file quarantined)",
                                 *failures.by_row.get(int(r), [])]))

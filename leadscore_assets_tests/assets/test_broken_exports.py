@@ -39,7 +39,9 @@ def wrong_types(export, path):
 
 
 def duplicated_ids(export, path):
-    pd.concat([export, export, export]).to_csv(path, index=False)
+    """Every id three times with different content: conflicts, not copies (copies collapse)."""
+    copies = [export.assign(jobTitle=export.jobTitle.astype(str) + suffix) for suffix in ("", " (2)", " (3)")]
+    pd.concat(copies).to_csv(path, index=False)
 
 
 @pytest.mark.parametrize(

@@ -369,7 +369,7 @@ def test_worse_challenger_is_not_promoted(loop):
     result = loop.execute(config=crippled)
     assert result.success, step_failures(result)
     decision = loop.decision_of(result.run_id)
-    assert decision.challenger_metric < decision.champion_metric - 0.02  # worse on the same held-out rows
+    assert decision.challenger_metric < decision.champion_metric - 0.005  # worse on the same held-out rows
     assert decision.decision == "rejected"
     assert decision.reason.startswith(f"rejected: gain {decision.metric_gain:+.4f} < min_gain")
     assert decision.champion_version == champion

@@ -146,7 +146,7 @@ def test_byo_label_expression_that_does_not_parse(tmp_path):
     base = load_project_config(DEFS_DIR / "byo_example" / "defs.yaml")
     bad = base.label.model_copy(update={"positive": "outcome == = 'converted'"})
     result = materialize_project(_byo_config(label=bad), tmp_path, raise_on_error=False)
-    assert "label.positive expression" in _failure_text(result)
+    assert "label.positive: \"outcome == = 'converted'\" does not parse as SQL" in _failure_text(result)
 
 
 def test_byo_label_with_no_positives_is_blocked(tmp_path):

@@ -34,3 +34,63 @@ def test_dummy_baseline_is_required():
     attrs["models"]["candidates"] = ["xgboost"]
     with pytest.raises(ValidationError, match="dummy"):
         ProjectConfig.model_validate(attrs)
+
+
+def _as_exported(**over):
+    """A YAML written with an export's own column names (camelCase, capitals), as a user would."""
+    return {
+        "name": "crm_leads", "source": {"kind": "csv", "path": "leads.csv"}, "id_column": "LeadID",
+        "personal_data": ["EmailAddress"], "label": {"positive": "Converted = 'Yes'", "negative": "Converted = 'No'"},
+        "features": {"exclude": ["lastActivityAt"], "dates": {"CreatedAt": ["weekday"]}},
+        "split": {"time_column": "CreatedAt"},
+    } | over
+
+
+def test_names_as_exported_resolve_to_the_normalised_columns():
+    config = ProjectConfig.model_validate(_as_exported())
+    assert config.id_column == "lead_id"
+    assert config.personal_data == ["email_address"]
+    assert config.features.exclude == ["last_activity_at"] and list(config.features.dates) == ["created_at"]
+    assert config.split.time_column == "created_at"
+    assert config.label.positive == "converted = 'Yes'"  # values untouched, names normalised
+
+
+def test_a_camel_case_lemlist_yaml_resolves_like_the_snake_case_one(linkedin_config):
+    attrs = _attrs()
+    attrs["id_column"] = "_id"  # LemList's own name; `rename: {id: lead_id}` applies to it too
+    attrs["personal_data"] = ["email", "firstName", "lastName", "phone", "picture", "linkedinUrl"]
+    attrs["columns"] = {("lastStateAt" if c == "last_state_at" else c): spec for c, spec in attrs["columns"].items()}
+    attrs["features"]["exclude"] = ["status", "lastState", "lastStateAt", "stepsCompleted", "companyName"]
+    attrs["label"]["positive"] = "lastState IN ('linkedinreplied', 'linkedininterested')"
+    config = ProjectConfig.model_validate(attrs)
+    assert config.feature_columns() == linkedin_config.feature_columns()
+    assert config.label_columns() == linkedin_config.label_columns()
+
+
+@pytest.mark.parametrize("spelling", ["Converted", "CONVERTED", "converted", '"Converted"'])
+def test_the_label_column_is_never_a_feature_however_it_is_spelled(spelling):
+    columns = {"lead_id": {"nullable": False, "unique": True}, "converted": {}, "industry": {}}
+    config = ProjectConfig.model_validate(_as_exported(
+        id_column="lead_id", personal_data=[], features={}, split={}, columns=columns,
+        label={"positive": f"{spelling} = 'Yes'", "negative": f"{spelling} = 'No'"},
+    ))
+    assert config.feature_columns() == ["industry"]
+
+
+def test_an_unknown_column_is_named_as_written_and_normalised():
+    with pytest.raises(ValidationError, match=r"id_column 'LeadId2' \(normalised: 'lead_id2'\) is not a column"):
+        ProjectConfig.model_validate(_as_exported(id_column="LeadId2", columns={"lead_id": {}, "converted": {}}))
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("label", {"positive": "x = 1; DROP TABLE crm_leads.lead_scores; SELECT true", "negative": "x = 0"},
+     "label.positive.*3 statements"),
+    ("label", {"positive": "(SELECT count(*) FROM crm_leads.lead_scores) > 0", "negative": "x = 0"},
+     "label.positive.*not a query"),
+    ("label", {"positive": "x = = 1", "negative": "x = 0"}, "label.positive.*does not parse"),
+    ("validation", {"row_rules": [{"name": "wipe", "expression": "DELETE FROM t"}]}, "row rule 'wipe'"),
+    ("source", {"tables": {"a": {"path": "a.csv"}}, "query": "DROP TABLE a"}, "source.query"),
+])
+def test_configuration_cannot_execute_statements(key, value, message):
+    with pytest.raises(ValidationError, match=message):
+        ProjectConfig.model_validate(_as_exported(**{key: value}))

@@ -56,3 +56,29 @@ def test_splines_let_a_linear_model_follow_a_bump(linkedin_config):
     unseen_missing = x[:5].assign(company_size=np.nan)  # no missing value at fit time
     fitted = preprocessor(fs, linkedin_config, True).fit(x[:4000], y[:4000])
     assert np.isfinite(fitted.transform(unseen_missing)).all()
+
+
+def _tiny_validated(config):
+    rows = []
+    for i, (title, phone) in enumerate([("CEO", "+33 1"), ("ceo ", None), (" Ceo", "+33 2"), ("cto", None)] * 5):
+        rows.append({"lead_id": f"l{i}", "job_title": title, "phone": phone, "company_size": 10.0,
+                     "created_at": pd.Timestamp("2026-01-05 08:00") + pd.Timedelta(hours=i)})
+    validated = pd.DataFrame(rows)
+    for col in config.columns:
+        if col not in validated:
+            validated[col] = None
+    labels = pd.DataFrame({"lead_id": validated.lead_id, "label": [1.0, 0.0] * 10})
+    return validated, labels
+
+
+def test_category_levels_ignore_case_and_spacing(linkedin_config):
+    frame, _ = build_feature_frame(*_tiny_validated(linkedin_config), linkedin_config)
+    assert set(frame.job_title) == {"ceo", "cto"}
+
+
+def test_personal_columns_leave_only_a_presence_flag(linkedin_config):
+    frame, fs = build_feature_frame(*_tiny_validated(linkedin_config), linkedin_config)
+    assert "phone" not in frame.columns and "has_phone" in fs.numeric
+    assert frame.has_phone.tolist()[:4] == [1.0, 0.0, 1.0, 0.0]
+    off = linkedin_config.model_copy(update={"features": linkedin_config.features.model_copy(update={"presence_flags": False})})
+    assert "has_phone" not in build_feature_frame(*_tiny_validated(off), off)[0].columns

@@ -1,3 +1,4 @@
+import hashlib
 import json
 import os
 from datetime import datetime
@@ -7,6 +8,7 @@ import pandas as pd
 import pytest
 
 from leadscore_assets.lib.feedback import (
+    file_sha256,
     mark_processed,
     parse_feedback_file,
     resolve_conflicts,
@@ -71,6 +73,44 @@ def test_identical_copy_under_another_name_is_a_duplicate_reported_once(folder):
     reported = [d for r in results for d in r.duplicates]
     assert names(reported) == ["fb_001 (copy).csv"]
     assert reported[0].duplicate_of == "fb_001.csv"
+
+
+OUTCOMES = HEADER + "L1,won,2026-05-01\nL2,lost,2026-05-02\n"
+RESAVED = {
+    "crlf": OUTCOMES.replace("\n", "\r\n").encode(),
+    "bom": b"\xef\xbb\xbf" + OUTCOMES.encode(),
+    "blank_lines": (OUTCOMES + "\n\n  \n").encode(),
+    "excel": b"\xef\xbb\xbf" + (OUTCOMES + "\n").replace("\n", "\r\n").encode(),
+    "utf16": OUTCOMES.encode("utf-16"),
+}
+
+
+@pytest.mark.parametrize("how", sorted(RESAVED))
+def test_same_outcomes_resaved_differently_are_the_same_content(folder, how):
+    original = write(folder, "fb_001.csv", OUTCOMES)
+    _, state = tick(folder, None)
+    first, state = tick(folder, state)
+    write(folder, "fb_001 (resaved).csv", RESAVED[how])
+    _, state = tick(folder, state)
+    result, _ = tick(folder, state)
+    assert result.ready == [] and names(result.duplicates) == ["fb_001 (resaved).csv"]
+    assert result.duplicates[0].duplicate_of == "fb_001.csv"
+    assert result.duplicates[0].content_hash == first.ready[0].content_hash == file_sha256(original)
+
+
+def test_content_hash_of_a_clean_file_is_the_hash_of_its_bytes(folder):
+    """Hashes already stored as run keys and in the cursor stay valid: only variants are normalised."""
+    for name, data in [("clean.csv", OUTCOMES.encode()), ("no_final_line_end.csv", OUTCOMES.rstrip("\n").encode()),
+                       ("binary.csv", b"PK\x03\x04\x00\r\n\x00")]:
+        assert file_sha256(write(folder, name, data)) == hashlib.sha256(data).hexdigest(), name
+
+
+def test_different_outcomes_are_different_content(folder):
+    base = file_sha256(write(folder, "a.csv", OUTCOMES))
+    assert file_sha256(write(folder, "b.csv", OUTCOMES.replace("lost", "won"))) != base
+    assert file_sha256(write(folder, "c.csv", OUTCOMES + "L3,won,2026-05-03\n")) != base
+    # a trailing tab is an empty last field, not whitespace: the row reads differently
+    assert file_sha256(write(folder, "d.csv", OUTCOMES.replace("\t", "").replace("2026-05-02\n", "2026-05-02\t\n"))) != base
 
 
 def test_two_identical_new_files_in_one_tick_are_handed_out_once(folder):

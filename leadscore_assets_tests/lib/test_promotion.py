@@ -38,3 +38,11 @@ def test_aged_champion_yields_to_a_near_parity_challenger_only():
 def test_unusable_champion_is_replaced_with_the_reason():
     d = decide(POLICY, 0.60, None, None, None, None, champion_unusable="its input columns ['notes'] are no longer features")
     assert d.promote and "cannot score the current rows" in d.reason and "notes" in d.reason
+
+
+def test_a_near_perfect_challenger_is_never_promoted_unless_acknowledged():
+    d = decide(POLICY, 0.9991, None, None, None, None, challenger_auc=0.9991)
+    assert not d.promote and "implausible" in d.reason and "accept_near_perfect" in d.reason
+    acknowledged = POLICY.model_copy(update={"accept_near_perfect": True})
+    assert decide(acknowledged, 0.9991, None, None, None, None, challenger_auc=0.9991).promote
+    assert decide(POLICY, 0.97, None, None, None, None, challenger_auc=0.97).promote

@@ -7,7 +7,7 @@ from leadscore_assets.lib.calibration import calibrate
 from leadscore_assets.lib.features import build_feature_frame
 from leadscore_assets.lib.labels import label_select_sql
 from leadscore_assets.lib.thresholds import choose_threshold
-from leadscore_assets.lib.training import split_xy, train_candidate
+from leadscore_assets.lib.training import finalise, fit_splits, selection_method, split_xy, train_candidate
 from leadscore_assets.lib.validation import FILE, ROW, validate
 
 
@@ -46,6 +46,40 @@ def test_search_records_one_trial_per_budgeted_trial(linkedin_config):
         "search": linkedin_config.models.search.model_copy(update={"n_trials": 3, "timeout_s": None})})})
     frame, fs = _frame(config)
     seen = []
-    cand = train_candidate("logistic_regression", frame, fs, config, on_trial=lambda *a: seen.append(a))
+    cand = train_candidate("lightgbm", frame, fs, config, on_trial=lambda *a: seen.append(a))
     assert len(seen) == 3 == len(cand.tuning.trials)
-    assert cand.params["model.C"] == cand.tuning.best_params["C"]
+    assert cand.params["model.num_leaves"] == cand.tuning.best_params["num_leaves"]
+
+
+def test_few_validation_positives_pick_by_cv_and_the_model_learns_from_train_and_validation(linkedin_config):
+    from sklearn.metrics import roc_auc_score
+
+    frame, fs = _frame(linkedin_config)
+    positives = int(((frame.split == "validation") & (frame.label == 1)).sum())
+    assert positives < linkedin_config.models.cv_below_validation_positives
+    assert selection_method(frame, linkedin_config) == "cv"
+    splits = fit_splits("cv")
+    cand = train_candidate("logistic_regression", frame, fs, linkedin_config, splits=splits)
+    final = finalise(cand.pipeline, frame, fs, linkedin_config, "cv")
+    x_fit, y_fit = split_xy(frame, fs, *splits)
+    assert len(final.fit_rows) == len(x_fit) == int(frame.split.isin(splits).sum())
+    assert final.threshold.details["rows"] == len(y_fit)  # threshold chosen on out-of-fold probabilities
+    x_test, y_test = split_xy(frame, fs, "test")
+    assert roc_auc_score(y_test, final.model.predict_proba(x_test)[:, 1]) > 0.6
+
+
+def test_within_one_standard_error_the_simplest_candidate_is_chosen():
+    import json
+
+    import pandas as pd
+
+    from leadscore_assets.lib.training import choose_candidate
+
+    def board(scores: dict[str, float], folds: list[float]) -> pd.DataFrame:
+        return pd.DataFrame({"candidate": list(scores), "selection_score": list(scores.values()),
+                             "fold_scores": [json.dumps(folds)] * len(scores)})
+
+    noisy = [0.86, 0.90, 0.84, 0.92, 0.88]  # standard error ~0.014
+    assert choose_candidate(board({"lightgbm": 0.880, "logistic_regression": 0.872, "dummy": 0.5}, noisy)) == "logistic_regression"
+    assert choose_candidate(board({"lightgbm": 0.920, "logistic_regression": 0.872}, noisy)) == "lightgbm"
+    assert choose_candidate(board({"xgboost": 0.9, "random_forest": 0.899}, [])) == "xgboost"  # no folds: the best

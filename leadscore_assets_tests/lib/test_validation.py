@@ -1,6 +1,7 @@
 import pandas as pd
 
-from leadscore_assets.lib.validation import REASON, ROW, normalise, snake_case, validate
+from leadscore_assets.lib.column_names import snake_case
+from leadscore_assets.lib.validation import COLLAPSED, REASON, ROW, normalise, validate
 
 
 def _raw(rows: list[dict]) -> pd.DataFrame:
@@ -39,7 +40,7 @@ def test_every_row_lands_once_with_a_reason_naming_file_row_and_column(linkedin_
         _row(),
         _row(_id="a2", companySize="twelve"),
         _row(_id="a3", email="not-an-email"),
-        _row(),  # duplicate id of row 1
+        _row(jobTitle="CTO"),  # same id as row 1, different content: a conflict
         _row(_id="a5", status="archived"),
         _row(_id="a6", createdAt=""),
     ])
@@ -81,3 +82,54 @@ def test_column_order_is_enforced_when_configured(linkedin_config):
     swapped = raw[[ROW, "email", "_id", *[c for c in raw.columns if c not in (ROW, "email", "_id")]]]
     result = validate(swapped, ordered)
     assert result.valid.empty and "columns out of order" in result.table_errors[0]
+
+
+def test_exact_duplicate_rows_collapse_into_the_first_and_are_counted(linkedin_config):
+    raw = _raw([_row(), _row(_id="a2"), _row(), _row(jobTitle="CTO")])
+    result = validate(raw, linkedin_config)
+    assert list(result.valid[ROW]) == [1, 2]
+    q = result.quarantined.set_index(ROW)
+    assert "exact duplicate of row 1 (collapsed" in q.loc[3, REASON] and bool(q.loc[3, COLLAPSED])
+    assert "duplicate id (kept first seen at row 1)" in q.loc[4, REASON] and not bool(q.loc[4, COLLAPSED])
+    assert result.failure_counts["exact_duplicate:collapsed"] == 1
+
+
+def test_written_out_nulls_are_missing_so_a_null_id_is_quarantined(linkedin_config):
+    result = validate(_raw([_row(), _row(_id="NULL"), _row(_id="N/A", jobTitle="x")]), linkedin_config)
+    assert list(result.valid[ROW]) == [1]
+    reasons = dict(zip(result.quarantined[ROW], result.quarantined[REASON]))
+    assert "column 'lead_id'" in reasons[2] and "required" in reasons[2]
+    assert "column 'lead_id'" in reasons[3]
+
+
+# --- dates in the future ------------------------------------------------------------------------
+
+LOADED = pd.Timestamp("2026-06-01 12:00", tz="UTC")
+
+
+def test_future_dates_are_quarantined_per_column_naming_the_load_time(linkedin_config):
+    raw = _raw([
+        _row(),
+        _row(_id="a2", createdAt="2031-05-01T10:00:00Z"),
+        _row(_id="a3", lastStateAt="2062-01-01"),
+        _row(_id="a4", createdAt="2026-06-02T08:00:00Z"),  # within the 24 h tolerance (clock skew, time zones)
+    ])
+    result = validate(raw, linkedin_config, now=LOADED)
+    assert list(result.valid[ROW]) == [1, 4]
+    reasons = dict(zip(result.quarantined[ROW], result.quarantined[REASON]))
+    assert reasons[2] == ("export.csv row 2 column 'created_at' value '2031-05-01T10:00:00Z': "
+                          "is in the future (2031-05-01 10:00; loaded 2026-06-01 12:00 UTC)")
+    assert reasons[3].startswith("export.csv row 3 column 'last_state_at'") and "is in the future (2062-01-01" in reasons[3]
+    assert result.failure_counts["created_at:future"] == 1 and result.failure_counts["last_state_at:future"] == 1
+
+
+def test_future_tolerance_and_load_time_come_from_config_and_caller(linkedin_config):
+    strict = linkedin_config.model_copy(update={
+        "validation": linkedin_config.validation.model_copy(update={"future_tolerance_hours": 0})})
+    raw = _raw([_row(createdAt="2026-06-01T13:00:00Z")])
+    assert validate(raw, strict, now=LOADED).valid.empty
+    assert len(validate(raw, linkedin_config, now=LOADED).valid) == 1
+    assert len(validate(raw, strict, now=pd.Timestamp("2026-06-01 15:00")).valid) == 1  # naive: taken as UTC
+    assert len(validate(raw, strict, now=pd.Timestamp("2026-06-01 16:00", tz="Europe/Paris")).valid) == 1
+    assert len(validate(_raw([_row(createdAt="2020-01-01T00:00:00Z")]), strict).valid) == 1  # default: the clock
+    assert validate(_raw([_row(createdAt="2999-01-01T00:00:00Z")]), strict).valid.empty
