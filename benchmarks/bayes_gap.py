@@ -18,6 +18,7 @@ from sklearn.metrics import brier_score_loss, r2_score, roc_auc_score
 
 from leadscore_assets.assets.common import table_exists
 from leadscore_assets.lib.config import load_project_config
+from leadscore_assets.resources.warehouse import published_file
 from leadscore_assets.lib.features import ID, LABEL, SPLIT, FeatureSet
 
 DEFS = Path(__file__).resolve().parents[1] / "leadscore_assets" / "defs"
@@ -30,7 +31,7 @@ def gap_for(project: Path, data_dir: Path) -> dict | None:
         return None
     truth = pd.read_csv(truth_path, dtype={0: str})
     truth = truth.rename(columns={truth.columns[0]: ID})
-    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as conn:
+    with duckdb.connect(str(published_file(data_dir / "warehouse", config.name)), read_only=True) as conn:
         if not table_exists(conn, f"{config.name}.features"):
             print(f"{config.name}: not materialized yet, skipped")
             return None
@@ -60,7 +61,7 @@ def gap_for(project: Path, data_dir: Path) -> dict | None:
 def revenue_vs_truth(config, data_dir: Path, truth: pd.DataFrame) -> dict:
     """E[revenue | order] of the scores against the generator's true conditional mean, on the
     converting test rows: R^2 of each against the realised revenue (noise bounds both)."""
-    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as conn:
+    with duckdb.connect(str(published_file(data_dir / "warehouse", config.name)), read_only=True) as conn:
         rows = conn.execute(f"""
             SELECT f.{ID}, v.{config.revenue.column} AS revenue, s.expected_order_value
             FROM {config.name}.features f

@@ -346,10 +346,15 @@ def read_run_outputs(config, data_dir: Path, out: SplitResult):
     from leadscore_assets.assets.common import load_feature_set, table_exists
 
     frame, model = None, None
-    db = data_dir / "warehouse.duckdb"
-    if not db.exists():
-        out.problems.append("no warehouse was written")
-        return None, None
+    from leadscore_assets.resources.warehouse import published_file
+
+    db = published_file(data_dir / "warehouse", config.name)
+    if not db.exists():  # blocked: what the run wrote stays in its staged copy
+        staged = sorted((db.parent / "staged").glob("*.duckdb"), key=lambda p: p.stat().st_mtime)
+        if not staged:
+            out.problems.append("no warehouse was written")
+            return None, None
+        db = staged[-1]
     with duckdb.connect(str(db)) as conn:
         name = config.name
         if not table_exists(conn, f"{name}.features") or not table_exists(conn, f"{name}.feature_schema"):

@@ -9,6 +9,7 @@ from leadscore_assets.components.lead_scoring_project import project_definitions
 from leadscore_assets.demo_data import linkedin
 from leadscore_assets.lib.config import ProjectConfig, load_project_config
 from leadscore_assets.resources import build_resources
+from leadscore_assets.resources.warehouse import published_file, staged_file
 
 DEFS_DIR = Path(__file__).resolve().parents[1] / "leadscore_assets" / "defs"
 
@@ -16,6 +17,12 @@ DEFS_DIR = Path(__file__).resolve().parents[1] / "leadscore_assets" / "defs"
 @pytest.fixture(scope="session")
 def linkedin_config() -> ProjectConfig:
     return load_project_config(DEFS_DIR / "linkedin" / "defs.yaml")
+
+
+def warehouse_file(data_dir: Path, project: str, run_id: str | None = None) -> Path:
+    """A project's published DuckDB file, or the staged copy a run wrote (kept when it was blocked)."""
+    root = Path(data_dir) / "warehouse"
+    return staged_file(root, project, run_id) if run_id else published_file(root, project)
 
 
 def materialize_project(config: ProjectConfig, data_dir: Path, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:

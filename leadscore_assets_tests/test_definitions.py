@@ -18,6 +18,8 @@ LAYERS = {  # asset name -> (group, upstream asset names)
     "champion_model": ("models", {"evaluation_report", "drift_reports"}),
     "lead_scores": ("scoring", {"champion_model", "features"}),
 }
+# Written last, after every other asset and blocking check of the project passed.
+LAYERS["published"] = ("publish", set(LAYERS))
 
 
 def _loaded() -> dg.Definitions:
@@ -35,6 +37,13 @@ def test_linkedin_asset_specs_snapshot():
         assert node.owners == ["team:growth-data"], name
         assert node.description, name
         assert node.kinds, name
+
+
+def test_blocking_checks_guard_features_against_leaks_and_personal_data():
+    graph = _loaded().resolve_asset_graph()
+    for project in ("linkedin", "byo_example"):
+        checks = {c.name for c in graph.asset_check_keys if c.asset_key == dg.AssetKey([project, "features"])}
+        assert {"no_label_leakage", "no_personal_data"} <= checks, project
 
 
 def test_blocking_checks_guard_validated_contacts():

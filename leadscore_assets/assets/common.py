@@ -14,23 +14,24 @@ import pandas as pd
 from leadscore_assets.lib.column_typing import with_columns
 from leadscore_assets.lib.config import ColumnSpec, ProjectConfig
 from leadscore_assets.lib.features import FeatureSet
+from leadscore_assets.resources.warehouse import ProjectBusyError, Warehouse
 
 OWNER_DEFAULT = "team:growth-data"
 
 
 @contextmanager
-def warehouse_connection(warehouse) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A DuckDBResource connection that is closed even when the body raises.
+def warehouse_connection(warehouse: Warehouse, config: ProjectConfig) -> Iterator[duckdb.DuckDBPyConnection]:
+    """This run's staged copy of the project's warehouse file (see resources/warehouse.py),
+    closed even when the body raises.
 
-    dagster-duckdb's get_connection() closes only on success; a failed asset would otherwise
-    keep a read-write handle on the warehouse file for the rest of the process.
+    The first connection of a run claims the project: a second run of it fails here, at once,
+    naming the run that holds it.
     """
-    with warehouse.get_connection() as conn:
-        try:
+    try:
+        with warehouse.connection(config.name) as conn:
             yield conn
-        except BaseException:
-            conn.close()
-            raise
+    except ProjectBusyError as err:
+        raise dg.Failure(description=str(err)) from err
 
 
 def key(config: ProjectConfig, name: str) -> dg.AssetKey:

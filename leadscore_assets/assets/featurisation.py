@@ -2,7 +2,6 @@
 
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from leadscore_assets.assets.common import (
     asset_kwargs,
@@ -23,6 +22,7 @@ from leadscore_assets.lib.features import LABEL, NEWEST_FEEDBACK, SPLIT, build_f
 from leadscore_assets.lib.leakage import leaks, single_feature_separation
 from leadscore_assets.lib.personal_data import detect_personal_columns
 from leadscore_assets.lib.profiling import profile, profile_markdown
+from leadscore_assets.resources.warehouse import Warehouse
 
 
 def build(config: ProjectConfig) -> list:
@@ -35,8 +35,8 @@ def build(config: ProjectConfig) -> list:
             {"pandas", "duckdb"},
         ),
     )
-    def features(warehouse: DuckDBResource) -> dg.MaterializeResult:
-        with warehouse_connection(warehouse) as conn:
+    def features(warehouse: Warehouse) -> dg.MaterializeResult:
+        with warehouse_connection(warehouse, config) as conn:
             resolved = resolved_config(conn, config)
             validated = read_table(conn, table(config, "validated_contacts"))
             labels = read_table(conn, table(config, "labels"))
@@ -75,8 +75,8 @@ def build(config: ProjectConfig) -> list:
             {"pandas"},
         ),
     )
-    def data_profile(warehouse: DuckDBResource) -> dg.MaterializeResult:
-        with warehouse_connection(warehouse) as conn:
+    def data_profile(warehouse: Warehouse) -> dg.MaterializeResult:
+        with warehouse_connection(warehouse, config) as conn:
             frame = read_table(conn, table(config, "features"))
             fs = load_feature_set(conn, config)
         p = profile(frame, frame[LABEL], [*fs.categorical, *fs.target_encoded], fs.numeric)
@@ -94,8 +94,8 @@ def build(config: ProjectConfig) -> list:
                     description="No personal-data or excluded (post-outcome) column reaches the features, and no "
                                 "feature's values look like emails, phone numbers, URLs or people's names "
                                 "(unless listed under features.not_personal).")
-    def no_personal_data(warehouse: DuckDBResource) -> dg.AssetCheckResult:
-        with warehouse_connection(warehouse) as conn:
+    def no_personal_data(warehouse: Warehouse) -> dg.AssetCheckResult:
+        with warehouse_connection(warehouse, config) as conn:
             cols = [r[0] for r in conn.execute(f"DESCRIBE {table(config, 'features')}").fetchall()]
             fs = load_feature_set(conn, config)
             text = [c for c in (*fs.categorical, *fs.target_encoded, *fs.multi_hot) if c in resolved_config(conn, config).columns]
@@ -120,8 +120,8 @@ def build(config: ProjectConfig) -> list:
                     description=f"No single feature separates the training labels with ROC-AUC above {limit} "
                                 "(either way): such a column is almost always recorded after the outcome. "
                                 "Accept a legitimate one under features.accept_leaky.")
-    def no_label_leakage(warehouse: DuckDBResource) -> dg.AssetCheckResult:
-        with warehouse_connection(warehouse) as conn:
+    def no_label_leakage(warehouse: Warehouse) -> dg.AssetCheckResult:
+        with warehouse_connection(warehouse, config) as conn:
             train = read_table(conn, table(config, "features"), f"WHERE {SPLIT} = 'train'")
             fs = load_feature_set(conn, config)
         separation = single_feature_separation(train[fs.columns], train[LABEL].to_numpy(), fs, config.split.seed)

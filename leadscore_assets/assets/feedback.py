@@ -11,7 +11,6 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
-from dagster_duckdb import DuckDBResource
 
 from leadscore_assets.assets.common import (
     append_table,
@@ -25,6 +24,7 @@ from leadscore_assets.assets.common import (
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.feedback import parse_feedback_file, resolve_conflicts, scan_folder
 from leadscore_assets.resources.storage import LeadscoreStorage
+from leadscore_assets.resources.warehouse import Warehouse
 
 SENSOR_INTERVAL_S = 30
 
@@ -57,10 +57,10 @@ def build(config: ProjectConfig) -> list:
         ),
     )
     def feedback_outcomes(
-        context: dg.AssetExecutionContext, config: FeedbackFilesConfig, warehouse: DuckDBResource
+        context: dg.AssetExecutionContext, config: FeedbackFilesConfig, warehouse: Warehouse
     ) -> dg.MaterializeResult:
         batches = []
-        with warehouse_connection(warehouse) as conn:
+        with warehouse_connection(warehouse, project) as conn:
             known = {r[0] for r in conn.execute(
                 f"SELECT {project.id_column} FROM {table(project, 'validated_contacts')}").fetchall()}
             seen = set()

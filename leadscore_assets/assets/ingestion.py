@@ -2,12 +2,12 @@
 
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from leadscore_assets.assets.common import asset_kwargs, column_schema, table, warehouse_connection
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.ingest import SourceFileError, load_source
 from leadscore_assets.resources.storage import LeadscoreStorage
+from leadscore_assets.resources.warehouse import Warehouse
 
 
 def build(config: ProjectConfig) -> list:
@@ -19,9 +19,9 @@ def build(config: ProjectConfig) -> list:
             {"csv", "duckdb"},
         )
     )
-    def raw_contacts(context: dg.AssetExecutionContext, storage: LeadscoreStorage, warehouse: DuckDBResource):
+    def raw_contacts(context: dg.AssetExecutionContext, storage: LeadscoreStorage, warehouse: Warehouse):
         files = [str(storage.path(spec.path)) for spec in config.source.table_specs().values()]
-        with warehouse_connection(warehouse) as conn:
+        with warehouse_connection(warehouse, config) as conn:
             try:
                 counts = load_source(conn, config, storage.path(""), log=context.log.warning)
             except SourceFileError as err:

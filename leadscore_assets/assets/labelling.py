@@ -2,11 +2,11 @@
 
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from leadscore_assets.assets.common import asset_kwargs, key, table, warehouse_connection
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.labels import LabelRuleError, check_label_rule, label_select_sql
+from leadscore_assets.resources.warehouse import Warehouse
 
 
 def build(config: ProjectConfig) -> list:
@@ -19,9 +19,9 @@ def build(config: ProjectConfig) -> list:
             {"duckdb"},
         ),
     )
-    def labels(warehouse: DuckDBResource) -> dg.MaterializeResult:
+    def labels(warehouse: Warehouse) -> dg.MaterializeResult:
         src = table(config, "validated_contacts")
-        with warehouse_connection(warehouse) as conn:
+        with warehouse_connection(warehouse, config) as conn:
             try:
                 check_label_rule(conn, config, src)
             except LabelRuleError as err:
@@ -47,8 +47,8 @@ def build(config: ProjectConfig) -> list:
 
     @dg.asset_check(asset=labels, name="positive_rate_plausible", blocking=True,
                     description=f"Both classes present and the labelled positive rate within [{low:.0%}, {high:.0%}].")
-    def positive_rate_plausible(warehouse: DuckDBResource) -> dg.AssetCheckResult:
-        with warehouse_connection(warehouse) as conn:
+    def positive_rate_plausible(warehouse: Warehouse) -> dg.AssetCheckResult:
+        with warehouse_connection(warehouse, config) as conn:
             pos, neg = conn.execute(
                 f"SELECT count(*) FILTER (label = 1), count(*) FILTER (label = 0) FROM {table(config, 'labels')}"
             ).fetchall()[0]
@@ -57,7 +57,10 @@ def build(config: ProjectConfig) -> list:
         return dg.AssetCheckResult(
             passed=passed,
             metadata={"positive": pos, "negative": neg, "positive_rate": float(rate)},
-            description=None if passed else f"{pos} positives, {neg} negatives: rate {rate:.1%} outside [{low:.0%}, {high:.0%}]",
+            description=None if passed else (
+                f"no positives ({neg} negatives): the label rule never holds" if pos == 0 else
+                f"no negatives ({pos} positives): the label rule always holds" if neg == 0 else
+                f"{pos} positives, {neg} negatives: rate {rate:.1%} outside [{low:.0%}, {high:.0%}]"),
         )
 
     return [labels, positive_rate_plausible]

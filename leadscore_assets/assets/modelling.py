@@ -8,10 +8,10 @@ import json
 import time
 
 import dagster as dg
+import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
 import pandas as pd
-from dagster_duckdb import DuckDBResource
 from sklearn.inspection import permutation_importance
 
 from leadscore_assets.assets.common import (
@@ -48,9 +48,11 @@ from leadscore_assets.lib.training import (
     split_xy,
     train_candidate,
 )
+from leadscore_assets.lib.targets import compare_targets, measured_figures, targets_markdown, targets_met
 from leadscore_assets.lib.tuning import history_plots
 from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.storage import LeadscoreStorage
+from leadscore_assets.resources.warehouse import Warehouse
 
 EXPLAIN_SAMPLE = 2000  # test rows explained for the global SHAP summary
 IMPORTANCE_SAMPLE = 5000  # test rows shuffled for permutation importance
@@ -67,12 +69,14 @@ def build(config: ProjectConfig) -> list:
         ),
     )
     def candidate_models(
-        context: dg.AssetExecutionContext, warehouse: DuckDBResource, mlflow_store: MlflowStore,
+        context: dg.AssetExecutionContext, warehouse: Warehouse, mlflow_store: MlflowStore,
         storage: LeadscoreStorage,
     ) -> dg.MaterializeResult:
-        with warehouse_connection(warehouse) as conn:
+        with warehouse_connection(warehouse, config) as conn:  # holds the project for this run
             frame = read_table(conn, table(config, "features"))
             fs = load_feature_set(conn, config)
+        if ended := mlflow_store.end_abandoned_runs(config.name, context.run_id):
+            context.log.warning(f"ended {len(ended)} MLflow run(s) left RUNNING by a killed run: {ended}")
         method = selection_method(frame, config)
         x_fit, y_fit = split_xy(frame, fs, *fit_splits(method))
         x_val, y_val = split_xy(frame, fs, "validation")
@@ -127,7 +131,7 @@ def build(config: ProjectConfig) -> list:
             context.log.info(f"{name}: validation {config.models.selection_metric} = {score:.4f}")
         results = pd.DataFrame(rows).sort_values("selection_score", ascending=False, kind="stable")
         results["chosen"] = results.candidate == choose_candidate(results)
-        with warehouse_connection(warehouse) as conn:
+        with warehouse_connection(warehouse, config) as conn:
             write_table(conn, table(config, "candidate_models"), results)
         shown = results[["candidate", "chosen", "selection_score", "validation_roc_auc", "validation_pr_auc", "validation_brier",
                          "search_trials", "train_seconds"]]
@@ -157,10 +161,10 @@ def build(config: ProjectConfig) -> list:
         ),
     )
     def evaluation_report(
-        context: dg.AssetExecutionContext, warehouse: DuckDBResource, mlflow_store: MlflowStore,
+        context: dg.AssetExecutionContext, warehouse: Warehouse, mlflow_store: MlflowStore,
         storage: LeadscoreStorage,
     ) -> dg.MaterializeResult:
-        with warehouse_connection(warehouse) as conn:
+        with warehouse_connection(warehouse, config) as conn:
             frame = read_table(conn, table(config, "features"))
             fs = load_feature_set(conn, config)
             cands = read_table(conn, table(config, "candidate_models"), "ORDER BY selection_score DESC")
@@ -201,7 +205,7 @@ def build(config: ProjectConfig) -> list:
         time_col = config.split.time_column
         window = {"column": time_col or "row order"}
         if time_col:
-            with warehouse_connection(warehouse) as conn:
+            with warehouse_connection(warehouse, config) as conn:
                 lo, hi = conn.execute(f"SELECT min({time_col}), max({time_col}) FROM {table(config, 'validated_contacts')}").fetchall()[0]
             window.update(start=str(lo), end=str(hi))
         card = model_card(
@@ -221,6 +225,7 @@ def build(config: ProjectConfig) -> list:
         out = storage.report_dir(config.name, "evaluation", context.run_id)
         for name, fig in figures.items():
             fig.savefig(out / f"{name}.png", bbox_inches="tight")
+            plt.close(fig)  # saved; the markdown below re-renders from the figure object
         gains.to_csv(out / "lift_by_decile.csv", index=False)
         importance.to_csv(out / "feature_importance.csv", index=False)
         shap_table.to_csv(out / "shap_mean_abs.csv", index=False)
@@ -245,10 +250,13 @@ def build(config: ProjectConfig) -> list:
                "source_run_id": best.run_id, "calibration": cal.method, "threshold": decision.threshold,
                "threshold_policy": decision.policy, "dummy_test_roc_auc": dummy_auc,
                **{f"test_{k}": v for k, v in metrics.items()}}
-        with warehouse_connection(warehouse) as conn:
+        with warehouse_connection(warehouse, config) as conn:
             write_table(conn, table(config, "evaluation_report"), pd.DataFrame([row]))
+        targets = compare_targets(config.targets, measured_figures(metrics, {}))
         return dg.MaterializeResult(
             metadata={
+                **({"targets": dg.MetadataValue.md(targets_markdown(targets, config.targets)),
+                    "targets_met": targets_met(targets)} if config.targets else {}),
                 "candidate": str(best.candidate),
                 "mlflow_run_id": str(run.info.run_id),
                 **{f"test_{k}": dg.MetadataValue.float(float(v)) for k, v in metrics.items()},
@@ -272,8 +280,8 @@ def build(config: ProjectConfig) -> list:
     @dg.asset_check(asset=candidate_models, name="search_within_budget",
                     description=f"Each tuned candidate's search stayed within its {search.timeout_s} s budget "
                                 "(plus the trial in progress when it ran out).")
-    def search_within_budget(warehouse: DuckDBResource) -> dg.AssetCheckResult:
-        with warehouse_connection(warehouse) as conn:
+    def search_within_budget(warehouse: Warehouse) -> dg.AssetCheckResult:
+        with warehouse_connection(warehouse, config) as conn:
             spent = dict(conn.execute(f"SELECT candidate, search_seconds FROM {table(config, 'candidate_models')}").fetchall())
         limit = None if search.timeout_s is None else search.timeout_s * 1.5
         over = {k: round(v, 1) for k, v in spent.items() if limit is not None and v > limit}
@@ -283,8 +291,8 @@ def build(config: ProjectConfig) -> list:
 
     @dg.asset_check(asset=evaluation_report, name="beats_dummy_baseline", blocking=True,
                     description="The selected model's test ROC-AUC beats the dummy baseline's.")
-    def beats_dummy_baseline(warehouse: DuckDBResource) -> dg.AssetCheckResult:
-        with warehouse_connection(warehouse) as conn:
+    def beats_dummy_baseline(warehouse: Warehouse) -> dg.AssetCheckResult:
+        with warehouse_connection(warehouse, config) as conn:
             auc, dummy_auc = conn.execute(
                 f"SELECT test_roc_auc, dummy_test_roc_auc FROM {table(config, 'evaluation_report')}"
             ).fetchall()[0]

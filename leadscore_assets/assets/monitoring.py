@@ -9,7 +9,6 @@ feed the promotion gate; each report is an HTML file under data/reports, logged 
 import dagster as dg
 import mlflow
 import pandas as pd
-from dagster_duckdb import DuckDBResource
 
 from leadscore_assets.assets.common import (
     asset_kwargs,
@@ -27,6 +26,7 @@ from leadscore_assets.lib.features import ID, LABEL, SPLIT
 from leadscore_assets.lib.registry import CHAMPION, current_champion, load_version, missing_inputs
 from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.storage import LeadscoreStorage
+from leadscore_assets.resources.warehouse import Warehouse
 
 MIN_ROWS = 20  # fewer current rows than this: the report would say nothing
 
@@ -44,11 +44,11 @@ def build(config: ProjectConfig) -> list:
         ),
     )
     def drift_reports(
-        context: dg.AssetExecutionContext, warehouse: DuckDBResource, mlflow_store: MlflowStore,
+        context: dg.AssetExecutionContext, warehouse: Warehouse, mlflow_store: MlflowStore,
         storage: LeadscoreStorage,
     ) -> dg.MaterializeResult:
         name = config.registered_model_name
-        with warehouse_connection(warehouse) as conn:
+        with warehouse_connection(warehouse, config) as conn:
             frame = read_table(conn, table(config, "features"))
             fs = load_feature_set(conn, config)
             ev = read_table(conn, table(config, "evaluation_report")).iloc[0]
@@ -82,7 +82,7 @@ def build(config: ProjectConfig) -> list:
              "dagster_run_id": context.run_id}
             for k, r in reports.items()
         ])
-        with warehouse_connection(warehouse) as conn:
+        with warehouse_connection(warehouse, config) as conn:
             write_table(conn, table(config, "drift_summary"), summary)
         mlflow_store.client.log_artifacts(ev.run_id, str(out), artifact_path="drift")
         feat, scores = reports["features"], reports["scores"]
@@ -100,8 +100,8 @@ def build(config: ProjectConfig) -> list:
             }
         )
 
-    def _summary(warehouse: DuckDBResource, kind: str):
-        with warehouse_connection(warehouse) as conn:
+    def _summary(warehouse: Warehouse, kind: str):
+        with warehouse_connection(warehouse, config) as conn:
             rows = conn.execute(
                 f"SELECT drift_share, drifted_columns, psi, html_path FROM {table(config, 'drift_summary')} WHERE kind = ?",
                 [kind],
@@ -110,7 +110,7 @@ def build(config: ProjectConfig) -> list:
 
     @dg.asset_check(asset=drift_reports, name="feature_drift_within_policy",
                     description=f"Share of drifted features <= {promo.max_feature_drift_share}.")
-    def feature_drift_within_policy(warehouse: DuckDBResource) -> dg.AssetCheckResult:
+    def feature_drift_within_policy(warehouse: Warehouse) -> dg.AssetCheckResult:
         share, cols, _, html = _summary(warehouse, "features")
         return dg.AssetCheckResult(
             passed=share <= promo.max_feature_drift_share, severity=dg.AssetCheckSeverity.WARN,
@@ -119,7 +119,7 @@ def build(config: ProjectConfig) -> list:
 
     @dg.asset_check(asset=drift_reports, name="prediction_psi_within_policy",
                     description=f"Score PSI <= {promo.max_prediction_psi}.")
-    def prediction_psi_within_policy(warehouse: DuckDBResource) -> dg.AssetCheckResult:
+    def prediction_psi_within_policy(warehouse: Warehouse) -> dg.AssetCheckResult:
         _, _, psi, html = _summary(warehouse, "scores")
         return dg.AssetCheckResult(
             passed=psi <= promo.max_prediction_psi, severity=dg.AssetCheckSeverity.WARN,
@@ -128,7 +128,7 @@ def build(config: ProjectConfig) -> list:
 
     @dg.asset_check(asset=drift_reports, name="label_drift_absent",
                     description="The positive rate of newly labelled leads matches the champion's training data.")
-    def label_drift_absent(warehouse: DuckDBResource) -> dg.AssetCheckResult:
+    def label_drift_absent(warehouse: Warehouse) -> dg.AssetCheckResult:
         row = _summary(warehouse, "labels")
         if row is None:
             return dg.AssetCheckResult(passed=True, severity=dg.AssetCheckSeverity.WARN,

@@ -12,7 +12,6 @@ from datetime import datetime, timezone
 import dagster as dg
 import mlflow
 import pandas as pd
-from dagster_duckdb import DuckDBResource
 
 from leadscore_assets.assets.common import (
     append_table,
@@ -33,11 +32,11 @@ from leadscore_assets.lib.registry import (
     current_champion,
     load_version,
     missing_inputs,
-    promote,
     register_challenger,
 )
 from leadscore_assets.lib.training import split_xy
 from leadscore_assets.resources.mlflow_store import MlflowStore
+from leadscore_assets.resources.warehouse import Warehouse
 
 
 FIGURES = ("challenger_metric", "champion_metric", "metric_gain", "prediction_psi", "feature_drift_share",
@@ -58,10 +57,10 @@ def build(config: ProjectConfig) -> list:
         ),
     )
     def champion_model(
-        context: dg.AssetExecutionContext, warehouse: DuckDBResource, mlflow_store: MlflowStore
+        context: dg.AssetExecutionContext, warehouse: Warehouse, mlflow_store: MlflowStore
     ) -> dg.MaterializeResult:
         client, name = mlflow_store.client, config.registered_model_name
-        with warehouse_connection(warehouse) as conn:
+        with warehouse_connection(warehouse, config) as conn:
             ev = read_table(conn, table(config, "evaluation_report")).iloc[0]
             drift = read_table(conn, table(config, "drift_summary")).set_index("kind")
             frame = read_table(conn, table(config, "features"))
@@ -111,18 +110,18 @@ def build(config: ProjectConfig) -> list:
         }
         del row["promote"]
         decisions = pd.DataFrame([row]).astype({k: "float64" for k in FIGURES})
-        with warehouse_connection(warehouse) as conn:
+        with warehouse_connection(warehouse, config) as conn:
             append_table(conn, table(config, "model_decisions"), decisions)
-        # Aliases move last: a failure anywhere above leaves the champion untouched.
+        # The champion alias moves in `published`, at the end of a run that passed every check:
+        # a failure anywhere before leaves the champion (and the published tables) untouched.
         if decision.promote:
             reference = frame[frame[SPLIT] == "train"].copy()
             reference["score"] = challenger_model.predict_proba(reference[fs.columns])[:, 1]
-            with warehouse_connection(warehouse) as conn:
+            with warehouse_connection(warehouse, config) as conn:
                 write_table(conn, table(config, "champion_reference"), reference)
-            promote(client, name, version)
         client.set_model_version_tag(name, version, "leadscore.decision", verdict)
         client.set_model_version_tag(name, version, "leadscore.decision_reason", decision.reason)
-        now_champion = current_champion(client, name)
+        now_champion = client.get_model_version(name, version) if decision.promote else champion
         context.log.info(f"challenger v{version} {verdict}: {decision.reason}")
         table_md = pd.DataFrame(comparison).T[["roc_auc", "pr_auc", "brier", "log_loss"]].round(4).to_markdown()
         return dg.MaterializeResult(
@@ -130,7 +129,7 @@ def build(config: ProjectConfig) -> list:
                 "decision": verdict,
                 "reason": decision.reason,
                 "challenger_version": version,
-                "champion_version": str(now_champion.version) if now_champion is not None else "none",
+                "champion_version_after_publish": str(now_champion.version) if now_champion is not None else "none",
                 "model_uri": f"models:/{name}@champion",
                 f"challenger_{metric}": float(challenger_metric),
                 **({f"champion_{metric}": float(champion_metric)} if champion_metric is not None else {}),

@@ -4,7 +4,6 @@ import dagster as dg
 import mlflow
 import numpy as np
 import pandas as pd
-from dagster_duckdb import DuckDBResource
 
 from leadscore_assets.assets.common import (
     asset_kwargs,
@@ -22,6 +21,7 @@ from leadscore_assets.lib.registry import log_regressor
 from leadscore_assets.lib.revenue import LogRevenueRegressor, regression_metrics
 from leadscore_assets.lib.targets import compare_targets, measured_figures, targets_markdown, targets_met
 from leadscore_assets.resources.mlflow_store import MlflowStore
+from leadscore_assets.resources.warehouse import Warehouse
 
 
 def build(config: ProjectConfig) -> list:
@@ -40,8 +40,8 @@ def build(config: ProjectConfig) -> list:
             {"lightgbm", "mlflow"},
         ),
     )
-    def revenue_model(warehouse: DuckDBResource, mlflow_store: MlflowStore) -> dg.MaterializeResult:
-        with warehouse_connection(warehouse) as conn:
+    def revenue_model(warehouse: Warehouse, mlflow_store: MlflowStore) -> dg.MaterializeResult:
+        with warehouse_connection(warehouse, config) as conn:
             fs = load_feature_set(conn, config)
             frame = conn.execute(f"""
                 SELECT f.*, v.{column} AS _revenue FROM {table(config, 'features')} f
@@ -59,7 +59,7 @@ def build(config: ProjectConfig) -> list:
                                "train_orders": len(train), "features": ",".join(fs.columns)})
             mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items()})
             model_uri = log_regressor(model, test[fs.columns])
-        with warehouse_connection(warehouse) as conn:
+        with warehouse_connection(warehouse, config) as conn:
             write_table(conn, table(config, "revenue_model"), pd.DataFrame([{
                 "run_id": run.info.run_id, "model_uri": model_uri, **{f"test_{k}": v for k, v in metrics.items()}}]))
             report = table(config, "evaluation_report")

@@ -11,7 +11,6 @@ import dagster as dg
 import mlflow
 import numpy as np
 import pandas as pd
-from dagster_duckdb import DuckDBResource
 
 from leadscore_assets.assets.common import (
     asset_kwargs,
@@ -26,9 +25,11 @@ from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.evaluation import deciles
 from leadscore_assets.lib.explain import explain, reasons
 from leadscore_assets.lib.features import ID, SPLIT
-from leadscore_assets.lib.registry import CHAMPION, current_champion, load_version, uncalibrated
+from leadscore_assets.assets.publishing import decision_of_run
+from leadscore_assets.lib.registry import current_champion, load_version, uncalibrated
 from leadscore_assets.lib.thresholds import grades
 from leadscore_assets.resources.mlflow_store import MlflowStore
+from leadscore_assets.resources.warehouse import Warehouse
 
 REASON_COLUMNS = [f"reason_{i}_{d}" for d in ("up", "down") for i in (1, 2, 3)]
 
@@ -43,16 +44,22 @@ def build(config: ProjectConfig) -> list:
             {"mlflow", "shap", "duckdb"},
         ),
     )
-    def lead_scores(context: dg.AssetExecutionContext, warehouse: DuckDBResource, mlflow_store: MlflowStore) -> dg.MaterializeResult:
+    def lead_scores(context: dg.AssetExecutionContext, warehouse: Warehouse, mlflow_store: MlflowStore) -> dg.MaterializeResult:
         name = config.registered_model_name
-        version = current_champion(mlflow_store.client, name)
+        with warehouse_connection(warehouse, config) as conn:
+            decided = decision_of_run(conn, config, context.run_id)
+        if decided:  # this run judged a challenger: score with the model `published` will make champion
+            version = current_champion(mlflow_store.client, name) if decided[0] != "promoted" else \
+                mlflow_store.client.get_model_version(name, decided[1])
+        else:
+            version = current_champion(mlflow_store.client, name)
         if version is None:
             raise dg.Failure(description=(
                 f"no champion for {name}: no model has been promoted yet (see {table(config, 'model_decisions')} "
                 "for why the challenger was rejected); scores are left as they were"))
         threshold = float(version.tags.get("leadscore.threshold", 0.5))
-        model = load_version(name, CHAMPION)
-        with warehouse_connection(warehouse) as conn:
+        model = load_version(name, str(version.version))
+        with warehouse_connection(warehouse, config) as conn:
             frame = read_table(conn, table(config, "features"))
             fs = load_feature_set(conn, config)
         x = frame[fs.columns]
@@ -72,7 +79,7 @@ def build(config: ProjectConfig) -> list:
             "threshold": threshold,
         })
         if config.revenue:
-            with warehouse_connection(warehouse) as conn:
+            with warehouse_connection(warehouse, config) as conn:
                 uri = conn.execute(f"SELECT model_uri FROM {table(config, 'revenue_model')}").fetchall()[0][0]
             scores["expected_order_value"] = mlflow.sklearn.load_model(uri).predict(x)
             scores["expected_revenue"] = scores.probability * scores.expected_order_value
@@ -81,7 +88,7 @@ def build(config: ProjectConfig) -> list:
         scores["model_version"] = str(version.version)
         scores["scored_at"] = datetime.now(timezone.utc).replace(tzinfo=None)
         scores = scores.sort_values("probability", ascending=False, kind="stable")
-        with warehouse_connection(warehouse) as conn:
+        with warehouse_connection(warehouse, config) as conn:
             write_table(conn, table(config, "lead_scores"), scores)
         by_grade = scores.groupby("grade").probability.agg(["size", "min", "max"]).round(4).reset_index()
         shown = scores.head(10)[[ID, "probability", "grade", "contact", "reason_1_up", "reason_1_down"]]

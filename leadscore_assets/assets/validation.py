@@ -4,7 +4,6 @@
 import json
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from leadscore_assets.assets.common import (
     asset_kwargs,
@@ -22,6 +21,7 @@ from leadscore_assets.lib.column_typing import infer_columns, with_columns
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.validation import COLLAPSED, REASON, ROW, validate
 from leadscore_assets.resources.storage import LeadscoreStorage
+from leadscore_assets.resources.warehouse import Warehouse
 
 
 def build(config: ProjectConfig) -> list:
@@ -45,8 +45,8 @@ def build(config: ProjectConfig) -> list:
     )
 
     @dg.multi_asset(specs=[valid_spec, quarantine_spec], name=f"{config.name}_validate_contacts")
-    def validate_contacts(context: dg.AssetExecutionContext, warehouse: DuckDBResource, storage: LeadscoreStorage):
-        with warehouse_connection(warehouse) as conn:
+    def validate_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: LeadscoreStorage):
+        with warehouse_connection(warehouse, config) as conn:
             raw = read_table(conn, table(config, "raw_contacts"))
             try:
                 resolved = config if config.columns else with_columns(config, infer_columns(raw, config))
@@ -98,15 +98,16 @@ def build_checks(config: ProjectConfig) -> list:
 
     @dg.asset_check(asset=valid_key, name="schema_matches_config", blocking=True,
                     description="Every configured column is present in the source and the validated table.")
-    def schema_matches_config(warehouse: DuckDBResource) -> dg.AssetCheckResult:
-        with warehouse_connection(warehouse) as conn:
+    def schema_matches_config(warehouse: Warehouse) -> dg.AssetCheckResult:
+        with warehouse_connection(warehouse, config) as conn:
             declared = resolved_config(conn, config).columns
             cols = [r[0] for r in conn.execute(f"DESCRIBE {valid_t}").fetchall()]
             errors = conn.execute(
                 f"SELECT DISTINCT {REASON}::VARCHAR FROM {quar_t} WHERE {REASON}::VARCHAR LIKE '%required column%' LIMIT 5"
             ).fetchall()
         missing = [c for c in declared if c not in cols]
-        problems = [e[0].split(";")[0] for e in errors]
+        # each reason starts "<file> row <n>: "; the table-level problem after it is the same for every row
+        problems = sorted({e[0].split(";")[0].split(": ", 1)[-1] for e in errors})
         return dg.AssetCheckResult(
             passed=not missing and not problems,
             metadata={"missing_columns": dg.MetadataValue.json(missing), "errors": dg.MetadataValue.json(problems)},
@@ -115,8 +116,8 @@ def build_checks(config: ProjectConfig) -> list:
 
     @dg.asset_check(asset=valid_key, name="ids_unique", blocking=True,
                     description=f"'{config.id_column}' is non-null and unique in the validated table.")
-    def ids_unique(warehouse: DuckDBResource) -> dg.AssetCheckResult:
-        with warehouse_connection(warehouse) as conn:
+    def ids_unique(warehouse: Warehouse) -> dg.AssetCheckResult:
+        with warehouse_connection(warehouse, config) as conn:
             total, distinct, nulls = conn.execute(
                 f"SELECT count(*), count(DISTINCT {config.id_column}), count(*) - count({config.id_column}) FROM {valid_t}"
             ).fetchall()[0]
@@ -127,8 +128,8 @@ def build_checks(config: ProjectConfig) -> list:
 
     @dg.asset_check(asset=valid_key, name="rows_accounted_for", blocking=True,
                     description="Every raw row is in exactly one of validated and quarantined.")
-    def rows_accounted_for(warehouse: DuckDBResource) -> dg.AssetCheckResult:
-        with warehouse_connection(warehouse) as conn:
+    def rows_accounted_for(warehouse: Warehouse) -> dg.AssetCheckResult:
+        with warehouse_connection(warehouse, config) as conn:
             raw, valid, quar, lost, twice = conn.execute(f"""
                 WITH seen AS (SELECT {ROW} FROM {valid_t} UNION ALL SELECT {ROW} FROM {quar_t}),
                      counts AS (SELECT r.{ROW}, count(s.{ROW}) AS n FROM {raw_t} r LEFT JOIN seen s USING ({ROW}) GROUP BY 1)
@@ -142,8 +143,8 @@ def build_checks(config: ProjectConfig) -> list:
 
     @dg.asset_check(asset=valid_key, name="quarantine_within_limits", blocking=True,
                     description="Enough valid rows, and a quarantined share under the configured maximum.")
-    def quarantine_within_limits(warehouse: DuckDBResource) -> dg.AssetCheckResult:
-        with warehouse_connection(warehouse) as conn:
+    def quarantine_within_limits(warehouse: Warehouse) -> dg.AssetCheckResult:
+        with warehouse_connection(warehouse, config) as conn:
             valid, quar, collapsed = conn.execute(
                 f"SELECT (SELECT count(*) FROM {valid_t}), (SELECT count(*) FROM {quar_t}), "
                 f"(SELECT count(*) FILTER ({COLLAPSED}) FROM {quar_t})"

@@ -7,6 +7,7 @@ the ProjectConfig under `attributes:`. A new source is a new YAML file, not new 
 from __future__ import annotations
 
 import dagster as dg
+import pydantic
 
 from leadscore_assets.assets import (
     feedback,
@@ -16,11 +17,12 @@ from leadscore_assets.assets import (
     modelling,
     monitoring,
     promotion,
+    publishing,
     revenue,
     scoring,
     validation,
 )
-from leadscore_assets.lib.config import ProjectConfig
+from leadscore_assets.lib.config import ProjectConfig, located
 
 LAYERS = (ingestion, validation, feedback, labelling, featurisation, modelling, monitoring, promotion, revenue, scoring)
 
@@ -31,6 +33,7 @@ def project_definitions(config: ProjectConfig) -> dg.Definitions:
     defs = [d for layer in LAYERS for d in layer.build(config)]
     checks = [d for d in defs if isinstance(d, dg.AssetChecksDefinition)]
     assets = [d for d in defs if not isinstance(d, dg.AssetChecksDefinition)]
+    assets += publishing.build(config, upstream=sorted({k for a in assets for k in a.keys}, key=str))
     job = dg.define_asset_job(
         f"{config.name}_pipeline",
         selection=dg.AssetSelection.key_prefixes([config.name]),
@@ -51,6 +54,15 @@ def project_definitions(config: ProjectConfig) -> dg.Definitions:
 
 class LeadScoringProject(dg.Component, dg.Resolvable, ProjectConfig):
     """A lead source scored end to end: raw -> validated -> labels -> features -> models -> scores."""
+
+    @classmethod
+    def load(cls, attributes, context: dg.ComponentLoadContext):
+        """Dagster's loader, with each configuration problem named by file and line."""
+        try:
+            return super().load(attributes, context)
+        except pydantic.ValidationError as err:
+            yaml_file = context.path / "defs.yaml" if context.path.is_dir() else context.path
+            raise located(err, yaml_file) from err
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         config = ProjectConfig.model_validate(self.model_dump())

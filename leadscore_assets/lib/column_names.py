@@ -37,9 +37,9 @@ class ColumnNaming:
         renames = {self._cased(k): self._cased(v) for k, v in self.rename.items()}
         return renames.get(cased, cased)
 
-    def canonical_sql(self, text: str, where: str) -> str:
+    def canonical_sql(self, text: str, where: str, key: tuple[str, ...] = ()) -> str:
         """A row expression with every column it reads given its canonical name."""
-        return rename_columns(text, where, self.canonical)
+        return rename_columns(text, where, self.canonical, key)
 
     def columns(self, names) -> dict[str, str]:
         """Source name -> canonical name for a table's columns, failing when two collide."""

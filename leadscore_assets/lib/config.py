@@ -70,10 +70,11 @@ class SourceSpec(TableSpec):
         if self.tables and not self.query:
             raise ValueError("source `tables:` need a `query:` that builds one row per lead")
         if self.query:
-            parse_select(self.query, "source.query")
+            parse_select(self.query, "source.query", ("source", "query"))
         for name, table in self.table_specs().items():
+            key = ("source", "tables", name, "row_rules") if self.tables else ("source", "row_rules")
             for rule in table.row_rules:
-                parse_row_expression(rule.expression, f"source table {name!r} row rule {rule.name!r}")
+                parse_row_expression(rule.expression, f"source table {name!r} row rule {rule.name!r}", key)
         return self
 
     def table_specs(self) -> dict[str, TableSpec]:
@@ -320,14 +321,15 @@ class ProjectConfig(StrictModel):
         if self.revenue:
             self.revenue.column = canon(self.revenue.column)
         for side in ("positive", "negative"):
-            text = getattr(self.label, side)
-            for col in columns_read(text, f"label.{side}"):
+            text, key = getattr(self.label, side), ("label", side)
+            for col in columns_read(text, f"label.{side}", key):
                 canon(col)
-            setattr(self.label, side, naming.canonical_sql(text, f"label.{side}"))
+            setattr(self.label, side, naming.canonical_sql(text, f"label.{side}", key))
         for rule in self.validation.row_rules:
-            for col in columns_read(rule.expression, f"validation row rule {rule.name!r}"):
+            where, key = f"validation row rule {rule.name!r}", ("validation", "row_rules")
+            for col in columns_read(rule.expression, where, key):
                 canon(col)
-            rule.expression = naming.canonical_sql(rule.expression, f"validation row rule {rule.name!r}")
+            rule.expression = naming.canonical_sql(rule.expression, where, key)
         self._written = written
         return self
 
@@ -405,9 +407,50 @@ class ProjectConfig(StrictModel):
         ]
 
 
+class ProjectConfigError(ValueError):
+    """A project YAML that cannot be used, with the file and line of what is wrong."""
+
+
+def yaml_line(path: str | Path, key: tuple[str, ...]) -> int | None:
+    """1-based line of `key` (under `attributes:` when the file is a component) in a YAML file."""
+    try:
+        node = yaml.compose(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    line = None
+    for part in (("attributes", *key) if key and _has_attributes(node) else key):
+        if not isinstance(node, yaml.MappingNode):
+            break
+        match = next(((k, v) for k, v in node.value if k.value == part), None)
+        if match is None:
+            break
+        line, node = match[0].start_mark.line + 1, match[1]
+    return line
+
+
+def _has_attributes(node) -> bool:
+    return isinstance(node, yaml.MappingNode) and any(k.value == "attributes" for k, _ in node.value)
+
+
+def located(err: Exception, path: str | Path) -> ProjectConfigError:
+    """The validation error of a project YAML, each problem prefixed with file and line."""
+    problems = []
+    for detail in getattr(err, "errors", lambda: [])() or [{"msg": str(err), "loc": ()}]:
+        cause = (detail.get("ctx") or {}).get("error")
+        key = getattr(cause, "key", ()) or tuple(str(p) for p in detail.get("loc", ()) if not isinstance(p, int))
+        line = yaml_line(path, key)
+        where = f"{path}" + (f" line {line}" if line else "")
+        message = str(cause) if cause is not None else detail["msg"]
+        problems.append(f"{where}: {message}")
+    return ProjectConfigError("\n".join(problems))
+
+
 def load_project_config(path: str | Path) -> ProjectConfig:
     """Read a project YAML (either bare or under a component's `attributes:` key)."""
     raw = yaml.safe_load(Path(path).read_text())
     if isinstance(raw, dict) and "attributes" in raw:
         raw = raw["attributes"]
-    return ProjectConfig.model_validate(raw)
+    try:
+        return ProjectConfig.model_validate(raw)
+    except ValueError as err:  # pydantic's ValidationError is a ValueError
+        raise located(err, path) from err

@@ -9,6 +9,7 @@ from __future__ import annotations
 import duckdb
 
 from leadscore_assets.lib.config import ProjectConfig
+from leadscore_assets.lib.sql_rules import parse_row_expression
 
 
 class LabelRuleError(ValueError):
@@ -40,6 +41,10 @@ def check_label_rule(conn: duckdb.DuckDBPyConnection, config: ProjectConfig, val
     """Fail with the project and expression named when the rule is not valid SQL for the table."""
     for side in ("positive", "negative"):
         expr = getattr(config.label, side)
+        try:  # parsed again here: a config built in code may have skipped validation
+            parse_row_expression(expr, f"project '{config.name}': label.{side}", ("label", side))
+        except ValueError as err:
+            raise LabelRuleError(str(err)) from err
         try:
             conn.execute(f"SELECT count(*) FROM {validated_table} WHERE {expr}").fetchall()
         except duckdb.Error as err:

@@ -11,10 +11,10 @@ import os
 from pathlib import Path
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.storage import LeadscoreStorage, default_data_dir
+from leadscore_assets.resources.warehouse import Warehouse
 
 
 def build_resources(data_dir: str | Path | None = None) -> dict[str, object]:
@@ -22,7 +22,7 @@ def build_resources(data_dir: str | Path | None = None) -> dict[str, object]:
     root = Path(data_dir or default_data_dir()).resolve()
     return {
         "storage": LeadscoreStorage(data_dir=str(root)),
-        "warehouse": DuckDBResource(database=str(root / "warehouse.duckdb")),
+        "warehouse": Warehouse(directory=str(root / "warehouse")),
         "mlflow_store": MlflowStore(
             tracking_uri=f"sqlite:///{root / 'mlflow' / 'mlflow.db'}",
             artifact_location=str(root / "mlflow" / "artifacts"),
@@ -37,7 +37,7 @@ def resources_for_env(env: str | None = None) -> dict[str, object]:
     if env == "prod":
         return {
             "storage": LeadscoreStorage(data_dir=dg.EnvVar("LEADSCORE_DATA_DIR")),
-            "warehouse": DuckDBResource(database=dg.EnvVar("LEADSCORE_DUCKDB_DATABASE")),
+            "warehouse": Warehouse(directory=dg.EnvVar("LEADSCORE_WAREHOUSE_DIR")),
             "mlflow_store": MlflowStore(
                 tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI"), artifact_location=dg.EnvVar("MLFLOW_ARTIFACT_LOCATION")
             ),

@@ -38,6 +38,21 @@ class MlflowStore(dg.ConfigurableResource):
         location = Path(self.artifact_location).resolve() / project
         return self.client.create_experiment(name, artifact_location=location.as_uri())
 
+    def end_abandoned_runs(self, project: str, dagster_run_id: str) -> list[str]:
+        """Mark FAILED the MLflow runs of `project` still RUNNING from another Dagster run.
+
+        Call it while holding the project (Warehouse.claim): no other run of the project can be
+        alive then, so such a run was left open by a killed step and would stay RUNNING forever.
+        """
+        stale = self.client.search_runs(
+            [self.experiment_id(project)],
+            filter_string=f"attributes.status = 'RUNNING' and tags.`dagster.run_id` != '{dagster_run_id}'",
+        )
+        for run in stale:
+            self.client.set_tag(run.info.run_id, "leadscore.ended_by", f"dagster run {dagster_run_id}: abandoned")
+            self.client.set_terminated(run.info.run_id, status="FAILED")
+        return [run.info.run_id for run in stale]
+
     @contextmanager
     def run(self, project: str, run_name: str, tags: dict[str, str] | None = None):
         mlflow.set_tracking_uri(self.tracking_uri)

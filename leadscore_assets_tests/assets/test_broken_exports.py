@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from leadscore_assets.demo_data import linkedin
-from leadscore_assets_tests.conftest import materialize_project
+from leadscore_assets_tests.conftest import materialize_project, warehouse_file
 
 
 def _write_export(data_dir, mutate) -> None:
@@ -23,8 +23,10 @@ def _failed_checks(result) -> set[str]:
     return {e.check_name for e in result.get_asset_check_evaluations() if not e.passed}
 
 
-def _quarantine(data_dir) -> pd.DataFrame:
-    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as conn:
+def _quarantine(data_dir, run_id) -> pd.DataFrame:
+    """From the blocked run's staged copy: nothing was published, the reasons stay inspectable."""
+    assert not warehouse_file(data_dir, "linkedin").exists()
+    with duckdb.connect(str(warehouse_file(data_dir, "linkedin", run_id)), read_only=True) as conn:
         return conn.execute("SELECT * FROM linkedin.quarantined_contacts").df()
 
 
@@ -60,7 +62,7 @@ def test_broken_export_is_quarantined_and_blocks_downstream(tmp_path, linkedin_c
     done = _materialized(result)
     assert {"raw_contacts", "validated_contacts", "quarantined_contacts"} <= done
     assert not done & {"labels", "features", "candidate_models", "champion_model", "lead_scores"}
-    quarantine = _quarantine(tmp_path)
+    quarantine = _quarantine(tmp_path, result.run_id)
     assert quarantine._quarantine_reason.str.contains(reason, regex=False).any()
     assert quarantine._quarantine_reason.str.contains("lemlist_export.csv row ").all()
 

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import mlflow
 import numpy as np
 import pandas as pd
@@ -28,6 +29,7 @@ from leadscore_assets.demo_data import feedback, linkedin
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.features import feature_set
 from leadscore_assets.resources import build_resources
+from leadscore_assets_tests.conftest import warehouse_file
 
 ROWS, EXPORT_SEED = 1500, 21
 CANDIDATES = ["dummy", "logistic_regression"]
@@ -51,7 +53,6 @@ class FeedbackLoop:
         self.reported: set[str] = set()  # leads some outcome file already covers
         self.sensor = self.definitions(config).resolve_sensor_def(SENSOR)
         self.tracking_uri = f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}"
-        self.warehouse = build_resources(data_dir)["warehouse"]
 
     @property
     def folder(self) -> Path:
@@ -67,9 +68,9 @@ class FeedbackLoop:
 
     def tick(self):
         """One sensor evaluation; its cursor is stored for the next tick, as the daemon does."""
-        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursor,
-                                          resources=build_resources(self.data_dir))
-        data = self.sensor.evaluate_tick(context)
+        with dg.build_sensor_context(instance=self.instance, cursor=self.cursor,
+                                     resources=build_resources(self.data_dir)) as context:
+            data = self.sensor.evaluate_tick(context)
         self.cursor = data.cursor
         return data
 
@@ -112,9 +113,8 @@ class FeedbackLoop:
                                       tags={**request.tags, "dagster/run_key": request.run_key})
 
     def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
-        # Through the runs' own resource, opened per query: a read-only connection would clash with
-        # the read-write one dagster-duckdb leaves open when an asset raises inside get_connection().
-        with self.warehouse.get_connection() as conn:
+        # What readers see: the published file (runs write staged copies and swap them in).
+        with duckdb.connect(str(warehouse_file(self.data_dir, self.config.name)), read_only=True) as conn:
             return conn.execute(sql, params or []).df()
 
     # -- the registry ----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from leadscore_assets.lib.features import feature_set
+from leadscore_assets_tests.conftest import warehouse_file
 
 PII_VALUES_SAMPLE = 20
 
@@ -21,7 +22,7 @@ def run(linkedin_run):
 @pytest.fixture(scope="module")
 def warehouse(run):
     _, data_dir = run
-    conn = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
+    conn = duckdb.connect(str(warehouse_file(data_dir, "linkedin")), read_only=True)
     yield conn
     conn.close()
 

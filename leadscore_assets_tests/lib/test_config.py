@@ -94,3 +94,16 @@ def test_an_unknown_column_is_named_as_written_and_normalised():
 def test_configuration_cannot_execute_statements(key, value, message):
     with pytest.raises(ValidationError, match=message):
         ProjectConfig.model_validate(_as_exported(**{key: value}))
+
+
+def test_a_statement_in_a_yaml_file_is_refused_naming_file_line_and_key(tmp_path):
+    from leadscore_assets.lib.config import ProjectConfigError, load_project_config
+
+    text = (DEFS_DIR / "linkedin" / "defs.yaml").read_text().replace(
+        "positive: \"last_state IN ('linkedinreplied', 'linkedininterested')\"",
+        "positive: \"true; DROP TABLE linkedin.lead_scores; SELECT true\"")
+    path = tmp_path / "defs.yaml"
+    path.write_text(text)
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if "DROP TABLE" in row)
+    with pytest.raises(ProjectConfigError, match=rf"defs.yaml line {line}: label.positive: .* holds 3 statements"):
+        load_project_config(path)

@@ -1,0 +1,51 @@
+"""published: the end of a run. Only when every asset and blocking check of the project passed
+is this run's staged warehouse copy swapped in for readers, and the champion alias moved to
+what this run decided. A run stopped anywhere earlier publishes nothing (write-audit-publish)."""
+
+import dagster as dg
+
+from leadscore_assets.assets.common import asset_kwargs, key, table_exists, warehouse_connection
+from leadscore_assets.lib.config import ProjectConfig
+from leadscore_assets.lib.registry import promote
+from leadscore_assets.resources.mlflow_store import MlflowStore
+from leadscore_assets.resources.warehouse import ProjectBusyError, Warehouse
+
+
+def decision_of_run(conn, config: ProjectConfig, run_id: str) -> tuple[str, str] | None:
+    """(decision, challenger version) recorded by this run's champion_model, if it ran."""
+    decisions = f"{config.name}.model_decisions"
+    if not table_exists(conn, decisions):
+        return None
+    rows = conn.execute(f"SELECT decision, challenger_version FROM {decisions} WHERE dagster_run_id = ?",
+                        [run_id]).fetchall()
+    return (str(rows[-1][0]), str(rows[-1][1])) if rows else None
+
+
+def build(config: ProjectConfig, upstream: list[dg.AssetKey]) -> list:
+    @dg.asset(
+        deps=upstream,
+        **asset_kwargs(
+            config, "published", "publish",
+            f"The run's staged copy of `warehouse/{config.name}.duckdb` swapped in for readers (one atomic "
+            "rename) and the champion alias moved, only after every upstream asset and blocking check passed; "
+            "a blocked run leaves the published tables as they were and its staged copy for inspection.",
+            {"duckdb", "mlflow"},
+        ),
+    )
+    def published(context: dg.AssetExecutionContext, warehouse: Warehouse, mlflow_store: MlflowStore):
+        with warehouse_connection(warehouse, config) as conn:
+            decided = decision_of_run(conn, config, context.run_id)
+        if decided and decided[0] == "promoted":
+            promote(mlflow_store.client, config.registered_model_name, decided[1])
+        try:
+            result = warehouse.publish(config.name)
+        except ProjectBusyError as err:
+            raise dg.Failure(description=str(err)) from err
+        context.log.info(f"published {len(result['tables'])} tables to {result['path']}")
+        return dg.MaterializeResult(metadata={
+            "path": dg.MetadataValue.path(result["path"]),
+            "tables": dg.MetadataValue.json(sorted(result["tables"])),
+            "champion_moved_to": decided[1] if decided and decided[0] == "promoted" else "unchanged",
+        })
+
+    return [published]
