@@ -45,7 +45,7 @@ from pydantic import ValidationError
 from leadscore_assets.assets.feedback import feedback_op_name
 from leadscore_assets.components.lead_scoring_project import project_definitions
 from leadscore_assets.demo_data import feedback, linkedin
-from leadscore_assets.lib.config import ProjectConfig, load_project_config
+from leadscore_assets.lib.config import ProjectConfig, ProjectConfigError, load_project_config
 from leadscore_assets.lib.feedback import file_sha256, scan_folder
 from leadscore_assets.resources import build_resources
 from leadscore_assets_tests.conftest import DEFS_DIR, warehouse_file
@@ -271,7 +271,7 @@ def test_2_no_positives_blocks_on_positive_rate(good, tmp_path):
         path = write_export(d, lambda p: good.export.assign(lastState="linkedinInviteSent").to_csv(p, index=False))
         run = execute(good.config, d)
         assert_blocked(row, run, before, "positive_rate_plausible")
-        assert "0 positives" in run.failed_checks["positive_rate_plausible"]
+        assert "no positives" in run.failed_checks["positive_rate_plausible"]
         assert not run.materialized & {"features", "candidate_models", "champion_model"}
         account(row, run, file_rows(path))
 
@@ -380,7 +380,7 @@ def test_7_written_out_null_ids_are_quarantined_as_missing(good, tmp_path):
 
 
 def test_8_label_rule_with_a_second_statement_is_refused(good, tmp_path):
-    with case(CASES[7], "refused at config validation (ValidationError naming label.positive); "
+    with case(CASES[7], "refused when the YAML loads, naming file, line and label.positive; "
                         "published lead_scores still there") as row:
         d = good.copy(tmp_path)
         before = fingerprint(d)
@@ -389,15 +389,16 @@ def test_8_label_rule_with_a_second_statement_is_refused(good, tmp_path):
             "last_state IN ('linkedinreplied', 'linkedininterested'); DROP TABLE linkedin.lead_scores; SELECT true")
         bad_yaml = tmp_path / "defs.yaml"
         bad_yaml.write_text(yaml.safe_dump(attrs, sort_keys=False))
-        with pytest.raises(ValidationError) as from_yaml:
+        with pytest.raises(ProjectConfigError) as from_yaml:
             load_project_config(bad_yaml)
         with pytest.raises(ValidationError) as from_dict:
             ProjectConfig.model_validate(attrs["attributes"])
         message = str(from_yaml.value)
         assert "label.positive" in message and "exactly one is allowed" in message
+        assert f"{bad_yaml} line " in message
         assert "label.positive" in str(from_dict.value)
         shown = next(line for line in message.splitlines() if "label.positive" in line).split(" [type=")[0].strip()
-        row["observed"] = f"ValidationError: {shown}"
+        row["observed"] = f"ProjectConfigError: {shown}"
         after = fingerprint(d)
         assert after == before and after["lead_scores"][0] > 0
         row["observed"] += f"; no run started; published lead_scores intact ({after['lead_scores'][0]} rows)"

@@ -23,5 +23,5 @@ def test_invalid_expression_names_the_project_and_side(linkedin_config):
     bad = linkedin_config.model_copy(update={"label": linkedin_config.label.model_copy(update={"negative": "status = = 'done'"})})
     conn = duckdb.connect()
     conn.register("v", pd.DataFrame({"lead_id": ["a"], "status": ["done"], "last_state": ["x"]}))
-    with pytest.raises(LabelRuleError, match="project 'linkedin': label.negative expression"):
+    with pytest.raises(LabelRuleError, match="project 'linkedin': label.negative: .* does not parse as SQL"):
         check_label_rule(conn, bad, "v")
