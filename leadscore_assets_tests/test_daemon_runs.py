@@ -1,0 +1,85 @@
+"""The real daemon on a real instance (deploy/local/dagster.yaml): runs of one project queue
+behind each other, and a run whose process is killed is marked failed by run monitoring and
+frees the project for the next one."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from leadscore_assets.demo_data import linkedin
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _runs(home: Path) -> list[dg.DagsterRun]:
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        return sorted(instance.get_runs(), key=lambda r: r.run_id)
+
+
+def _status(home: Path, run_id: str) -> dg.DagsterRunStatus:
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        return instance.get_run_by_id(run_id).status
+
+
+def _wait(predicate, timeout: float, what: str):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(1)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _run_worker_pid(run_id: str) -> int | None:
+    """The process executing a run: the parent of the `tail -F` that follows its compute log."""
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            if cmd.startswith("tail") and run_id in cmd:
+                return int((proc / "stat").read_text().split(") ", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    return None
+
+
+@pytest.fixture
+def instance_home(tmp_path):
+    home, data = tmp_path / "home", tmp_path / "data"
+    home.mkdir()
+    text = (ROOT / "deploy" / "local" / "dagster.yaml").read_text()
+    (home / "dagster.yaml").write_text(text.replace("poll_interval_seconds: 30", "poll_interval_seconds: 3"))
+    linkedin.write(data, rows=1500, seed=8)
+    env = {**os.environ, "DAGSTER_HOME": str(home), "LEADSCORE_DATA_DIR": str(data)}
+    daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-m", "leadscore_assets.definitions"], cwd=ROOT,
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    yield home, env
+    os.killpg(daemon.pid, signal.SIGTERM)
+    daemon.wait(timeout=60)
+
+
+def test_runs_of_a_project_queue_and_a_killed_run_is_failed_and_frees_the_project(instance_home):
+    home, env = instance_home
+    for _ in range(2):
+        subprocess.run([str(BIN / "dagster"), "job", "launch", "-m", "leadscore_assets.definitions",
+                        "-j", "linkedin_pipeline"], cwd=ROOT, env=env, check=True, capture_output=True)
+    first, second = _wait(lambda: [r for r in _runs(home)] if len(_runs(home)) == 2 else None, 30, "two runs")
+    started = _wait(lambda: next((r for r in _runs(home) if r.status == dg.DagsterRunStatus.STARTED), None),
+                    180, "one run to start")
+    waiting = second if started.run_id == first.run_id else first
+    assert _status(home, waiting.run_id) == dg.DagsterRunStatus.QUEUED  # one run of a project at a time
+
+    pid = _wait(lambda: _run_worker_pid(started.run_id), 60, "the run's worker process")
+    os.kill(pid, signal.SIGKILL)
+    _wait(lambda: _status(home, started.run_id) == dg.DagsterRunStatus.FAILURE, 120,
+          "run monitoring to mark the killed run failed")
+    _wait(lambda: _status(home, waiting.run_id) in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE), 600,
+          "the queued run to finish")
+    assert _status(home, waiting.run_id) == dg.DagsterRunStatus.SUCCESS  # the dead run left no lock behind
