@@ -66,3 +66,14 @@ def test_feedback_sensor_runs_by_default_and_nightly_schedule_is_off():
     schedule = d.resolve_schedule_def("linkedin_nightly_retrain")
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
     assert schedule.job_name == "linkedin_pipeline"
+
+
+def test_every_source_with_ids_and_outcomes_takes_crm_feedback():
+    d = _loaded()
+    for project in ("linkedin", "email_crm", "saas_crm"):
+        sensor = d.resolve_sensor_def(f"{project}_feedback_sensor")
+        assert sensor.default_status == dg.DefaultSensorStatus.RUNNING, project
+        assert sensor.job_name == f"{project}_pipeline", project
+        graph = d.resolve_asset_graph()
+        labels = graph.get(dg.AssetKey([project, "labels"]))
+        assert dg.AssetKey([project, "feedback_outcomes"]) in labels.parent_keys, project

@@ -135,12 +135,17 @@ def table_exists(conn: duckdb.DuckDBPyConnection, name: str) -> bool:
 
 
 def append_table(conn: duckdb.DuckDBPyConnection, name: str, df: pd.DataFrame) -> None:
-    """Append rows, creating the table from the frame's schema the first time."""
+    """Append rows, creating the table from the frame's schema the first time and adding any
+    column a newer version writes (older rows get NULL there): history tables outlive releases."""
     if not table_exists(conn, name):
         write_table(conn, name, df)
         return
     conn.register("_frame", _typed_nulls(df))
     try:
+        have = {r[0] for r in conn.execute(f"DESCRIBE {name}").fetchall()}
+        for column, kind in conn.execute("SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM _frame)").fetchall():
+            if column not in have:
+                conn.execute(f'ALTER TABLE {name} ADD COLUMN "{column}" {kind}')
         conn.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _frame")
     finally:
         conn.unregister("_frame")

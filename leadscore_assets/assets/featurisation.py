@@ -18,7 +18,7 @@ from leadscore_assets.assets.common import (
     write_table,
 )
 from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.features import LABEL, NEWEST_FEEDBACK, SPLIT, build_feature_frame
+from leadscore_assets.lib.features import FEEDBACK, LABEL, NEWEST_FEEDBACK, SPLIT, build_feature_frame
 from leadscore_assets.lib.leakage import leaks, single_feature_separation
 from leadscore_assets.lib.personal_data import detect_personal_columns
 from leadscore_assets.lib.profiling import profile, profile_markdown
@@ -46,7 +46,8 @@ def build(config: ProjectConfig) -> list:
                     SELECT lead_id FROM {table(config, 'labels')} WHERE feedback_hash = (
                         SELECT content_hash FROM {table(config, 'feedback_batches')}
                         ORDER BY received_at DESC NULLS LAST LIMIT 1)""").fetchall()}
-            frame, fs = build_feature_frame(validated, labels, resolved, newest)
+            fed = set(labels.loc[labels.label_source == "crm_feedback", "lead_id"])
+            frame, fs = build_feature_frame(validated, labels, resolved, newest, fed)
             write_table(conn, table(config, "features"), frame)
             save_feature_set(conn, config, fs)
         counts = frame[SPLIT].value_counts().to_dict()
@@ -62,7 +63,8 @@ def build(config: ProjectConfig) -> list:
                 "split_rows": dg.MetadataValue.json({k: int(v) for k, v in counts.items()}),
                 "split_positive_rate": dg.MetadataValue.json(rates),
                 "split_kind": "out-of-time" if config.split.time_column else "stratified",
-                "newest_feedback_held_out": int(frame[NEWEST_FEEDBACK].sum()),
+                "feedback_rows_trained_on": int((frame[FEEDBACK] & (frame[SPLIT] == "train")).sum()),
+                "newest_feedback_held_out": int((frame[NEWEST_FEEDBACK] & (frame[SPLIT] == "test")).sum()),
                 "preview": preview(frame),
             }
         )

@@ -24,8 +24,8 @@ from leadscore_assets.assets.common import (
     write_table,
 )
 from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.evaluation import classification_metrics, selection_score
-from leadscore_assets.lib.features import LABEL, NEWEST_FEEDBACK, SPLIT
+from leadscore_assets.lib.evaluation import bootstrap_ci, classification_metrics, selection_score
+from leadscore_assets.lib.features import FEEDBACK, LABEL, NEWEST_FEEDBACK, SPLIT
 from leadscore_assets.lib.promotion import decide
 from leadscore_assets.lib.registry import (
     CHAMPION,
@@ -75,16 +75,23 @@ def build(config: ProjectConfig) -> list:
 
         x_test, y_test = split_xy(frame, fs, "test")
         challenger_model = mlflow.sklearn.load_model(ev.model_uri)
-        comparison = {"challenger": classification_metrics(y_test, challenger_model.predict_proba(x_test)[:, 1])}
+        p_challenger = challenger_model.predict_proba(x_test)[:, 1]
+        comparison = {"challenger": classification_metrics(y_test, p_challenger)}
+        intervals = {"challenger": bootstrap_ci(y_test, p_challenger, ("roc_auc",), seed=config.models.seed)}
+        fed = frame[FEEDBACK].astype(bool)
+        feedback_rows = {"feedback_rows_trained_on": int((fed & frame[SPLIT].isin(["train", "validation"])).sum()),
+                         "feedback_rows_held_out": int((fed & (frame[SPLIT] == "test")).sum())}
         champion_metric, age_days, unusable = None, None, None
         champion_model_ = load_version(name, CHAMPION) if champion is not None else None
         if champion_model_ is not None and (gone := missing_inputs(champion_model_, frame.columns)):
             unusable = f"its input columns {gone} are no longer features"
         if champion_model_ is not None and not unusable:
-            comparison["champion"] = classification_metrics(y_test, champion_model_.predict_proba(x_test)[:, 1])
+            p_champion = champion_model_.predict_proba(x_test)[:, 1]
+            comparison["champion"] = classification_metrics(y_test, p_champion)
+            intervals["champion"] = bootstrap_ci(y_test, p_champion, ("roc_auc",), seed=config.models.seed)
             champion_metric = selection_score(comparison["champion"], metric)
             age_days = (time.time() * 1000 - champion.creation_timestamp) / 86_400_000
-            newest = frame[frame[NEWEST_FEEDBACK] & frame[LABEL].notna()]
+            newest = frame[frame[NEWEST_FEEDBACK] & frame[LABEL].notna() & (frame[SPLIT] == "test")]
             if newest[LABEL].nunique() == 2:
                 y_new = newest[LABEL].to_numpy().astype(int)
                 comparison["challenger_newest_feedback"] = classification_metrics(
@@ -104,7 +111,10 @@ def build(config: ProjectConfig) -> list:
             "decided_at": datetime.now(timezone.utc).replace(tzinfo=None), "dagster_run_id": context.run_id,
             "challenger_version": version, "champion_version": None if champion is None else str(champion.version),
             "decision": verdict, "selection_metric": metric, "held_out_rows": int(len(y_test)),
-            **decision.as_row(),
+            **decision.as_row(), **feedback_rows,
+            **{f"{who}_roc_auc_95ci": (f"{ci['roc_auc'][0]:.4f} - {ci['roc_auc'][1]:.4f}"
+                                       if "roc_auc" in intervals.get(who, {}) else None)
+               for who in ("challenger", "champion") for ci in [intervals.get(who, {})]},
             "comparison": str({k: {m: round(v, 4) for m, v in d.items() if m in ("roc_auc", "pr_auc", "brier")}
                                for k, d in comparison.items()}),
         }
@@ -135,6 +145,9 @@ def build(config: ProjectConfig) -> list:
                 **({f"champion_{metric}": float(champion_metric)} if champion_metric is not None else {}),
                 "metric_gain": float(decision.metric_gain) if decision.metric_gain is not None else dg.MetadataValue.null(),
                 "comparison_on_held_out_rows": dg.MetadataValue.md(table_md),
+                **feedback_rows,
+                **{f"{who}_roc_auc_95ci": f"{ci['roc_auc'][0]:.4f} - {ci['roc_auc'][1]:.4f}"
+                   for who, ci in intervals.items() if "roc_auc" in ci},
             }
         )
 

@@ -153,6 +153,10 @@ class SplitSpec(StrictModel):
     validation_share: float = 0.2
     test_share: float = 0.2
     seed: int = 42
+    # CRM feedback teaches from the first file on: of the newest batch this share (stratified)
+    # is held out, so champion and challenger are judged on outcomes neither learnt from; the
+    # rest of it, and every older batch, is trained on.
+    feedback_holdout_share: float = 0.5
 
     @model_validator(mode="after")
     def _shares(self) -> SplitSpec:

@@ -21,7 +21,8 @@ from sklearn.preprocessing import OneHotEncoder, SplineTransformer, StandardScal
 from leadscore_assets.lib.config import ProjectConfig
 
 ID, LABEL, SPLIT = "lead_id", "label", "split"
-NEWEST_FEEDBACK = "newest_feedback"  # labelled by the newest CRM feedback batch: always held out
+NEWEST_FEEDBACK = "newest_feedback"  # labelled by the newest CRM feedback batch: part held out, part trained on
+FEEDBACK = "crm_feedback"  # labelled by any CRM feedback batch
 SPLITS = ("train", "validation", "test")
 UNLABELLED = "unlabelled"
 
@@ -111,14 +112,15 @@ def date_part(ts: pd.Series, part: str, reference: pd.Timestamp) -> pd.Series:
 
 
 def build_feature_frame(
-    validated: pd.DataFrame, labels: pd.DataFrame, config: ProjectConfig, newest_feedback_ids: set[str] = frozenset()
+    validated: pd.DataFrame, labels: pd.DataFrame, config: ProjectConfig, newest_feedback_ids: set[str] = frozenset(),
+    feedback_ids: set[str] = frozenset(),
 ) -> tuple[pd.DataFrame, FeatureSet]:
     """One row per lead: id, readable features, label (or NaN) and split assignment.
 
     Personal-data columns are dropped before anything else touches the frame (only whether a
-    value was present survives, as `has_<column>`). Leads labelled by the newest feedback batch
-    go to the test split, so a retrained challenger and the champion are compared on outcomes
-    neither has seen.
+    value was present survives, as `has_<column>`). Leads labelled by CRM feedback are learnt
+    from, except a stratified share of the newest batch that goes to the test split, so a
+    retrained challenger and the champion are compared on outcomes neither has seen.
     """
     presence = {flag: validated[col].notna().astype("float64").to_numpy() for flag, col in presence_columns(config).items()}
     df = validated.drop(columns=[c for c in config.personal_data if c in validated.columns])
@@ -144,22 +146,36 @@ def build_feature_frame(
     out = out.merge(labels[[ID, LABEL]], on=ID, how="left")
     out[LABEL] = out[LABEL].astype("float64")
     out[NEWEST_FEEDBACK] = out[ID].isin(newest_feedback_ids) & out[LABEL].notna()
+    out[FEEDBACK] = (out[ID].isin(feedback_ids) | out[NEWEST_FEEDBACK]) & out[LABEL].notna()
     time = pd.to_datetime(df[config.split.time_column]).to_numpy() if config.split.time_column else None
-    out[SPLIT] = assign_splits(out[LABEL].to_numpy(), time, config, out[NEWEST_FEEDBACK].to_numpy())
-    return out[[ID, *fs.columns, LABEL, SPLIT, NEWEST_FEEDBACK]], fs
+    out[SPLIT] = assign_splits(out[LABEL].to_numpy(), time, config, out[NEWEST_FEEDBACK].to_numpy(),
+                               out[FEEDBACK].to_numpy())
+    return out[[ID, *fs.columns, LABEL, SPLIT, NEWEST_FEEDBACK, FEEDBACK]], fs
 
 
 def assign_splits(
-    label: np.ndarray, time: np.ndarray | None, config: ProjectConfig, forced_test: np.ndarray | None = None
+    label: np.ndarray, time: np.ndarray | None, config: ProjectConfig, newest_feedback: np.ndarray | None = None,
+    feedback: np.ndarray | None = None,
 ) -> np.ndarray:
     """Out-of-time when there is a creation date (newest labelled leads are the test set),
-    stratified random otherwise; unlabelled rows get their own split and are only scored;
-    `forced_test` rows (the newest feedback) are always test."""
+    stratified random otherwise; unlabelled rows get their own split and are only scored.
+    CRM feedback rows are trained on, but for `feedback_holdout_share` of the newest batch
+    (stratified, seeded), which is test: outcomes neither champion nor challenger learnt from."""
     spec = config.split
     split = np.full(len(label), UNLABELLED, dtype=object)
-    if forced_test is not None and forced_test.any():
-        split[forced_test] = "test"
-        label = np.where(forced_test, np.nan, label)
+    fed = np.zeros(len(label), bool) if feedback is None else feedback.astype(bool)
+    newest = np.zeros(len(label), bool) if newest_feedback is None else newest_feedback.astype(bool)
+    fed |= newest
+    if fed.any():
+        split[fed] = "train"
+        rows = np.flatnonzero(newest & ~np.isnan(label))
+        y = label[rows]
+        if len(rows) >= 2 and spec.feedback_holdout_share > 0:
+            stratify = y if np.bincount(y.astype(int), minlength=2).min() >= 2 else None
+            _, held = train_test_split(rows, test_size=spec.feedback_holdout_share, stratify=stratify,
+                                       random_state=spec.seed)
+            split[held] = "test"
+        label = np.where(fed, np.nan, label)
     labelled = np.flatnonzero(~np.isnan(label))
     if len(labelled) == 0:
         return split

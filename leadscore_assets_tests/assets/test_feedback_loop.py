@@ -239,20 +239,25 @@ def test_new_file_is_requested_once_after_it_settles_and_its_run_relabels_and_re
         {"file": path.name, "data_rows": len(leads), "outcomes": len(leads), "quarantined": 0, "unknown_leads": 0}]
     assert batch.dagster_run_id.iloc[0] == result.run_id
 
-    # the CRM outcome is now the lead's label, and the newest outcomes are held out for judging
+    # the CRM outcome is now the lead's label; half the newest outcomes (stratified) are held out
+    # for judging, the other half trained on from this first file on
     labels = loop.query("SELECT lead_id, label, label_source, feedback_hash FROM linkedin.labels "
                         "WHERE list_contains(?, lead_id) ORDER BY lead_id", [leads])
     expected = sent.set_index("lead_id").outcome.map(loop.config.feedback.outcome_labels)
     assert (labels.label_source == "crm_feedback").all() and (labels.feedback_hash == request.run_key).all()
     assert (labels.set_index("lead_id").label == expected.loc[labels.lead_id]).all()
-    held_out = loop.query("SELECT split FROM linkedin.features WHERE newest_feedback")
-    assert len(held_out) == len(leads) and (held_out.split == "test").all()
+    newest = loop.query("SELECT split, label FROM linkedin.features WHERE newest_feedback")
+    assert len(newest) == len(leads) and set(newest.split) == {"train", "test"}
+    held = newest[newest.split == "test"]
+    assert abs(len(held) - len(leads) / 2) <= 1 and held.label.nunique() == 2
 
     # retrained: a challenger registered by this run and judged in one decision row
     assert len(loop.decisions()) == decisions_before + 1
     decision = loop.decision_of(result.run_id)
     version = loop.version_of(result.run_id)
     assert decision.challenger_version == str(version.version)
+    assert decision.feedback_rows_held_out == len(held) and decision.feedback_rows_trained_on >= len(leads) - len(held)
+    assert decision.challenger_roc_auc_95ci.count(" - ") == 1
     assert decision.decision in {"promoted", "rejected"} and decision.reason
     assert version.tags["leadscore.decision"] == decision.decision
     assert version.tags["leadscore.decision_reason"] == decision.reason

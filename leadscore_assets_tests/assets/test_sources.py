@@ -1,12 +1,17 @@
 """Every shipped source materializes end to end from its YAML alone, and its validation catches
 its own bad-input cases (quarantined rows with reasons) on its own demo data."""
 
+import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
 
+from leadscore_assets.assets.feedback import feedback_op_name
+from leadscore_assets.components.lead_scoring_project import project_definitions
 from leadscore_assets.demo_data import byo_table, email_crm, saas_crm, web_sessions
 from leadscore_assets.lib.config import load_project_config
+from leadscore_assets.lib.feedback import file_sha256
+from leadscore_assets.resources import build_resources
 from leadscore_assets_tests.conftest import DEFS_DIR, materialize_project, warehouse_file
 
 FAST_MODELS = ["dummy", "logistic_regression", "lightgbm"]
@@ -159,3 +164,29 @@ def test_byo_label_with_no_positives_is_blocked(tmp_path):
     failed = {e.check_name for e in result.get_asset_check_evaluations() if not e.passed}
     assert "positive_rate_plausible" in failed
     assert "candidate_models" not in {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
+
+
+def test_email_crm_outcomes_from_the_crm_train_the_next_challenger(tmp_path):
+    """The email CRM takes won/lost feedback from its YAML alone; the first file already teaches."""
+    email_crm.write(tmp_path, rows=1500, seed=3)
+    config = _fast(load_project_config(DEFS_DIR / "email_crm" / "defs.yaml"))
+    assert materialize_project(config, tmp_path).success
+    with duckdb.connect(str(warehouse_file(tmp_path, "email_crm")), read_only=True) as conn:
+        ids = [r[0] for r in conn.execute(
+            "SELECT mailchimp_id FROM email_crm.validated_contacts ORDER BY mailchimp_id LIMIT 120").fetchall()]
+    outcomes = pd.DataFrame({"lead_id": ids, "outcome": ["won", "lost", "lost"] * 40,
+                             "outcome_at": "2026-11-20T10:00:00Z"})
+    path = tmp_path / config.feedback.folder / "crm_outcomes.csv"
+    path.parent.mkdir(parents=True)
+    outcomes.to_csv(path, index=False)
+    defs = dg.Definitions.merge(project_definitions(config), dg.Definitions(resources=build_resources(tmp_path)))
+    result = defs.resolve_job_def("email_crm_pipeline").execute_in_process(
+        run_config={"ops": {feedback_op_name(config): {"config": {"files": [str(path)],
+                                                                  "content_hashes": [file_sha256(path)]}}}},
+        instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    with duckdb.connect(str(warehouse_file(tmp_path, "email_crm")), read_only=True) as conn:
+        relabelled = conn.execute("SELECT count(*) FROM email_crm.labels WHERE label_source = 'crm_feedback'").fetchall()
+        trained, held = conn.execute("SELECT feedback_rows_trained_on, feedback_rows_held_out "
+                                     "FROM email_crm.model_decisions WHERE dagster_run_id = ?", [result.run_id]).fetchall()[0]
+    assert relabelled == [(120,)] and held == 60 and trained == 60

@@ -82,3 +82,16 @@ def test_personal_columns_leave_only_a_presence_flag(linkedin_config):
     assert frame.has_phone.tolist()[:4] == [1.0, 0.0, 1.0, 0.0]
     off = linkedin_config.model_copy(update={"features": linkedin_config.features.model_copy(update={"presence_flags": False})})
     assert "has_phone" not in build_feature_frame(*_tiny_validated(off), off)[0].columns
+
+
+def test_feedback_is_learnt_from_and_half_the_newest_batch_is_held_out(linkedin_config):
+    label = np.array([1.0, 0.0] * 60 + [np.nan] * 10)
+    newest = np.zeros(len(label), bool)
+    newest[:40] = True  # the newest CRM file: 40 outcomes
+    older = np.zeros(len(label), bool)
+    older[40:60] = True  # an earlier file
+    split = assign_splits(label, None, linkedin_config, newest, older)
+    held = split[:40] == "test"
+    assert held.sum() == 20 and label[:40][held].mean() == 0.5  # stratified half, judged on
+    assert (split[:40][~held] == "train").all() and (split[40:60] == "train").all()  # the rest learnt from
+    assert set(split[60:120]) == {"train", "validation", "test"} and (split[-10:] == "unlabelled").all()
