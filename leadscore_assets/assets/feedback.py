@@ -26,7 +26,7 @@ from leadscore_assets.lib.feedback import parse_feedback_file, resolve_conflicts
 from leadscore_assets.resources.storage import LeadscoreStorage
 from leadscore_assets.resources.warehouse import Warehouse
 
-SENSOR_INTERVAL_S = 30
+SENSOR_INTERVAL_S = 10  # with lib.feedback's quiet rule: a landed file is requested within ~10 s
 
 
 class FeedbackFilesConfig(dg.Config):
@@ -131,10 +131,15 @@ def build_sensor(config: ProjectConfig, job) -> list:
             for f in result.ready
         ]
         context.update_cursor(json.dumps(result.state))
-        skipped = [f"{p.name} (not complete yet)" for p in result.pending]
-        skipped += [f"{f.path.name} (same content as {f.duplicate_of})" for f in result.duplicates]
+        waiting = [f"{p.name} (not complete yet)" for p in result.pending]
+        repeated = [f"{f.path.name} (skipped: same content as {f.duplicate_of}, already landed)"
+                    for f in result.duplicates]
+        for line in repeated:
+            context.log.info(line)
         if requests:
             return dg.SensorResult(run_requests=requests)
-        return dg.SkipReason("no new complete feedback file" + (f"; waiting on: {', '.join(skipped)}" if skipped else ""))
+        return dg.SkipReason("no new complete feedback file"
+                             + (f"; {'; '.join(repeated)}" if repeated else "")
+                             + (f"; waiting on: {', '.join(waiting)}" if waiting else ""))
 
     return [feedback_sensor]

@@ -133,6 +133,10 @@ def build(config: ProjectConfig) -> list:
         client.set_model_version_tag(name, version, "leadscore.decision_reason", decision.reason)
         now_champion = client.get_model_version(name, version) if decision.promote else champion
         context.log.info(f"challenger v{version} {verdict}: {decision.reason}")
+        # on the run's page (Runs list and run view show tags): what this run decided, and why
+        context.instance.add_run_tags(context.run_id, {
+            f"leadscore/{config.name}.decision": f"{verdict} v{version}",
+            f"leadscore/{config.name}.decision_reason": decision.reason[:250]})
         table_md = pd.DataFrame(comparison).T[["roc_auc", "pr_auc", "brier", "log_loss"]].round(4).to_markdown()
         return dg.MaterializeResult(
             metadata={

@@ -48,6 +48,7 @@ import fnmatch
 import hashlib
 import io
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -164,12 +165,20 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(canonical_content(path.read_bytes())).hexdigest()
 
 
-def scan_folder(folder: Path, state: dict | None, pattern: str = "*.csv") -> ScanResult:
+QUIET_S = 3.0  # a file untouched this long when first seen is complete: no need to wait a tick
+
+
+def scan_folder(
+    folder: Path, state: dict | None, pattern: str = "*.csv", quiet_s: float = QUIET_S, now: float | None = None,
+) -> ScanResult:
     """One sensor tick over the files directly in `folder` whose name matches `pattern`.
 
-    A file is ready when its size and mtime equal those seen on the previous tick, it is not
-    empty and its content hash was never processed. A missing folder is an empty scan.
+    A file is ready when it is not empty, its content hash was never processed, and either its
+    size and mtime equal those seen on the previous tick or, first seen, it has not been written
+    to for `quiet_s` seconds (so settling does not cost a whole extra tick). A missing folder is
+    an empty scan.
     """
+    now = time.time() if now is None else now
     old = _copy_state(state)
     new = empty_state() | {"processed": old["processed"]}
     ready: list[FeedbackFile] = []
@@ -191,7 +200,8 @@ def scan_folder(folder: Path, state: dict | None, pattern: str = "*.csv") -> Sca
         if old["settled"].get(name) == seen_now:
             new["settled"][name] = seen_now
             continue
-        if stat.st_size == 0 or old["pending"].get(name) != seen_now:
+        quiet = name not in old["pending"] and now - stat.st_mtime >= quiet_s
+        if stat.st_size == 0 or (old["pending"].get(name) != seen_now and not quiet):
             new["pending"][name] = seen_now
             pending.append(path)
             continue

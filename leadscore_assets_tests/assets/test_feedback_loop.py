@@ -258,6 +258,9 @@ def test_new_file_is_requested_once_after_it_settles_and_its_run_relabels_and_re
     assert decision.challenger_version == str(version.version)
     assert decision.feedback_rows_held_out == len(held) and decision.feedback_rows_trained_on >= len(leads) - len(held)
     assert decision.challenger_roc_auc_95ci.count(" - ") == 1
+    run_tags = loop.instance.get_run_by_id(result.run_id).tags  # the run page shows the decision
+    assert run_tags["leadscore/linkedin.decision"] == f"{decision.decision} v{version.version}"
+    assert run_tags["leadscore/linkedin.decision_reason"] == decision.reason[:250]
     assert decision.decision in {"promoted", "rejected"} and decision.reason
     assert version.tags["leadscore.decision"] == decision.decision
     assert version.tags["leadscore.decision_reason"] == decision.reason
@@ -276,7 +279,8 @@ def test_same_content_again_under_any_name_is_not_requested(loop):
     copy = shutil.copyfile(path, path.with_name("crm_export (1).csv"))  # dropped twice under another name
     first, second = loop.tick(), loop.tick()
     assert first.run_requests == second.run_requests == []
-    assert "crm_export (1).csv (same content as crm_export.csv)" in second.skip_message
+    assert "crm_export (1).csv (skipped: same content as crm_export.csv, already landed)" in second.skip_message
+    assert "waiting" not in second.skip_message  # a repeat is not pending: it is skipped
     assert loop.requests_until_quiet() == []  # reported once, never requested
 
     Path(copy).unlink()

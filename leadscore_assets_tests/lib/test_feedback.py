@@ -1,6 +1,7 @@
 import hashlib
 import json
 import os
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -370,3 +371,16 @@ def test_no_conflicts_and_no_outcomes(folder):
     assert resolved["outcome_at"].tolist() == [pd.Timestamp("2026-05-03")] and resolutions.empty  # same outcome
     resolved, resolutions = resolve_conflicts(parse(write(folder, "none.csv", HEADER)).outcomes)
     assert resolved.empty and resolutions.empty
+
+
+def test_a_file_already_quiet_when_first_seen_is_ready_on_that_tick(folder):
+    landed = folder / "crm_landed_earlier.csv"
+    landed.write_text("lead_id,outcome,outcome_at\nl1,won,2026-11-01\n")
+    os.utime(landed, (time.time() - 10, time.time() - 10))  # dropped 10 s before the tick
+    fresh = folder / "crm_being_written.csv"
+    fresh.write_text("lead_id,outcome,outcome_at\nl2,lost,2026-11-01\n")
+    result, state = tick(folder, None)
+    assert names(result.ready) == ["crm_landed_earlier.csv"]  # no extra tick to settle
+    assert names(result.pending) == ["crm_being_written.csv"]  # written just now: one more look
+    result, _ = tick(folder, state)
+    assert names(result.ready) == ["crm_being_written.csv"]
