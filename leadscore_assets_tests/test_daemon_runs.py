@@ -50,6 +50,19 @@ def _run_worker_pid(run_id: str) -> int | None:
     return None
 
 
+def _launch(env: dict, attempts: int = 3) -> None:
+    """`dagster job launch` (through the run queue); a launch refused by a busy SQLite instance
+    storage is tried again, anything else fails the test with what the CLI said."""
+    for attempt in range(attempts):
+        done = subprocess.run([str(BIN / "dagster"), "job", "launch", "-m", "leadscore_assets.definitions",
+                               "-j", "linkedin_pipeline"], cwd=ROOT, env=env, capture_output=True, text=True)
+        if done.returncode == 0:
+            return
+        if "locked" not in done.stderr + done.stdout or attempt == attempts - 1:
+            raise AssertionError(f"dagster job launch failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+        time.sleep(2)
+
+
 @pytest.fixture
 def instance_home(tmp_path):
     home, data = tmp_path / "home", tmp_path / "data"
@@ -57,6 +70,8 @@ def instance_home(tmp_path):
     text = (ROOT / "deploy" / "local" / "dagster.yaml").read_text()
     (home / "dagster.yaml").write_text(text.replace("poll_interval_seconds: 30", "poll_interval_seconds: 3"))
     linkedin.write(data, rows=1500, seed=8)
+    with dg.DagsterInstance.from_config(str(home)):
+        pass  # storage created before the daemon and the CLI reach for it at the same moment
     env = {**os.environ, "DAGSTER_HOME": str(home), "LEADSCORE_DATA_DIR": str(data)}
     daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-m", "leadscore_assets.definitions"], cwd=ROOT,
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -68,8 +83,7 @@ def instance_home(tmp_path):
 def test_runs_of_a_project_queue_and_a_killed_run_is_failed_and_frees_the_project(instance_home):
     home, env = instance_home
     for _ in range(2):
-        subprocess.run([str(BIN / "dagster"), "job", "launch", "-m", "leadscore_assets.definitions",
-                        "-j", "linkedin_pipeline"], cwd=ROOT, env=env, check=True, capture_output=True)
+        _launch(env)
     first, second = _wait(lambda: [r for r in _runs(home)] if len(_runs(home)) == 2 else None, 30, "two runs")
     started = _wait(lambda: next((r for r in _runs(home) if r.status == dg.DagsterRunStatus.STARTED), None),
                     180, "one run to start")
