@@ -29,6 +29,13 @@ def _status(home: Path, run_id: str) -> dg.DagsterRunStatus:
         return instance.get_run_by_id(run_id).status
 
 
+def _failures(home: Path, run_id: str) -> str:
+    """What failed in a run, from its event log (for the assertion message)."""
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        return "\n".join(str(e.dagster_event.event_specific_data)[:1500] for e in instance.all_logs(run_id)
+                         if e.dagster_event and e.dagster_event.event_type_value in ("STEP_FAILURE", "RUN_FAILURE"))
+
+
 def _wait(predicate, timeout: float, what: str):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -91,9 +98,11 @@ def test_runs_of_a_project_queue_and_a_killed_run_is_failed_and_frees_the_projec
     assert _status(home, waiting.run_id) == dg.DagsterRunStatus.QUEUED  # one run of a project at a time
 
     pid = _wait(lambda: _run_worker_pid(started.run_id), 60, "the run's worker process")
-    os.kill(pid, signal.SIGKILL)
+    lock = home.parent / "data" / "warehouse" / "linkedin" / "run.lock"
+    _wait(lambda: lock.exists() and started.run_id in lock.read_text(), 120, "the run to claim its project")
+    os.kill(pid, signal.SIGKILL)  # killed while it holds the project, early in its run
     _wait(lambda: _status(home, started.run_id) == dg.DagsterRunStatus.FAILURE, 120,
           "run monitoring to mark the killed run failed")
     _wait(lambda: _status(home, waiting.run_id) in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE), 600,
           "the queued run to finish")
-    assert _status(home, waiting.run_id) == dg.DagsterRunStatus.SUCCESS  # the dead run left no lock behind
+    assert _status(home, waiting.run_id) == dg.DagsterRunStatus.SUCCESS, _failures(home, waiting.run_id)
