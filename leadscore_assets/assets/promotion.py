@@ -26,7 +26,7 @@ from leadscore_assets.assets.common import (
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.evaluation import bootstrap_ci, classification_metrics, selection_score
 from leadscore_assets.lib.features import FEEDBACK, LABEL, NEWEST_FEEDBACK, SPLIT
-from leadscore_assets.lib.promotion import decide
+from leadscore_assets.lib.promotion import HeldOutScores, decide
 from leadscore_assets.lib.registry import (
     CHAMPION,
     current_champion,
@@ -81,12 +81,15 @@ def build(config: ProjectConfig) -> list:
         fed = frame[FEEDBACK].astype(bool)
         feedback_rows = {"feedback_rows_trained_on": int((fed & frame[SPLIT].isin(["train", "validation"])).sum()),
                          "feedback_rows_held_out": int((fed & (frame[SPLIT] == "test")).sum())}
-        champion_metric, age_days, unusable = None, None, None
+        champion_metric, age_days, unusable, held_out = None, None, None, None
         champion_model_ = load_version(name, CHAMPION) if champion is not None else None
         if champion_model_ is not None and (gone := missing_inputs(champion_model_, frame.columns)):
             unusable = f"its input columns {gone} are no longer features"
         if champion_model_ is not None and not unusable:
             p_champion = champion_model_.predict_proba(x_test)[:, 1]
+            held_out = HeldOutScores(
+                y_test, p_challenger, p_champion, metric=metric, seed=config.models.seed,
+                newest_feedback=frame.loc[frame[SPLIT] == "test", NEWEST_FEEDBACK].to_numpy().astype(bool))
             comparison["champion"] = classification_metrics(y_test, p_champion)
             intervals["champion"] = bootstrap_ci(y_test, p_champion, ("roc_auc",), seed=config.models.seed)
             champion_metric = selection_score(comparison["champion"], metric)
@@ -105,6 +108,7 @@ def build(config: ProjectConfig) -> list:
             feature_drift_share=float(drift.loc["features", "drift_share"]) if champion is not None else None,
             champion_age_days=age_days, champion_unusable=unusable,
             challenger_auc=max(float(ev.selection_roc_auc), comparison["challenger"]["roc_auc"]),
+            held_out=held_out,
         )
         verdict = "promoted" if decision.promote else "rejected"
         row = {

@@ -247,6 +247,9 @@ class PromotionSpec(StrictModel):
     """When a challenger replaces the champion (compared on the same held-out rows)."""
 
     min_gain: float = 0.002  # in the selection metric
+    # the gain must also be credible: the lower end of its paired bootstrap interval at this level
+    # reaches min_gain (on the newest feedback's held-out outcomes or on all held-out rows); 0 = off
+    gain_confidence: float = 0.95
     max_prediction_psi: float = 0.25
     max_feature_drift_share: float = 0.5
     max_champion_age_days: float = 90
