@@ -20,6 +20,7 @@ from leadscore_assets.assets.common import table_exists
 from leadscore_assets.lib.config import load_project_config
 from leadscore_assets.resources.warehouse import published_file
 from leadscore_assets.lib.features import ID, LABEL, SPLIT, FeatureSet
+from leadscore_assets.lib.registry import load_version
 
 DEFS = Path(__file__).resolve().parents[1] / "leadscore_assets" / "defs"
 
@@ -39,7 +40,7 @@ def gap_for(project: Path, data_dir: Path) -> dict | None:
         fs = FeatureSet.from_frame(conn.execute(f"SELECT * FROM {config.name}.feature_schema").df())
     uri = f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
-    model = mlflow.sklearn.load_model(f"models:/{config.registered_model_name}@champion")
+    model = load_version(config.registered_model_name, "champion")  # the sklearn pipeline of the served model
     test["score"] = model.predict_proba(test[fs.columns])[:, 1]
     rows = test.merge(truth, on=ID, how="inner")
     y = rows[LABEL].astype(int)

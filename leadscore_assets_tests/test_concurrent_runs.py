@@ -2,6 +2,7 @@
 instance and one data directory. The second stops at once naming the first; nothing mixes."""
 
 import json
+import pytest
 import os
 import shutil
 import subprocess
@@ -14,6 +15,8 @@ import duckdb
 
 from leadscore_assets.demo_data import linkedin
 from leadscore_assets_tests.conftest import warehouse_file
+
+pytestmark = pytest.mark.slow  # two real `dagster job execute` processes: `pytest -m slow`
 
 ROOT = Path(__file__).resolve().parents[1]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))

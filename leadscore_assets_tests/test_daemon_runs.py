@@ -3,7 +3,6 @@ behind each other, and a run whose process is killed is marked failed by run mon
 frees the project for the next one."""
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +13,8 @@ import dagster as dg
 import pytest
 
 from leadscore_assets.demo_data import linkedin
+
+pytestmark = pytest.mark.slow  # the real daemon and CLI processes: `pytest -m slow`
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

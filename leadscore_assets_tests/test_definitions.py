@@ -1,42 +1,48 @@
 """The code location loads from defs/, and the graph a user sees does not change by accident."""
 
+import json
+import os
+from pathlib import Path
+
 import dagster as dg
 
+from leadscore_assets.assets.tables import declared
 from leadscore_assets.definitions import ALL_SOURCES_JOB, defs
+from leadscore_assets.lib.config import load_project_config
 
-LAYERS = {  # asset name -> (group, upstream asset names)
-    "raw_contacts": ("raw", set()),
-    "validated_contacts": ("validated", {"raw_contacts"}),
-    "quarantined_contacts": ("validated", {"raw_contacts"}),
-    "feedback_outcomes": ("feedback", {"validated_contacts"}),
-    "labels": ("labels", {"validated_contacts", "feedback_outcomes"}),
-    "features": ("features", {"labels", "validated_contacts"}),
-    "data_profile": ("features", {"features"}),
-    "candidate_models": ("models", {"features"}),
-    "evaluation_report": ("evaluation", {"candidate_models"}),
-    "drift_reports": ("monitoring", {"evaluation_report", "features"}),
-    "champion_model": ("models", {"evaluation_report", "drift_reports"}),
-    "lead_scores": ("scoring", {"champion_model", "features"}),
-}
-# Written last, after every other asset and blocking check of the project passed.
-LAYERS["published"] = ("publish", set(LAYERS))
+DEFS_DIR = Path(__file__).resolve().parents[1] / "leadscore_assets" / "defs"
+PROJECTS = ("linkedin", "email_crm", "saas_crm", "web_sessions", "byo_example")
+
+CHAIN = ["raw_contacts", "validated_contacts", "labels", "features", "candidate_models", "evaluation_report",
+         "drift_reports", "champion_model", "lead_scores", "published"]  # each reads the one before
 
 
 def _loaded() -> dg.Definitions:
     return defs() if callable(defs) else defs
 
 
-def test_linkedin_asset_specs_snapshot():
+def test_every_table_of_the_warehouse_contract_is_an_asset_of_its_project():
+    """The lineage is the data flow: no table is written behind the graph's back."""
+    d = _loaded()
+    graph = d.resolve_asset_graph()
+    keys = graph.get_all_asset_keys()
+    for path in (DEFS_DIR / p / "defs.yaml" for p in PROJECTS):
+        config = load_project_config(path)
+        missing = [t.name for t in declared(config) if t.key(config) not in keys]
+        assert not missing, (config.name, missing)
+        for upstream, downstream in zip(CHAIN, CHAIN[1:]):
+            node = graph.get(dg.AssetKey([config.name, downstream]))
+            assert dg.AssetKey([config.name, upstream]) in node.parent_keys, (config.name, upstream, downstream)
+        published = graph.get(dg.AssetKey([config.name, "published"]))
+        assert {k for k in keys if k.path[0] == config.name} - {published.key} == set(published.parent_keys)
+
+
+def test_every_asset_says_what_it_is_and_who_owns_it():
     graph = _loaded().resolve_asset_graph()
-    specs = {k.path[-1]: graph.get(k) for k in graph.get_all_asset_keys() if k.path[0] == "linkedin"}
-    assert set(specs) == set(LAYERS)
-    for name, (group, upstream) in LAYERS.items():
-        node = specs[name]
-        assert node.group_name == group, name
-        assert {p.path[-1] for p in node.parent_keys} == upstream, name
-        assert node.owners == ["team:growth-data"], name
-        assert node.description, name
-        assert node.kinds, name
+    for k in graph.get_all_asset_keys():
+        node = graph.get(k)
+        assert node.description and node.kinds and node.owners == ["team:growth-data"], k
+        assert node.tags["leadscore/project"] == k.path[0] and node.tags["leadscore/layer"], k
 
 
 def test_blocking_checks_guard_features_against_leaks_and_personal_data():
@@ -52,10 +58,13 @@ def test_blocking_checks_guard_validated_contacts():
     assert checks == {"schema_matches_config", "ids_unique", "rows_accounted_for", "quarantine_within_limits"}
 
 
-def test_main_job_and_resources_are_defined():
+def test_main_job_covers_every_project_and_resources_are_defined():
     d = _loaded()
-    assert d.resolve_job_def(ALL_SOURCES_JOB) is not None
-    assert d.resolve_job_def("linkedin_pipeline") is not None
+    every = d.resolve_asset_graph().get_all_asset_keys()
+    main = d.resolve_job_def(ALL_SOURCES_JOB)
+    assert set(main.asset_layer.selected_asset_keys) == set(every)
+    linkedin = d.resolve_job_def("linkedin_pipeline")
+    assert {k.path[0] for k in linkedin.asset_layer.selected_asset_keys} == {"linkedin"}
     assert {"warehouse", "mlflow_store", "storage"} <= set(d.resources)
 
 
@@ -76,4 +85,48 @@ def test_every_source_with_ids_and_outcomes_takes_crm_feedback():
         assert sensor.job_name == f"{project}_pipeline", project
         graph = d.resolve_asset_graph()
         labels = graph.get(dg.AssetKey([project, "labels"]))
-        assert dg.AssetKey([project, "feedback_outcomes"]) in labels.parent_keys, project
+        assert dg.AssetKey([project, "feedback_labels"]) in labels.parent_keys, project
+
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "definitions.json"
+
+
+def definitions_snapshot(d: dg.Definitions) -> dict:
+    """What a user sees of the code location: every asset spec (key, group, layer, kinds, owners,
+    upstream), check (blocking or not), job, sensor and schedule (with its default state)."""
+    graph = d.resolve_asset_graph()
+    assets = {}
+    for k in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
+        node = graph.get(k)
+        assets[k.to_user_string()] = {
+            "group": node.group_name, "layer": node.tags.get("leadscore/layer"), "kinds": sorted(node.kinds),
+            "owners": node.owners, "upstream": sorted(p.to_user_string() for p in node.parent_keys),
+            "checks": sorted(f"{c.name}{' (blocking)' if graph.get(c).blocking else ''}"
+                             for c in graph.asset_check_keys if c.asset_key == k),
+        }
+    repo = d.get_repository_def()
+    return {
+        "assets": assets,
+        "jobs": sorted(j.name for j in repo.get_all_jobs() if not j.name.startswith("__")),
+        "sensors": {s.name: {"job": s.job_name, "default": s.default_status.value}
+                    for s in sorted(repo.sensor_defs, key=lambda s: s.name)},
+        "schedules": {s.name: {"job": s.job_name, "cron": s.cron_schedule, "default": s.default_status.value}
+                      for s in sorted(repo.schedule_defs, key=lambda s: s.name)},
+    }
+
+
+def test_definitions_snapshot_is_reviewed():
+    """Any change to the graph a user sees shows up as a diff of `snapshots/definitions.json`,
+    reviewed like code. After an intended change: LEADSCORE_UPDATE_SNAPSHOTS=1 pytest this file."""
+    now = definitions_snapshot(_loaded())
+    if os.environ.get("LEADSCORE_UPDATE_SNAPSHOTS") or not SNAPSHOT.exists():
+        SNAPSHOT.parent.mkdir(exist_ok=True)
+        SNAPSHOT.write_text(json.dumps(now, indent=1, sort_keys=True) + "\n")
+    assert now == json.loads(SNAPSHOT.read_text()), (
+        "the definitions changed; review the diff and rerun with LEADSCORE_UPDATE_SNAPSHOTS=1")
+
+
+def test_every_project_is_one_group_holding_its_whole_chain():
+    graph = _loaded().resolve_asset_graph()
+    for k in graph.get_all_asset_keys():
+        assert graph.get(k).group_name == k.path[0], k

@@ -11,5 +11,21 @@ mkdir -p "$DAGSTER_HOME"
 # runs of one project queue behind each other; dead runs are marked failed (see the file)
 [ -f "$DAGSTER_HOME/dagster.yaml" ] || cp deploy/local/dagster.yaml "$DAGSTER_HOME/dagster.yaml"
 .venv/bin/python -m leadscore_assets.demo_data all --data-dir data
-.venv/bin/dagster job execute -m leadscore_assets.definitions -j score_all_sources
-echo "Done. Browse it: DAGSTER_HOME=$DAGSTER_HOME .venv/bin/dagster dev   (http://127.0.0.1:3000)"
+# links in the asset metadata and MLflow runs point where scripts/ui.sh serves the two UIs
+export LEADSCORE_MLFLOW_UI_URL="${LEADSCORE_MLFLOW_UI_URL:-http://127.0.0.1:${MLFLOW_PORT:-5000}}"
+export LEADSCORE_DAGSTER_UI_URL="${LEADSCORE_DAGSTER_UI_URL:-http://127.0.0.1:${DAGSTER_PORT:-3000}}"
+# Dagster's own log of the run stays with the instance; the terminal gets a summary.
+mkdir -p "$DAGSTER_HOME/logs"
+LOG="$DAGSTER_HOME/logs/demo-$(date +%Y%m%d-%H%M%S).log"
+echo "Running every source (score_all_sources, a few minutes); Dagster's log: $LOG"
+if ! .venv/bin/dagster job execute -m leadscore_assets.definitions -j score_all_sources >"$LOG" 2>&1; then
+  echo "The run failed. Last lines of its log:" >&2
+  tail -n 40 "$LOG" >&2
+  echo "Full log: $LOG" >&2
+  exit 1
+fi
+echo
+.venv/bin/python -m leadscore_assets.demo_summary --data-dir data
+echo
+echo "Dagster's log of this run: $LOG"
+echo "Browse it (Dagster UI $LEADSCORE_DAGSTER_UI_URL, MLflow UI $LEADSCORE_MLFLOW_UI_URL): bash scripts/ui.sh"

@@ -11,6 +11,7 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
+from leadscore_assets.assets.tables import COLUMN_TYPES, FEATURE_SCHEMA
 from leadscore_assets.lib.column_typing import with_columns
 from leadscore_assets.lib.config import ColumnSpec, ProjectConfig
 from leadscore_assets.lib.features import FeatureSet
@@ -86,15 +87,17 @@ def figure_markdown(figures: dict[str, object]) -> str:
     return "\n\n".join(parts)
 
 
-def asset_kwargs(config: ProjectConfig, name: str, group: str, description: str, kinds: set[str]) -> dict:
-    """The spec every leadscore asset carries: key prefix per project, group per layer."""
+def asset_kwargs(config: ProjectConfig, name: str, layer: str, description: str, kinds: set[str]) -> dict:
+    """The spec every leadscore asset carries: key [project, table], one group per project (its
+    lineage at a glance in the UI), the layer as a tag (`tag:leadscore/layer=models` selects a
+    layer across projects)."""
     return {
         "key": key(config, name),
-        "group_name": group,
+        "group_name": config.name,
         "owners": [config.owner or OWNER_DEFAULT],
         "kinds": kinds,
         "description": description,
-        "tags": {"leadscore/project": config.name},
+        "tags": {"leadscore/project": config.name, "leadscore/layer": layer},
     }
 
 
@@ -102,14 +105,14 @@ def save_resolved_columns(conn: duckdb.DuckDBPyConnection, config: ProjectConfig
     """Persist the column specs validation used (declared or inferred) for downstream assets."""
     rows = [{"column": c, **spec.model_dump(mode="json")} for c, spec in config.columns.items()]
     frame = pd.DataFrame([{"column_name": r["column"], "spec": json.dumps(r)} for r in rows])
-    write_table(conn, table(config, "column_types"), frame)
+    COLUMN_TYPES.write(conn, config, frame)
 
 
 def resolved_config(conn: duckdb.DuckDBPyConnection, config: ProjectConfig) -> ProjectConfig:
     """The config with its columns: declared in YAML, or as inferred when validation ran."""
     if config.columns:
         return config
-    rows = conn.execute(f"SELECT spec FROM {table(config, 'column_types')}").fetchall()
+    rows = conn.execute(f"SELECT spec FROM {COLUMN_TYPES.of(config)}").fetchall()
     specs = {}
     for (raw,) in rows:
         d = json.loads(raw)
@@ -119,12 +122,12 @@ def resolved_config(conn: duckdb.DuckDBPyConnection, config: ProjectConfig) -> P
 
 
 def save_feature_set(conn: duckdb.DuckDBPyConnection, config: ProjectConfig, fs: FeatureSet) -> None:
-    write_table(conn, table(config, "feature_schema"), fs.to_frame())
+    FEATURE_SCHEMA.write(conn, config, fs.to_frame())
 
 
 def load_feature_set(conn: duckdb.DuckDBPyConnection, config: ProjectConfig) -> FeatureSet:
     """The feature set decided when features were built (it depends on the data)."""
-    return FeatureSet.from_frame(read_table(conn, table(config, "feature_schema")))
+    return FeatureSet.from_frame(FEATURE_SCHEMA.read(conn, config))
 
 
 def table_exists(conn: duckdb.DuckDBPyConnection, name: str) -> bool:

@@ -2,57 +2,74 @@
 
 
 import dagster as dg
+import matplotlib.pyplot as plt
 
 from leadscore_assets.assets.common import (
     asset_kwargs,
     column_schema,
-    key,
+    figure_markdown,
     load_feature_set,
     preview,
-    read_table,
     resolved_config,
     save_feature_set,
-    table,
-    table_exists,
     warehouse_connection,
-    write_table,
+)
+from leadscore_assets.assets.tables import (
+    COLUMN_TYPES,
+    FEATURE_SCHEMA,
+    FEATURES,
+    FEEDBACK_BATCHES,
+    LABELS,
+    VALIDATED_CONTACTS,
 )
 from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.features import FEEDBACK, LABEL, NEWEST_FEEDBACK, SPLIT, build_feature_frame
+from leadscore_assets.lib.features import (
+    FEEDBACK,
+    LABEL,
+    NEWEST_FEEDBACK,
+    SPLIT,
+    build_feature_frame,
+)
 from leadscore_assets.lib.leakage import leaks, single_feature_separation
 from leadscore_assets.lib.personal_data import detect_personal_columns
-from leadscore_assets.lib.profiling import profile, profile_markdown
+from leadscore_assets.lib.profiling import profile, profile_figures, profile_markdown
+from leadscore_assets.resources.mlflow_store import MlflowStore
+from leadscore_assets.resources.storage import LeadscoreStorage
 from leadscore_assets.resources.warehouse import Warehouse
 
 
 def build(config: ProjectConfig) -> list:
-    @dg.asset(
-        deps=[key(config, "labels"), key(config, "validated_contacts")],
-        **asset_kwargs(
-            config, "features", "features",
-            "One row per lead: readable model inputs (no personal data, no post-outcome columns), "
-            "label and split (out-of-time when the source has a creation date).",
-            {"pandas", "duckdb"},
-        ),
-    )
-    def features(warehouse: Warehouse) -> dg.MaterializeResult:
+    reads = [LABELS.key(config), VALIDATED_CONTACTS.key(config), COLUMN_TYPES.key(config),
+             *([FEEDBACK_BATCHES.key(config)] if config.feedback else [])]
+    features_spec = dg.AssetSpec(deps=reads, **asset_kwargs(
+        config, FEATURES.name, "features",
+        "One row per lead: readable model inputs (no personal data, no post-outcome columns), "
+        "label and split (out-of-time when the source has a creation date).",
+        {"pandas", "duckdb"}))
+
+    @dg.multi_asset(specs=[features_spec, FEATURE_SCHEMA.spec(config, "features", {"duckdb"}, reads)],
+                    name=f"{config.name}_build_features")
+    def features(warehouse: Warehouse):
         with warehouse_connection(warehouse, config) as conn:
             resolved = resolved_config(conn, config)
-            validated = read_table(conn, table(config, "validated_contacts"))
-            labels = read_table(conn, table(config, "labels"))
+            validated = VALIDATED_CONTACTS.read(conn, config)
+            labels = LABELS.read(conn, config)
             newest = set()
-            if config.feedback and table_exists(conn, table(config, "feedback_batches")):
+            if config.feedback and FEEDBACK_BATCHES.exists(conn, config):
                 newest = {r[0] for r in conn.execute(f"""
-                    SELECT lead_id FROM {table(config, 'labels')} WHERE feedback_hash = (
-                        SELECT content_hash FROM {table(config, 'feedback_batches')}
+                    SELECT lead_id FROM {LABELS.of(config)} WHERE feedback_hash = (
+                        SELECT content_hash FROM {FEEDBACK_BATCHES.of(config)}
                         ORDER BY received_at DESC NULLS LAST LIMIT 1)""").fetchall()}
             fed = set(labels.loc[labels.label_source == "crm_feedback", "lead_id"])
             frame, fs = build_feature_frame(validated, labels, resolved, newest, fed)
-            write_table(conn, table(config, "features"), frame)
+            FEATURES.write(conn, config, frame)
             save_feature_set(conn, config, fs)
         counts = frame[SPLIT].value_counts().to_dict()
         rates = frame.groupby(SPLIT)[LABEL].mean().dropna().round(4).to_dict()
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(asset_key=FEATURE_SCHEMA.key(config), metadata={
+            "dagster/row_count": len(fs.columns), "columns": dg.MetadataValue.md(fs.to_frame().to_markdown(index=False))})
+        yield dg.MaterializeResult(
+            asset_key=FEATURES.key(config),
             metadata={
                 "dagster/row_count": len(frame),
                 "dagster/column_schema": column_schema(frame),
@@ -70,38 +87,53 @@ def build(config: ProjectConfig) -> list:
         )
 
     @dg.asset(
-        deps=[key(config, "features")],
+        deps=[FEATURES.key(config), FEATURE_SCHEMA.key(config)],
         **asset_kwargs(
             config, "data_profile", "features",
             "Missing shares, constant columns, cardinality, positive rate by category and correlated pairs.",
-            {"pandas"},
+            {"pandas", "mlflow"},
         ),
     )
-    def data_profile(warehouse: Warehouse) -> dg.MaterializeResult:
+    def data_profile(context: dg.AssetExecutionContext, warehouse: Warehouse, mlflow_store: MlflowStore,
+                     storage: LeadscoreStorage) -> dg.MaterializeResult:
         with warehouse_connection(warehouse, config) as conn:
-            frame = read_table(conn, table(config, "features"))
+            frame = FEATURES.read(conn, config)
             fs = load_feature_set(conn, config)
-        p = profile(frame, frame[LABEL], [*fs.categorical, *fs.target_encoded], fs.numeric)
+        categorical = [*fs.categorical, *fs.target_encoded]
+        p = profile(frame, frame[LABEL], categorical, fs.numeric)
         cols = p["columns"]
+        figures = profile_figures(frame, frame[LABEL], categorical, fs.numeric)
+        out = storage.report_dir(config.name, "profile", context.run_id)
+        with mlflow_store.run(config.name, "data profile", role="data_profile") as run:
+            for name, fig in figures.items():
+                fig.savefig(out / f"{name}.png", bbox_inches="tight")
+                mlflow_store.log_figure(fig, f"profile/{name}.png")
+            (out / "profile.md").write_text(profile_markdown(p))
+            mlflow_store.log_artifact(out / "profile.md", artifact_path="profile")
+        pictures = figure_markdown(figures)
+        for fig in figures.values():
+            plt.close(fig)
         return dg.MaterializeResult(
             metadata={
+                "pictures_in_mlflow": dg.MetadataValue.url(mlflow_store.run_url(config.name, run.info.run_id, "profile")),
+                "pictures": dg.MetadataValue.md(pictures or "_no features to picture_"),
                 "profile": dg.MetadataValue.md(profile_markdown(p)),
                 "constant_columns": dg.MetadataValue.json(cols.loc[cols.constant, "column"].tolist()),
                 "quasi_constant_columns": dg.MetadataValue.json(cols.loc[cols.quasi_constant, "column"].tolist()),
-                "max_missing_share": float(cols.missing_share.max()) if len(cols) else 0.0,
+                "max_missing_share": round(float(cols.missing_share.max()), 4) if len(cols) else 0.0,
             }
         )
 
-    @dg.asset_check(asset=features, name="no_personal_data", blocking=True,
+    @dg.asset_check(asset=FEATURES.key(config), name="no_personal_data", blocking=True,
                     description="No personal-data or excluded (post-outcome) column reaches the features, and no "
                                 "feature's values look like emails, phone numbers, URLs or people's names "
                                 "(unless listed under features.not_personal).")
     def no_personal_data(warehouse: Warehouse) -> dg.AssetCheckResult:
         with warehouse_connection(warehouse, config) as conn:
-            cols = [r[0] for r in conn.execute(f"DESCRIBE {table(config, 'features')}").fetchall()]
+            cols = [r[0] for r in conn.execute(f"DESCRIBE {FEATURES.of(config)}").fetchall()]
             fs = load_feature_set(conn, config)
             text = [c for c in (*fs.categorical, *fs.target_encoded, *fs.multi_hot) if c in resolved_config(conn, config).columns]
-            sample = conn.execute(f"SELECT {', '.join(text) or '1'} FROM {table(config, 'validated_contacts')} "
+            sample = conn.execute(f"SELECT {', '.join(text) or '1'} FROM {VALIDATED_CONTACTS.of(config)} "
                                   "USING SAMPLE reservoir(2000 ROWS) REPEATABLE (42)").df() if text else None
         leaked = sorted(set(cols) & {*config.personal_data, *config.features.exclude})
         detected = detect_personal_columns(sample, text, config.features.not_personal) if text else None
@@ -118,13 +150,13 @@ def build(config: ProjectConfig) -> list:
 
     limit = config.features.max_single_feature_auc
 
-    @dg.asset_check(asset=features, name="no_label_leakage", blocking=True,
+    @dg.asset_check(asset=FEATURES.key(config), name="no_label_leakage", blocking=True,
                     description=f"No single feature separates the training labels with ROC-AUC above {limit} "
                                 "(either way): such a column is almost always recorded after the outcome. "
                                 "Accept a legitimate one under features.accept_leaky.")
     def no_label_leakage(warehouse: Warehouse) -> dg.AssetCheckResult:
         with warehouse_connection(warehouse, config) as conn:
-            train = read_table(conn, table(config, "features"), f"WHERE {SPLIT} = 'train'")
+            train = FEATURES.read(conn, config, f"WHERE {SPLIT} = 'train'")
             fs = load_feature_set(conn, config)
         separation = single_feature_separation(train[fs.columns], train[LABEL].to_numpy(), fs, config.split.seed)
         leaked = leaks(separation, limit, config.features.accept_leaky, config.features.dates)

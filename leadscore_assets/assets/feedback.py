@@ -1,6 +1,6 @@
 """feedback_outcomes asset and the sensor that lands CRM outcome files exactly once.
 
-The sensor scans `data/<feedback.folder>` each tick (lib/feedback.py decides which files are
+The sensor scans `data/<feedback.folder>` each tick (resources/feedback_inbox.py decides which files are
 complete and new) and starts one run of the project's pipeline per new file, with the file's
 content hash as run key: the run loads the outcomes, relabels, retrains a challenger and lets
 the promotion policy decide. Outcomes keep their provenance (file, hash, row, received time).
@@ -12,21 +12,23 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from leadscore_assets.assets.common import (
-    append_table,
-    asset_kwargs,
-    key,
-    table,
-    table_exists,
-    warehouse_connection,
-    write_table,
+from leadscore_assets.assets.common import asset_kwargs, warehouse_connection
+from leadscore_assets.assets.tables import (
+    FEEDBACK_BATCHES,
+    FEEDBACK_LABELS,
+    FEEDBACK_OUTCOMES,
+    FEEDBACK_QUARANTINE,
+    FEEDBACK_RESOLUTIONS,
+    FEEDBACK_UNKNOWN_LEADS,
+    VALIDATED_CONTACTS,
 )
 from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.feedback import parse_feedback_file, resolve_conflicts, scan_folder
+from leadscore_assets.lib.feedback_resolution import resolve_conflicts
+from leadscore_assets.resources.feedback_inbox import read_feedback_file, scan_folder
 from leadscore_assets.resources.storage import LeadscoreStorage
 from leadscore_assets.resources.warehouse import Warehouse
 
-SENSOR_INTERVAL_S = 10  # with lib.feedback's quiet rule: a landed file is requested within ~10 s
+SENSOR_INTERVAL_S = 10  # with the inbox's quiet rule: a landed file is requested within ~10 s
 
 
 class FeedbackFilesConfig(dg.Config):
@@ -36,79 +38,94 @@ class FeedbackFilesConfig(dg.Config):
     content_hashes: list[str] = []
 
 
-def feedback_op_name(config: ProjectConfig) -> str:
-    return f"{config.name}__feedback_outcomes"
+def landing_run_config(outcomes_asset: dg.AssetsDefinition, files: list[str], content_hashes: list[str]) -> dg.RunConfig:
+    """Run config that lands `files` through the project's feedback_outcomes asset (its own op)."""
+    return dg.RunConfig(ops={outcomes_asset.op.name: FeedbackFilesConfig(files=files, content_hashes=content_hashes)})
 
 
-def build(config: ProjectConfig) -> list:
-    if config.feedback is None:
+NO_FEEDBACK_LABELS = pd.DataFrame(columns=["lead_id", "label", "outcome", "outcome_at", "content_hash", "received_at"])
+
+
+def land_files(conn, project: ProjectConfig, files: list[str], content_hashes: list[str], run_id: str,
+               log) -> list[dict]:
+    """Append each new file's outcomes, quarantined rows and unknown ids; one batch row per file.
+    Content already landed (the same hash) is skipped and said so."""
+    known = {r[0] for r in conn.execute(f"SELECT {project.id_column} FROM {VALIDATED_CONTACTS.of(project)}").fetchall()}
+    seen = set(FEEDBACK_BATCHES.read(conn, project).content_hash) if FEEDBACK_BATCHES.exists(conn, project) else set()
+    batches = []
+    for path, digest in zip(files, content_hashes):
+        if digest in seen:
+            log(f"{path}: content already landed, skipped")
+            continue
+        batch = read_feedback_file(Path(path), digest, known, outcome_labels=project.feedback.outcome_labels,
+                                    default_source=project.name)
+        for table, frame in ((FEEDBACK_OUTCOMES, batch.outcomes), (FEEDBACK_QUARANTINE, batch.quarantined),
+                             (FEEDBACK_UNKNOWN_LEADS, batch.unknown_leads)):
+            if len(frame):
+                table.append(conn, project, frame)
+        batches.append({"file": Path(path).name, "content_hash": digest, "data_rows": batch.data_rows,
+                        "outcomes": len(batch.outcomes), "quarantined": len(batch.quarantined),
+                        "unknown_leads": len(batch.unknown_leads),
+                        "received_at": batch.outcomes.received_at.max() if len(batch.outcomes) else pd.NaT,
+                        "dagster_run_id": run_id})
+        seen.add(digest)
+    if batches:
+        FEEDBACK_BATCHES.append(conn, project, pd.DataFrame(batches))
+    return batches
+
+
+def build(project: ProjectConfig) -> list:
+    """The asset's run config is Dagster's `config` (FeedbackFilesConfig); the project's is `project`."""
+    if project.feedback is None:
         return []
-    spec, project = config.feedback, config
-    outcomes_t, quarantine_t, unknown_t = (table(config, n) for n in
-                                           ("feedback_outcomes", "feedback_quarantine", "feedback_unknown_leads"))
+    folder = project.feedback.folder
+    deps = [VALIDATED_CONTACTS.key(project)]
+    kinds = {"csv", "duckdb"}
+    specs = [
+        dg.AssetSpec(deps=deps, **asset_kwargs(
+            project, FEEDBACK_OUTCOMES.name, "feedback",
+            f"CRM won/lost outcomes from files dropped in data/{folder}/, every row with its file, content hash, "
+            "row and received time.", kinds)),
+        FEEDBACK_QUARANTINE.spec(project, "feedback", kinds, deps),
+        FEEDBACK_UNKNOWN_LEADS.spec(project, "feedback", kinds, deps),
+        FEEDBACK_BATCHES.spec(project, "feedback", kinds, deps),
+        FEEDBACK_LABELS.spec(project, "feedback", {"duckdb"}, [FEEDBACK_OUTCOMES.key(project)]),
+        FEEDBACK_RESOLUTIONS.spec(project, "feedback", {"duckdb"}, [FEEDBACK_OUTCOMES.key(project)]),
+    ]
 
-    @dg.asset(
-        deps=[key(config, "validated_contacts")],
-        **asset_kwargs(
-            config, "feedback_outcomes", "feedback",
-            f"CRM won/lost outcomes from files dropped in data/{spec.folder}/, with provenance; bad rows "
-            "quarantined with reasons, unknown lead ids reported; one resolved outcome per lead (latest wins).",
-            {"csv", "duckdb"},
-        ),
-    )
-    def feedback_outcomes(
-        context: dg.AssetExecutionContext, config: FeedbackFilesConfig, warehouse: Warehouse
-    ) -> dg.MaterializeResult:
-        batches = []
+    @dg.multi_asset(specs=specs, name=f"{project.name}_land_feedback")
+    def land_feedback(context: dg.AssetExecutionContext, config: FeedbackFilesConfig, warehouse: Warehouse):
         with warehouse_connection(warehouse, project) as conn:
-            known = {r[0] for r in conn.execute(
-                f"SELECT {project.id_column} FROM {table(project, 'validated_contacts')}").fetchall()}
-            seen = set()
-            if table_exists(conn, table(project, "feedback_batches")):
-                seen = {r[0] for r in conn.execute(f"SELECT content_hash FROM {table(project, 'feedback_batches')}").fetchall()}
-            for path, digest in zip(config.files, config.content_hashes):
-                if digest in seen:
-                    context.log.info(f"{path}: content already landed, skipped")
-                    continue
-                batch = parse_feedback_file(Path(path), digest, known, outcome_labels=spec.outcome_labels,
-                                            default_source=project.name)
-                for name, frame in ((outcomes_t, batch.outcomes), (quarantine_t, batch.quarantined),
-                                    (unknown_t, batch.unknown_leads)):
-                    if len(frame):
-                        append_table(conn, name, frame)
-                batches.append({"file": Path(path).name, "content_hash": digest, "data_rows": batch.data_rows,
-                                "outcomes": len(batch.outcomes), "quarantined": len(batch.quarantined),
-                                "unknown_leads": len(batch.unknown_leads),
-                                "received_at": batch.outcomes.received_at.max() if len(batch.outcomes) else pd.NaT,
-                                "dagster_run_id": context.run_id})
-                seen.add(digest)
-            if batches:
-                append_table(conn, table(project, "feedback_batches"), pd.DataFrame(batches))
-            all_outcomes = conn.execute(f"SELECT * FROM {outcomes_t}").df() if table_exists(conn, outcomes_t) else None
-            if all_outcomes is not None and len(all_outcomes):
-                resolved, resolutions = resolve_conflicts(all_outcomes)
-            else:
-                resolved = pd.DataFrame(columns=["lead_id", "label", "outcome", "outcome_at", "content_hash", "received_at"])
-                resolutions = pd.DataFrame(columns=["lead_id"])
-            write_table(conn, table(project, "feedback_labels"), resolved)
-            write_table(conn, table(project, "feedback_resolutions"), resolutions)
+            batches = land_files(conn, project, config.files, config.content_hashes, context.run_id, context.log.info)
+            outcomes = FEEDBACK_OUTCOMES.read_if_exists(conn, project)
+            resolved, resolutions = (resolve_conflicts(outcomes) if outcomes is not None and len(outcomes)
+                                     else (NO_FEEDBACK_LABELS.copy(), pd.DataFrame(columns=["lead_id"])))
+            FEEDBACK_LABELS.write(conn, project, resolved)
+            FEEDBACK_RESOLUTIONS.write(conn, project, resolutions)
+            counts = {t: conn.execute(f"SELECT count(*) FROM {t.of(project)}").fetchall()[0][0] if t.exists(conn, project)
+                      else 0 for t in (FEEDBACK_OUTCOMES, FEEDBACK_QUARANTINE, FEEDBACK_UNKNOWN_LEADS, FEEDBACK_BATCHES)}
         for b in batches:
             context.log.info(f"{b['file']}: {b['outcomes']} outcomes, {b['quarantined']} quarantined, "
                              f"{b['unknown_leads']} unknown lead ids")
-        return dg.MaterializeResult(
-            metadata={
-                "files_landed": dg.MetadataValue.json([b["file"] for b in batches]),
-                "batches": dg.MetadataValue.md(pd.DataFrame(batches).to_markdown(index=False) if batches else "_none this run_"),
-                "labelled_leads": len(resolved),
-                "conflicts_resolved": len(resolutions),
-            }
-        )
+        landed = pd.DataFrame(batches)
+        yield dg.MaterializeResult(asset_key=FEEDBACK_OUTCOMES.key(project), metadata={
+            "dagster/row_count": counts[FEEDBACK_OUTCOMES],
+            "files_landed": dg.MetadataValue.json(list(landed.get("file", []))),
+            "batches": dg.MetadataValue.md(landed.to_markdown(index=False) if batches else "_none this run_"),
+        })
+        for table in (FEEDBACK_QUARANTINE, FEEDBACK_UNKNOWN_LEADS, FEEDBACK_BATCHES):
+            yield dg.MaterializeResult(asset_key=table.key(project), metadata={"dagster/row_count": counts[table]})
+        yield dg.MaterializeResult(asset_key=FEEDBACK_LABELS.key(project), metadata={"dagster/row_count": len(resolved)})
+        yield dg.MaterializeResult(asset_key=FEEDBACK_RESOLUTIONS.key(project),
+                                   metadata={"dagster/row_count": len(resolutions)})
 
-    return [feedback_outcomes]
+    return [land_feedback]
 
 
-def build_sensor(config: ProjectConfig, job) -> list:
-    if config.feedback is None:
+def build_sensor(config: ProjectConfig, job, outcomes_asset: dg.AssetsDefinition | None) -> list:
+    """The sensor that lands files through `outcomes_asset` (the project's feedback_outcomes):
+    the run config is addressed to that asset's own op, whatever it is named."""
+    if config.feedback is None or outcomes_asset is None:
         return []
     folder_rel = config.feedback.folder
 
@@ -124,8 +141,7 @@ def build_sensor(config: ProjectConfig, job) -> list:
         requests = [
             dg.RunRequest(
                 run_key=f.content_hash,
-                run_config={"ops": {feedback_op_name(config): {"config": {
-                    "files": [str(f.path)], "content_hashes": [f.content_hash]}}}},
+                run_config=landing_run_config(outcomes_asset, [str(f.path)], [f.content_hash]),
                 tags={"leadscore/feedback_file": f.path.name, "leadscore/content_hash": f.content_hash[:16]},
             )
             for f in result.ready

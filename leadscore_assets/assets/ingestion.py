@@ -3,39 +3,61 @@
 
 import dagster as dg
 
-from leadscore_assets.assets.common import asset_kwargs, column_schema, table, warehouse_connection
+from leadscore_assets.assets.common import asset_kwargs, column_schema, warehouse_connection
+from leadscore_assets.assets.tables import QUARANTINED_SOURCE_ROWS, RAW_CONTACTS, source_table
 from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.ingest import SourceFileError, load_source
+from leadscore_assets.lib.csv_text import SourceFileError
+from leadscore_assets.resources.source_loader import load_source
 from leadscore_assets.resources.storage import LeadscoreStorage
 from leadscore_assets.resources.warehouse import Warehouse
 
 
+AS_DELIVERED = {"csv": "CSV read as text", "parquet": "Parquet with its own types",
+                "sqlite": "SQLite table with its own types", "duckdb": "DuckDB table with its own types"}
+
+
+def source_description(config: ProjectConfig) -> str:
+    """What the source is, in the words of its files: 'CSV read as text', 'SQLite tables ...'."""
+    specs = config.source.table_specs()
+    kinds = sorted({spec.kind for spec in specs.values()})
+    shown = "; ".join(AS_DELIVERED[k] for k in kinds)
+    combined = f", {len(specs)} tables combined by the project's query" if config.source.query else ""
+    return f"The {config.name} source as delivered ({shown}{combined}), "
+
+
 def build(config: ProjectConfig) -> list:
-    @dg.asset(
-        **asset_kwargs(
-            config, "raw_contacts", "raw",
-            f"The {config.name} source as delivered (a CSV as text; typed tables keep their types), "
-            "with its file and row number; source-table rows breaking their rules are quarantined.",
-            {"csv", "duckdb"},
-        )
-    )
-    def raw_contacts(context: dg.AssetExecutionContext, storage: LeadscoreStorage, warehouse: Warehouse):
+    kinds = {*(spec.kind for spec in config.source.table_specs().values()), "duckdb"}
+    sources = [source_table(n) for n in config.source.tables]
+    raw = dg.AssetSpec(deps=[t.key(config) for t in sources], **asset_kwargs(
+        config, RAW_CONTACTS.name, "raw",
+        source_description(config) + "with its file and row number; source-table rows breaking their rules are quarantined.",
+        kinds))
+    specs = [raw, QUARANTINED_SOURCE_ROWS.spec(config, "raw", {"duckdb"}),
+             *(t.spec(config, "raw", kinds) for t in sources)]
+
+    @dg.multi_asset(specs=specs, name=f"{config.name}_load_source")
+    def load_source_tables(context: dg.AssetExecutionContext, storage: LeadscoreStorage, warehouse: Warehouse):
         files = [str(storage.path(spec.path)) for spec in config.source.table_specs().values()]
         with warehouse_connection(warehouse, config) as conn:
             try:
                 counts = load_source(conn, config, storage.path(""), log=context.log.warning)
             except SourceFileError as err:
                 raise dg.Failure(description=str(err), metadata={"source_files": dg.MetadataValue.json(files)}) from err
-            schema = conn.execute(f"SELECT * FROM {table(config, 'raw_contacts')} LIMIT 0").df()
-            rows = conn.execute(f"SELECT count(*) FROM {table(config, 'raw_contacts')}").fetchall()[0][0]
+            schema = conn.execute(f"SELECT * FROM {RAW_CONTACTS.of(config)} LIMIT 0").df()
+            rows = conn.execute(f"SELECT count(*) FROM {RAW_CONTACTS.of(config)}").fetchall()[0][0]
+            dropped = QUARANTINED_SOURCE_ROWS.read(conn, config)
         context.log.info(f"loaded {rows} rows from {files}")
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": rows,
-                "dagster/column_schema": column_schema(schema),
-                "source_files": dg.MetadataValue.json(files),
-                "rows_by_table": dg.MetadataValue.json(counts),
-            }
-        )
+        for t in sources:
+            yield dg.MaterializeResult(asset_key=t.key(config), metadata={"dagster/row_count": counts[t.name[7:]]})
+        yield dg.MaterializeResult(asset_key=QUARANTINED_SOURCE_ROWS.key(config), metadata={
+            "dagster/row_count": len(dropped),
+            "by_reason": dg.MetadataValue.json(dropped.reason.str.split(":").str[0].value_counts().to_dict()),
+        })
+        yield dg.MaterializeResult(asset_key=RAW_CONTACTS.key(config), metadata={
+            "dagster/row_count": rows,
+            "dagster/column_schema": column_schema(schema),
+            "source_files": dg.MetadataValue.json(files),
+            "rows_by_table": dg.MetadataValue.json(counts),
+        })
 
-    return [raw_contacts]
+    return [load_source_tables]

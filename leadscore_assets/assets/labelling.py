@@ -3,7 +3,12 @@
 
 import dagster as dg
 
-from leadscore_assets.assets.common import asset_kwargs, key, table, warehouse_connection
+from leadscore_assets.assets.common import asset_kwargs, warehouse_connection
+from leadscore_assets.assets.tables import (
+    FEEDBACK_LABELS,
+    LABELS,
+    VALIDATED_CONTACTS,
+)
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.labels import LabelRuleError, check_label_rule, label_select_sql
 from leadscore_assets.resources.warehouse import Warehouse
@@ -11,7 +16,7 @@ from leadscore_assets.resources.warehouse import Warehouse
 
 def build(config: ProjectConfig) -> list:
     @dg.asset(
-        deps=[key(config, "validated_contacts"), *([key(config, "feedback_outcomes")] if config.feedback else [])],
+        deps=[VALIDATED_CONTACTS.key(config), *([FEEDBACK_LABELS.key(config)] if config.feedback else [])],
         **asset_kwargs(
             config, "labels", "labels",
             f"1 when `{config.label.positive}`; 0 when `{config.label.negative}`; otherwise unlabelled "
@@ -20,17 +25,17 @@ def build(config: ProjectConfig) -> list:
         ),
     )
     def labels(warehouse: Warehouse) -> dg.MaterializeResult:
-        src = table(config, "validated_contacts")
+        src = VALIDATED_CONTACTS.of(config)
         with warehouse_connection(warehouse, config) as conn:
             try:
                 check_label_rule(conn, config, src)
             except LabelRuleError as err:
                 raise dg.Failure(description=str(err)) from err
-            fb = table(config, "feedback_labels") if config.feedback else None
-            conn.execute(f"CREATE OR REPLACE TABLE {table(config, 'labels')} AS {label_select_sql(config, src, fb)}")
+            fb = FEEDBACK_LABELS.of(config) if config.feedback else None
+            conn.execute(f"CREATE OR REPLACE TABLE {LABELS.of(config)} AS {label_select_sql(config, src, fb)}")
             pos, neg, unl, from_crm = conn.execute(
                 f"SELECT count(*) FILTER (label = 1), count(*) FILTER (label = 0), count(*) FILTER (label IS NULL), "
-                f"count(*) FILTER (label_source = 'crm_feedback') FROM {table(config, 'labels')}"
+                f"count(*) FILTER (label_source = 'crm_feedback') FROM {LABELS.of(config)}"
             ).fetchall()[0]
         return dg.MaterializeResult(
             metadata={
@@ -50,7 +55,7 @@ def build(config: ProjectConfig) -> list:
     def positive_rate_plausible(warehouse: Warehouse) -> dg.AssetCheckResult:
         with warehouse_connection(warehouse, config) as conn:
             pos, neg = conn.execute(
-                f"SELECT count(*) FILTER (label = 1), count(*) FILTER (label = 0) FROM {table(config, 'labels')}"
+                f"SELECT count(*) FILTER (label = 1), count(*) FILTER (label = 0) FROM {LABELS.of(config)}"
             ).fetchall()[0]
         rate = pos / max(pos + neg, 1)
         passed = pos > 0 and neg > 0 and low <= rate <= high

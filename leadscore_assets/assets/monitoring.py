@@ -7,19 +7,17 @@ feed the promotion gate; each report is an HTML file under data/reports, logged 
 """
 
 import dagster as dg
-import mlflow
 import pandas as pd
 
 from leadscore_assets.assets.common import (
     asset_kwargs,
-    key,
     load_feature_set,
     read_table,
     table,
     table_exists,
     warehouse_connection,
-    write_table,
 )
+from leadscore_assets.assets.tables import DRIFT_SUMMARY, EVALUATION_REPORT, FEATURE_SCHEMA, FEATURES
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.drift import feature_drift, label_drift, score_drift
 from leadscore_assets.lib.features import ID, LABEL, SPLIT
@@ -34,31 +32,29 @@ MIN_ROWS = 20  # fewer current rows than this: the report would say nothing
 def build(config: ProjectConfig) -> list:
     promo = config.promotion
 
-    @dg.asset(
-        deps=[key(config, "evaluation_report"), key(config, "features")],
-        **asset_kwargs(
-            config, "drift_reports", "monitoring",
-            "Evidently data drift (per feature), prediction drift (score PSI) and label drift between the "
-            "champion's training data and the leads it has not seen; HTML reports in data/reports and MLflow.",
-            {"evidently", "mlflow"},
-        ),
-    )
-    def drift_reports(
-        context: dg.AssetExecutionContext, warehouse: Warehouse, mlflow_store: MlflowStore,
-        storage: LeadscoreStorage,
-    ) -> dg.MaterializeResult:
+    reads = [EVALUATION_REPORT.key(config), FEATURES.key(config), FEATURE_SCHEMA.key(config)]
+    reports_spec = dg.AssetSpec(deps=reads, **asset_kwargs(
+        config, "drift_reports", "monitoring",
+        "Evidently data drift (per feature), prediction drift (score PSI) and label drift between the "
+        "champion's training data and the leads it has not seen; HTML reports in MLflow and data/reports.",
+        {"evidently", "mlflow"}))
+    summary_spec = DRIFT_SUMMARY.spec(config, "monitoring", {"duckdb"}, reads)
+
+    @dg.multi_asset(specs=[reports_spec, summary_spec], name=f"{config.name}_measure_drift")
+    def drift_reports(context: dg.AssetExecutionContext, warehouse: Warehouse, mlflow_store: MlflowStore,
+                      storage: LeadscoreStorage):
         name = config.registered_model_name
         with warehouse_connection(warehouse, config) as conn:
-            frame = read_table(conn, table(config, "features"))
+            frame = FEATURES.read(conn, config)
             fs = load_feature_set(conn, config)
-            ev = read_table(conn, table(config, "evaluation_report")).iloc[0]
+            ev = EVALUATION_REPORT.read(conn, config).iloc[0]
             reference = (read_table(conn, table(config, "champion_reference"))
                          if table_exists(conn, table(config, "champion_reference")) else None)
         champion = current_champion(mlflow_store.client, name)
         model = load_version(name, CHAMPION) if champion is not None else None
         if model is None or missing_inputs(model, frame.columns):
             # No champion, or one trained on another feature set: judge drift against this run's training rows.
-            model, reference, champion = mlflow.sklearn.load_model(ev.model_uri), None, None
+            model, reference, champion = mlflow_store.load_model(ev.model_uri), None, None
         if reference is None:
             reference = frame[frame[SPLIT] == "train"].copy()
             reference["score"] = model.predict_proba(reference[fs.columns])[:, 1]
@@ -83,19 +79,31 @@ def build(config: ProjectConfig) -> list:
             for k, r in reports.items()
         ])
         with warehouse_connection(warehouse, config) as conn:
-            write_table(conn, table(config, "drift_summary"), summary)
-        mlflow_store.client.log_artifacts(ev.run_id, str(out), artifact_path="drift")
+            DRIFT_SUMMARY.write(conn, config, summary)
+        with mlflow_store.run(config.name, "drift", role="drift", tags={"leadscore.evaluation_run_id": str(ev.run_id)}) as run:
+            mlflow_store.log_metrics({"feature_drift_share": float(reports["features"].drift_share),
+                                "prediction_psi": float(reports["scores"].psi)})
+            mlflow_store.log_artifacts(out, artifact_path="drift")
         feat, scores = reports["features"], reports["scores"]
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(asset_key=DRIFT_SUMMARY.key(config), metadata={
+            "dagster/row_count": len(summary),
+            "summary": dg.MetadataValue.md(summary[["kind", "drift_share", "psi"]].round(4).to_markdown(index=False))})
+        yield dg.MaterializeResult(
+            asset_key=reports_spec.key,
             metadata={
-                "feature_drift_share": float(feat.drift_share),
+                "feature_drift_share": round(float(feat.drift_share), 4),
                 "drifted_columns": dg.MetadataValue.json(feat.drifted_columns),
-                "prediction_psi": float(scores.psi),
+                "prediction_psi": round(float(scores.psi), 4),
                 "label_drift": bool(reports["labels"].drifted_columns) if "labels" in reports else "not enough labels",
                 "reference_rows": len(reference),
                 "current_rows": len(current),
                 "reference": "champion training data" if champion is not None else "training split (no champion yet)",
-                **{f"{k}_report": dg.MetadataValue.path(str(r.html_path)) for k, r in reports.items()},
+                # Evidently's HTML, opened in MLflow's artifact view; the file stays in data/reports too
+                **{f"{k}_report": dg.MetadataValue.url(
+                    mlflow_store.run_url(config.name, run.info.run_id, f"drift/{r.html_path.name}"))
+                   for k, r in reports.items()},
+                "mlflow_run": dg.MetadataValue.url(mlflow_store.run_url(config.name, run.info.run_id)),
+                "report_dir": dg.MetadataValue.path(str(out)),
                 "per_feature": dg.MetadataValue.md(feat.per_column.round(4).to_markdown(index=False)),
             }
         )
@@ -103,12 +111,12 @@ def build(config: ProjectConfig) -> list:
     def _summary(warehouse: Warehouse, kind: str):
         with warehouse_connection(warehouse, config) as conn:
             rows = conn.execute(
-                f"SELECT drift_share, drifted_columns, psi, html_path FROM {table(config, 'drift_summary')} WHERE kind = ?",
+                f"SELECT drift_share, drifted_columns, psi, html_path FROM {DRIFT_SUMMARY.of(config)} WHERE kind = ?",
                 [kind],
             ).fetchall()
         return rows[0] if rows else None
 
-    @dg.asset_check(asset=drift_reports, name="feature_drift_within_policy",
+    @dg.asset_check(asset=reports_spec.key, name="feature_drift_within_policy",
                     description=f"Share of drifted features <= {promo.max_feature_drift_share}.")
     def feature_drift_within_policy(warehouse: Warehouse) -> dg.AssetCheckResult:
         share, cols, _, html = _summary(warehouse, "features")
@@ -117,7 +125,7 @@ def build(config: ProjectConfig) -> list:
             metadata={"drift_share": share, "drifted_columns": cols, "report": dg.MetadataValue.path(html)},
         )
 
-    @dg.asset_check(asset=drift_reports, name="prediction_psi_within_policy",
+    @dg.asset_check(asset=reports_spec.key, name="prediction_psi_within_policy",
                     description=f"Score PSI <= {promo.max_prediction_psi}.")
     def prediction_psi_within_policy(warehouse: Warehouse) -> dg.AssetCheckResult:
         _, _, psi, html = _summary(warehouse, "scores")
@@ -126,7 +134,7 @@ def build(config: ProjectConfig) -> list:
             metadata={"psi": psi, "report": dg.MetadataValue.path(html)},
         )
 
-    @dg.asset_check(asset=drift_reports, name="label_drift_absent",
+    @dg.asset_check(asset=reports_spec.key, name="label_drift_absent",
                     description="The positive rate of newly labelled leads matches the champion's training data.")
     def label_drift_absent(warehouse: Warehouse) -> dg.AssetCheckResult:
         row = _summary(warehouse, "labels")

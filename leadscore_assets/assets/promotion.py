@@ -19,6 +19,7 @@ from leadscore_assets.assets.common import (
     key,
     load_feature_set,
     read_table,
+    resolved_config,
     table,
     warehouse_connection,
     write_table,
@@ -31,9 +32,11 @@ from leadscore_assets.lib.registry import (
     CHAMPION,
     current_champion,
     load_version,
+    log_serving_model,
     missing_inputs,
     register_challenger,
 )
+from leadscore_assets.lib.serving import date_references, raw_columns
 from leadscore_assets.lib.training import split_xy
 from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.warehouse import Warehouse
@@ -47,7 +50,9 @@ def build(config: ProjectConfig) -> list:
     metric = config.models.selection_metric
 
     @dg.asset(
-        deps=[key(config, "evaluation_report"), key(config, "drift_reports")],
+        # revenue_model: the served model carries the run's revenue stage too
+        deps=[key(config, "evaluation_report"), key(config, "drift_reports"),
+              *([key(config, "revenue_model")] if config.revenue else [])],
         **asset_kwargs(
             config, "champion_model", "models",
             f"The challenger registered as '{config.registered_model_name}' (alias `challenger`) and promoted "
@@ -65,8 +70,18 @@ def build(config: ProjectConfig) -> list:
             drift = read_table(conn, table(config, "drift_summary")).set_index("kind")
             frame = read_table(conn, table(config, "features"))
             fs = load_feature_set(conn, config)
+            resolved, raw_cols, references = resolved_config(conn, config), raw_columns(conn, config), date_references(conn, config)
+            revenue_uri = read_table(conn, table(config, "revenue_model")).model_uri.iloc[0] if config.revenue else None
         champion = current_champion(client, name)
-        version = register_challenger(client, name, ev.model_uri, tags={
+        # What is registered (and served) is the serving pyfunc around the evaluated sklearn pipeline
+        # (lib/serving.py), logged in a run of its own next to the evaluation run it wraps.
+        with mlflow_store.run(config.name, f"serving: {ev.candidate}", role="serving",
+                              tags={"leadscore.evaluation_run_id": str(ev.run_id)}):
+            serving_uri = log_serving_model(
+                config=resolved, fs=fs, raw_cols=raw_cols, sklearn_model_uri=ev.model_uri, frame=frame,
+                threshold=float(f"{ev.threshold:.6f}"),  # as tagged below, as lead_scores reads it
+                references=references, revenue_model_uri=revenue_uri)
+        version = register_challenger(client, name, serving_uri, tags={
             "leadscore.project": config.name, "leadscore.candidate": str(ev.candidate),
             "leadscore.threshold": f"{ev.threshold:.6f}", "leadscore.threshold_policy": str(ev.threshold_policy),
             "leadscore.calibration": str(ev.calibration), "leadscore.run_id": str(ev.run_id),
@@ -149,9 +164,13 @@ def build(config: ProjectConfig) -> list:
                 "challenger_version": version,
                 "champion_version_after_publish": str(now_champion.version) if now_champion is not None else "none",
                 "model_uri": f"models:/{name}@champion",
-                f"challenger_{metric}": float(challenger_metric),
-                **({f"champion_{metric}": float(champion_metric)} if champion_metric is not None else {}),
-                "metric_gain": float(decision.metric_gain) if decision.metric_gain is not None else dg.MetadataValue.null(),
+                f"challenger_{metric}": round(float(challenger_metric), 4),
+                **({f"champion_{metric}": round(float(champion_metric), 4)} if champion_metric is not None else {}),
+                "metric_gain": (round(float(decision.metric_gain), 4) if decision.metric_gain is not None
+                                else dg.MetadataValue.null()),
+                "mlflow_model_version": dg.MetadataValue.url(mlflow_store.model_version_url(name, version)),
+                "mlflow_run": dg.MetadataValue.url(mlflow_store.run_url(config.name, str(ev.run_id))),
+                "mlflow_experiment": dg.MetadataValue.url(mlflow_store.experiment_url(config.name)),
                 "comparison_on_held_out_rows": dg.MetadataValue.md(table_md),
                 **feedback_rows,
                 **{f"{who}_roc_auc_95ci": f"{ci['roc_auc'][0]:.4f} - {ci['roc_auc'][1]:.4f}"

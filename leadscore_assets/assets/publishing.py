@@ -4,10 +4,12 @@ what this run decided. A run stopped anywhere earlier publishes nothing (write-a
 
 import dagster as dg
 
-from leadscore_assets.assets.common import asset_kwargs, key, table_exists, warehouse_connection
+from leadscore_assets.assets.common import asset_kwargs, table_exists, warehouse_connection
+from leadscore_assets.lib.call_list import publish_call_list
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.registry import promote
 from leadscore_assets.resources.mlflow_store import MlflowStore
+from leadscore_assets.resources.storage import LeadscoreStorage
 from leadscore_assets.resources.warehouse import ProjectBusyError, Warehouse
 
 
@@ -32,7 +34,8 @@ def build(config: ProjectConfig, upstream: list[dg.AssetKey]) -> list:
             {"duckdb", "mlflow"},
         ),
     )
-    def published(context: dg.AssetExecutionContext, warehouse: Warehouse, mlflow_store: MlflowStore):
+    def published(context: dg.AssetExecutionContext, warehouse: Warehouse, mlflow_store: MlflowStore,
+                  storage: LeadscoreStorage):
         with warehouse_connection(warehouse, config) as conn:
             decided = decision_of_run(conn, config, context.run_id)
         if decided and decided[0] == "promoted":
@@ -42,10 +45,13 @@ def build(config: ProjectConfig, upstream: list[dg.AssetKey]) -> list:
         except ProjectBusyError as err:
             raise dg.Failure(description=str(err)) from err
         context.log.info(f"published {len(result['tables'])} tables to {result['path']}")
+        calls = publish_call_list(storage.report_dir(config.name, "call_list"), context.run_id)
+        mlflow_store.end_parent_run(config.name)  # the project's part of this Dagster run is done
         return dg.MaterializeResult(metadata={
             "path": dg.MetadataValue.path(result["path"]),
             "tables": dg.MetadataValue.json(sorted(result["tables"])),
             "champion_moved_to": decided[1] if decided and decided[0] == "promoted" else "unchanged",
+            **{f"call_list_{kind}": dg.MetadataValue.path(str(path)) for kind, path in calls.items()},
         })
 
     return [published]

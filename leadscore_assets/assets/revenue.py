@@ -1,25 +1,32 @@
 """revenue_model: E[revenue | order] for projects that configure `revenue:` (two-stage value)."""
 
 import dagster as dg
-import mlflow
 import numpy as np
 import pandas as pd
 
 from leadscore_assets.assets.common import (
     asset_kwargs,
-    key,
     load_feature_set,
     read_table,
-    table,
     table_exists,
     warehouse_connection,
-    write_table,
+)
+from leadscore_assets.assets.tables import (
+    EVALUATION_REPORT,
+    FEATURES,
+    FEATURE_SCHEMA,
+    REVENUE_MODEL,
+    VALIDATED_CONTACTS,
 )
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.features import ID, LABEL, SPLIT, preprocessor
-from leadscore_assets.lib.registry import log_regressor
 from leadscore_assets.lib.revenue import LogRevenueRegressor, regression_metrics
-from leadscore_assets.lib.targets import compare_targets, measured_figures, targets_markdown, targets_met
+from leadscore_assets.lib.targets import (
+    compare_targets,
+    measured_figures,
+    targets_markdown,
+    targets_met,
+)
 from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.warehouse import Warehouse
 
@@ -31,7 +38,8 @@ def build(config: ProjectConfig) -> list:
 
     @dg.asset(
         # evaluation_report: its test metrics complete the project's targets table (read, not trained on).
-        deps=[key(config, "features"), key(config, "validated_contacts"), key(config, "evaluation_report")],
+        deps=[FEATURES.key(config), FEATURE_SCHEMA.key(config), VALIDATED_CONTACTS.key(config),
+              EVALUATION_REPORT.key(config)],
         **asset_kwargs(
             config, "revenue_model", "models",
             f"E[{column} | order]: LightGBM on log1p({column}) of converting training rows, smeared back to "
@@ -44,8 +52,8 @@ def build(config: ProjectConfig) -> list:
         with warehouse_connection(warehouse, config) as conn:
             fs = load_feature_set(conn, config)
             frame = conn.execute(f"""
-                SELECT f.*, v.{column} AS _revenue FROM {table(config, 'features')} f
-                JOIN {table(config, 'validated_contacts')} v ON v.{config.id_column} = f.{ID}
+                SELECT f.*, v.{column} AS _revenue FROM {FEATURES.of(config)} f
+                JOIN {VALIDATED_CONTACTS.of(config)} v ON v.{config.id_column} = f.{ID}
                 WHERE f.{LABEL} = 1 AND v.{column} > 0""").df()
         train, test = frame[frame[SPLIT] == "train"], frame[frame[SPLIT] == "test"]
         model = LogRevenueRegressor(preprocessor(fs, config), seed=config.models.seed)
@@ -53,25 +61,24 @@ def build(config: ProjectConfig) -> list:
         pred = model.predict(test[fs.columns])
         metrics = regression_metrics(test._revenue.to_numpy(), pred)
         baseline = regression_metrics(test._revenue.to_numpy(), np.full(len(test), train._revenue.mean()))
-        with mlflow_store.run(config.name, f"{config.name}-revenue", tags={"leadscore.project": config.name,
-                                                                            "leadscore.role": "revenue"}) as run:
-            mlflow.log_params({"target": f"log1p({column})", "smearing": round(model.smearing_, 6),
+        with mlflow_store.run(config.name, "revenue: order value", role="revenue") as run:
+            mlflow_store.log_params({"target": f"log1p({column})", "smearing": round(model.smearing_, 6),
                                "train_orders": len(train), "features": ",".join(fs.columns)})
-            mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items()})
-            model_uri = log_regressor(model, test[fs.columns])
+            mlflow_store.log_metrics({f"test_{k}": v for k, v in metrics.items()})
+            model_uri = mlflow_store.log_regressor(model, test[fs.columns])
         with warehouse_connection(warehouse, config) as conn:
-            write_table(conn, table(config, "revenue_model"), pd.DataFrame([{
+            REVENUE_MODEL.write(conn, config, pd.DataFrame([{
                 "run_id": run.info.run_id, "model_uri": model_uri, **{f"test_{k}": v for k, v in metrics.items()}}]))
-            report = table(config, "evaluation_report")
+            report = EVALUATION_REPORT.of(config)
             evaluated = read_table(conn, report) if table_exists(conn, report) else pd.DataFrame()
         classification = evaluated.iloc[0].to_dict() if len(evaluated) else {}  # test_<metric> columns
         targets = compare_targets(config.targets, measured_figures(classification, metrics, classification_prefix="test_"))
         return dg.MaterializeResult(metadata={
-            **{f"test_{k}": float(v) for k, v in metrics.items()},
-            "baseline_test_rmse": baseline["rmse"],
-            "mean_order_value_test": float(test._revenue.mean()),
-            "smearing_factor": float(model.smearing_),
-            "mlflow_run_id": run.info.run_id,
+            **{f"test_{k}": round(float(v), 4) for k, v in metrics.items()},
+            "baseline_test_rmse": round(float(baseline["rmse"]), 4),
+            "mean_order_value_test": round(float(test._revenue.mean()), 2),
+            "smearing_factor": round(float(model.smearing_), 4),
+            "mlflow_run": dg.MetadataValue.url(mlflow_store.run_url(config.name, run.info.run_id)),
             "targets": dg.MetadataValue.md(targets_markdown(targets, config.targets)),
             "targets_met": targets_met(targets),
         })

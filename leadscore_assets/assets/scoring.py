@@ -14,6 +14,7 @@ import pandas as pd
 
 from leadscore_assets.assets.common import (
     asset_kwargs,
+    column_schema,
     key,
     load_feature_set,
     read_table,
@@ -26,9 +27,12 @@ from leadscore_assets.lib.evaluation import deciles
 from leadscore_assets.lib.explain import explain, reasons
 from leadscore_assets.lib.features import ID, SPLIT
 from leadscore_assets.assets.publishing import decision_of_run
-from leadscore_assets.lib.registry import current_champion, load_version, uncalibrated
+from leadscore_assets.lib.registry import current_champion, load_serving_parts, load_version, uncalibrated
+from leadscore_assets.lib.serving import deciles_from_cut_points
+from leadscore_assets.lib.call_list import call_list, call_list_markdown, write_call_list
 from leadscore_assets.lib.thresholds import grades
 from leadscore_assets.resources.mlflow_store import MlflowStore
+from leadscore_assets.resources.storage import LeadscoreStorage
 from leadscore_assets.resources.warehouse import Warehouse
 
 REASON_COLUMNS = [f"reason_{i}_{d}" for d in ("up", "down") for i in (1, 2, 3)]
@@ -44,7 +48,8 @@ def build(config: ProjectConfig) -> list:
             {"mlflow", "shap", "duckdb"},
         ),
     )
-    def lead_scores(context: dg.AssetExecutionContext, warehouse: Warehouse, mlflow_store: MlflowStore) -> dg.MaterializeResult:
+    def lead_scores(context: dg.AssetExecutionContext, warehouse: Warehouse, mlflow_store: MlflowStore,
+                    storage: LeadscoreStorage) -> dg.MaterializeResult:
         name = config.registered_model_name
         with warehouse_connection(warehouse, config) as conn:
             decided = decision_of_run(conn, config, context.run_id)
@@ -59,12 +64,14 @@ def build(config: ProjectConfig) -> list:
                 "for why the challenger was rejected); scores are left as they were"))
         threshold = float(version.tags.get("leadscore.threshold", 0.5))
         model = load_version(name, str(version.version))
+        served = load_serving_parts(name, str(version.version))  # None: a version from before serving models
         with warehouse_connection(warehouse, config) as conn:
             frame = read_table(conn, table(config, "features"))
             fs = load_feature_set(conn, config)
         x = frame[fs.columns]
         p = model.predict_proba(x)[:, 1]
-        background = x[frame[SPLIT] == "train"]  # explain() draws its own seeded sample of it
+        # the served model's background (the same seeded sample of its training rows, encoded), so reasons agree
+        background = served["background"] if served else x[frame[SPLIT] == "train"]
         chunk, seed = config.models.explain_max_rows, config.models.seed
         parts = [reasons(explain(uncalibrated(model), x.iloc[i:i + chunk], fs.columns, background=background, seed=seed),
                          x.iloc[i:i + chunk])
@@ -73,7 +80,8 @@ def build(config: ProjectConfig) -> list:
         scores = pd.DataFrame({
             ID: frame[ID].astype(str),
             "probability": p,
-            "decile": deciles(p),
+            # the champion's cut points on all leads when it was built: the served model's deciles
+            "decile": deciles_from_cut_points(p, served["cut_points"]) if served else deciles(p),
             "grade": grades(p, threshold),
             "contact": p >= threshold,
             "threshold": threshold,
@@ -90,18 +98,25 @@ def build(config: ProjectConfig) -> list:
         scores = scores.sort_values("probability", ascending=False, kind="stable")
         with warehouse_connection(warehouse, config) as conn:
             write_table(conn, table(config, "lead_scores"), scores)
+        with warehouse_connection(warehouse, config) as conn:
+            context_columns = read_table(conn, table(config, "validated_contacts"))
+        calls = call_list(scores, context_columns, config)
+        files = write_call_list(calls, storage.report_dir(config.name, "call_list"), context.run_id)
         by_grade = scores.groupby("grade").probability.agg(["size", "min", "max"]).round(4).reset_index()
-        shown = scores.head(10)[[ID, "probability", "grade", "contact", "reason_1_up", "reason_1_down"]]
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": len(scores),
+                "dagster/column_schema": column_schema(scores),
                 "model_version": str(version.version),
-                "threshold": threshold,
+                "threshold": round(threshold, 4),
                 "contacted": int(scores.contact.sum()),
-                "mean_probability": float(np.mean(p)),
-                **({"expected_revenue_total": float(scores.expected_revenue.sum())} if config.revenue else {}),
+                "mean_probability": round(float(np.mean(p)), 4),
+                **({"expected_revenue_total": round(float(scores.expected_revenue.sum()), 2)} if config.revenue else {}),
                 "by_grade": dg.MetadataValue.md(by_grade.to_markdown(index=False)),
-                "top_leads": dg.MetadataValue.md(shown.to_markdown(index=False)),
+                f"top_{config.call_list.top}_leads": dg.MetadataValue.md(call_list_markdown(calls, config.call_list.top)),
+                # the whole ranked list for the sales team; `published` makes it call_list.csv / .parquet
+                "call_list_csv": dg.MetadataValue.path(str(files["csv"])),
+                "call_list_parquet": dg.MetadataValue.path(str(files["parquet"])),
             }
         )
 

@@ -4,18 +4,22 @@
 import json
 
 import dagster as dg
+import pandas as pd
 
 from leadscore_assets.assets.common import (
     asset_kwargs,
     column_schema,
-    key,
     preview,
-    read_table,
     resolved_config,
     save_resolved_columns,
     table,
     warehouse_connection,
-    write_table,
+)
+from leadscore_assets.assets.tables import (
+    COLUMN_TYPES,
+    QUARANTINED_CONTACTS,
+    RAW_CONTACTS,
+    VALIDATED_CONTACTS,
 )
 from leadscore_assets.lib.column_typing import infer_columns, with_columns
 from leadscore_assets.lib.config import ProjectConfig
@@ -25,8 +29,8 @@ from leadscore_assets.resources.warehouse import Warehouse
 
 
 def build(config: ProjectConfig) -> list:
-    raw_key = key(config, "raw_contacts")
-    valid_key = key(config, "validated_contacts")
+    raw_key = RAW_CONTACTS.key(config)
+    valid_key = VALIDATED_CONTACTS.key(config)
     valid_spec = dg.AssetSpec(
         deps=[raw_key],
         **asset_kwargs(
@@ -44,18 +48,20 @@ def build(config: ProjectConfig) -> list:
         ),
     )
 
-    @dg.multi_asset(specs=[valid_spec, quarantine_spec], name=f"{config.name}_validate_contacts")
+    types_spec = COLUMN_TYPES.spec(config, "validated", {"duckdb"}, deps=[raw_key])
+
+    @dg.multi_asset(specs=[valid_spec, quarantine_spec, types_spec], name=f"{config.name}_validate_contacts")
     def validate_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: LeadscoreStorage):
         with warehouse_connection(warehouse, config) as conn:
-            raw = read_table(conn, table(config, "raw_contacts"))
+            raw = RAW_CONTACTS.read(conn, config)
             try:
                 resolved = config if config.columns else with_columns(config, infer_columns(raw, config))
                 result = validate(raw, resolved)
             except ValueError as err:
                 raise dg.Failure(description=str(err)) from err
             save_resolved_columns(conn, resolved)
-            write_table(conn, table(config, "validated_contacts"), result.valid)
-            write_table(conn, table(config, "quarantined_contacts"), result.quarantined)
+            VALIDATED_CONTACTS.write(conn, config, result.valid)
+            QUARANTINED_CONTACTS.write(conn, config, result.quarantined)
         for err in result.table_errors:
             context.log.error(err)
         reasons = result.failure_counts
@@ -66,6 +72,11 @@ def build(config: ProjectConfig) -> list:
             "failures_by_rule": reasons,
             "columns": {c: s.type for c, s in resolved.columns.items()},
         }, indent=2))
+        yield dg.MaterializeResult(asset_key=COLUMN_TYPES.key(config), metadata={
+            "columns": dg.MetadataValue.md(pd.DataFrame(
+                [{"column": c, "type": spec.type, "declared": bool(config.columns)} for c, spec in resolved.columns.items()]
+            ).to_markdown(index=False)),
+        })
         yield dg.MaterializeResult(
             asset_key=valid_key,
             metadata={
@@ -76,7 +87,7 @@ def build(config: ProjectConfig) -> list:
             },
         )
         yield dg.MaterializeResult(
-            asset_key=key(config, "quarantined_contacts"),
+            asset_key=QUARANTINED_CONTACTS.key(config),
             metadata={
                 "dagster/row_count": len(result.quarantined),
                 "quarantine_share": float(len(result.quarantined) / max(len(raw), 1)),
@@ -93,7 +104,7 @@ def build(config: ProjectConfig) -> list:
 
 def build_checks(config: ProjectConfig) -> list:
     """Blocking checks: a failed one stops labels, features, models and scores downstream."""
-    valid_key = key(config, "validated_contacts")
+    valid_key = VALIDATED_CONTACTS.key(config)
     valid_t, raw_t, quar_t = (table(config, n) for n in ("validated_contacts", "raw_contacts", "quarantined_contacts"))
 
     @dg.asset_check(asset=valid_key, name="schema_matches_config", blocking=True,

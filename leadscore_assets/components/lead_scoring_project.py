@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 import pydantic
+from dagster_mlflow import end_mlflow_on_run_finished
 
 from leadscore_assets.assets import (
     feedback,
@@ -40,16 +41,18 @@ def project_definitions(config: ProjectConfig) -> dg.Definitions:
         description=f"Raw export to scores for the {config.name} project: load, validate, label, train, "
                     "judge the challenger, rescore.",
         tags={"leadscore/project": config.name},
+        hooks={end_mlflow_on_run_finished},  # ends the run's MLflow parent run (FAILED when a step fails)
     )
     schedules = []
     if config.retrain_schedule:
         schedules.append(dg.ScheduleDefinition(
             name=f"{config.name}_nightly_retrain", job=job, cron_schedule=config.retrain_schedule,
             default_status=dg.DefaultScheduleStatus.STOPPED,
-            description="Retrain, judge and rescore every night (off until switched on).",
+            description="OFF until switched on (Automation > Schedules): retrain, judge and rescore every night.",
         ))
+    outcomes = next((a for a in assets if dg.AssetKey([config.name, "feedback_outcomes"]) in a.keys), None)
     return dg.Definitions(assets=assets, asset_checks=checks, jobs=[job], schedules=schedules,
-                          sensors=feedback.build_sensor(config, job))
+                          sensors=feedback.build_sensor(config, job, outcomes))
 
 
 class LeadScoringProject(dg.Component, dg.Resolvable, ProjectConfig):

@@ -265,6 +265,22 @@ class RevenueSpec(StrictModel):
     column: str
 
 
+class ConfigValueError(ValueError):
+    """A value in the project YAML that cannot be used; `key` locates it for the error message."""
+
+    def __init__(self, message: str, key: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.key = key
+
+
+class CallListSpec(StrictModel):
+    """What the sales team sees next to each lead in the call list: the lead's non-personal
+    context columns (company, job title, ...), never personal data."""
+
+    columns: list[str] = Field(default_factory=list)
+    top: int = 25  # leads shown on the lead_scores asset page
+
+
 class TargetSpec(StrictModel):
     """A figure the business expects on the test rows (e.g. f1 >= 0.40, revenue_rmse <= 20)."""
 
@@ -293,6 +309,7 @@ class ProjectConfig(StrictModel):
     feedback: FeedbackSpec | None = None
     revenue: RevenueSpec | None = None
     promotion: PromotionSpec = Field(default_factory=PromotionSpec)
+    call_list: CallListSpec = Field(default_factory=CallListSpec)
     # Test-set figures shown next to the measured value (met or not) in the evaluation report:
     # classification metric names (roc_auc, f1, precision, recall, ...) and revenue_<metric>.
     targets: dict[str, TargetSpec] = Field(default_factory=dict)
@@ -325,6 +342,11 @@ class ProjectConfig(StrictModel):
         f.not_personal = [canon(c) for c in f.not_personal]
         if self.split.time_column:
             self.split.time_column = canon(self.split.time_column)
+        self.call_list.columns = [canon(c) for c in self.call_list.columns]
+        if personal := [c for c in self.call_list.columns if c in self.personal_data]:
+            raise ConfigValueError(f"call_list.columns names personal data {[self.written(c) for c in personal]}: "
+                                 "the call list carries the lead id and non-personal context only",
+                                 ("call_list", "columns"))
         if self.revenue:
             self.revenue.column = canon(self.revenue.column)
         for side in ("positive", "negative"):
@@ -371,6 +393,7 @@ class ProjectConfig(StrictModel):
             ("features.accept_leaky", self.features.accept_leaky),
             ("features.not_personal", self.features.not_personal),
             ("personal_data", self.personal_data),
+            ("call_list.columns", self.call_list.columns),
         ):
             problems += [f"{group} names unknown column {self.written(n)}" for n in names if n not in known]
         folded = {k.casefold() for k in known}

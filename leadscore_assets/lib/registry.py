@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 from importlib.metadata import version
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -67,10 +69,80 @@ def promote(client: MlflowClient, name: str, version: str) -> None:
         pass
 
 
-def load_version(name: str, alias_or_version: str):
-    """A registered model's whole fitted pipeline (preprocessing + model [+ calibration])."""
+def log_serving_model(*, config, fs, raw_cols: list[str], sklearn_model_uri: str, frame: pd.DataFrame,
+                      threshold: float, references: dict[str, str], revenue_model_uri: str | None = None) -> str:
+    """Log the project's serving pyfunc (lib/serving.py) in the active run; return its model URI.
+
+    It wraps the logged sklearn pipeline at `sklearn_model_uri` (copied in whole as an
+    `mlflow.sklearn` sub-model, which `load_version` loads) with the pipeline's validation,
+    features, threshold, deciles and reasons. `config` must be resolved (columns known).
+    """
+    from leadscore_assets.lib import serving
+
+    pipeline = mlflow.sklearn.load_model(sklearn_model_uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        sub = Path(mlflow.artifacts.download_artifacts(sklearn_model_uri, dst_path=str(tmp / "downloads" / "clf")))
+        revenue = (Path(mlflow.artifacts.download_artifacts(revenue_model_uri, dst_path=str(tmp / "downloads" / "rev")))
+                   if revenue_model_uri else None)
+        artifacts = serving.write_artifacts(
+            tmp / "serving", config=config, fs=fs, raw_cols=raw_cols, pipeline=pipeline, sklearn_model_dir=sub,
+            frame=frame, threshold=threshold, references=references, revenue_model_dir=revenue)
+        code = tmp / "leadscore_serving_model.py"
+        code.write_text(serving.MODEL_CODE)
+        info = mlflow.pyfunc.log_model(
+            name="serving_model", python_model=str(code), artifacts=artifacts,
+            signature=serving.signature(raw_cols), pip_requirements=MODEL_REQUIREMENTS,
+        )
+    return info.model_uri
+
+
+def _model_uri(name: str, alias_or_version: str) -> str:
     ref = f"@{alias_or_version}" if not str(alias_or_version).isdigit() else f"/{alias_or_version}"
-    return mlflow.sklearn.load_model(f"models:/{name}{ref}")
+    return f"models:/{name}{ref}"
+
+
+def _sub_model(model_dir: Path, key: str) -> Path | None:
+    """The directory of a serving model's sub-model artifact (None for a bare sklearn model)."""
+    import yaml
+
+    spec = yaml.safe_load((model_dir / "MLmodel").read_text())
+    artifacts = spec.get("flavors", {}).get("python_function", {}).get("artifacts", {})
+    if key not in artifacts:
+        return None
+    return model_dir / artifacts[key]["path"]
+
+
+def load_version(name: str, alias_or_version: str):
+    """A registered model's whole fitted pipeline (preprocessing + model [+ calibration]).
+
+    Registered versions are serving pyfuncs (lib/serving.py) holding the sklearn pipeline as an
+    `mlflow.sklearn` sub-model; versions registered before them are the bare sklearn model.
+    """
+    from leadscore_assets.lib.serving import SKLEARN_SUBMODEL
+
+    uri = _model_uri(name, alias_or_version)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=tmp))
+        sub = _sub_model(local, SKLEARN_SUBMODEL)
+        return mlflow.sklearn.load_model(str(sub if sub is not None else local))
+
+
+def load_serving_parts(name: str, alias_or_version: str) -> dict | None:
+    """What `lead_scores` shares with the served model: decile cut points and the encoded
+    explainer background (None for a version registered before serving models)."""
+    import json
+
+    import numpy as np
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(_model_uri(name, alias_or_version), dst_path=tmp))
+        serving, background = _sub_model(local, "serving"), _sub_model(local, "background")
+        if serving is None or background is None:
+            return None
+        spec = json.loads(serving.read_text())
+        with np.load(background) as arrays:
+            return {"cut_points": spec["decile_cut_points"], "background": arrays["background"]}
 
 
 def uncalibrated(model):

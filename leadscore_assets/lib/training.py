@@ -6,6 +6,7 @@ Tuned by Optuna when the project sets a budget; imbalance handled as configured.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -161,3 +162,32 @@ def finalise(fitted, frame: pd.DataFrame, fs: FeatureSet, config: ProjectConfig,
         cal = calibrate(fitted, x_val, y_val, method=spec.calibration, seed=seed)
         decision = choose_threshold(y_val, None, t.policy, classifier=cal.pipeline, x_val=x_val, **policy)
     return FinalModel(model=cal.pipeline, calibration=cal, threshold=decision, fit_rows=x_fit)
+
+
+@dataclass
+class JudgedCandidate:
+    """A fitted candidate and how it scored on rows it was not fitted on."""
+
+    candidate: object  # TrainedCandidate: pipeline, params, tuning
+    metrics: dict[str, float]
+    fold_scores: list[float]  # per CV fold (cv selection); empty on holdout
+    train_seconds: float
+    search_seconds: float
+
+
+def fit_and_judge(name: str, frame: pd.DataFrame, fs: FeatureSet, config: ProjectConfig, method: str,
+                  on_trial=None) -> JudgedCandidate:
+    """Fit candidate `name` (with its search) and judge it the way `method` selects: out-of-fold
+    over train + validation (cv) or on the validation split (holdout)."""
+    started = time.perf_counter()
+    cand = train_candidate(name, frame, fs, config, on_trial=on_trial, splits=fit_splits(method))
+    folds: list[float] = []
+    if method == "cv":
+        x_fit, y_fit = split_xy(frame, fs, *fit_splits(method))
+        p_oof = out_of_fold_probabilities(cand.pipeline, x_fit, y_fit, config)
+        metrics, folds = classification_metrics(y_fit, p_oof), fold_scores(p_oof, x_fit, y_fit, config)
+    else:
+        x_val, y_val = split_xy(frame, fs, "validation")
+        metrics = classification_metrics(y_val, cand.pipeline.predict_proba(x_val)[:, 1])
+    search = float(cand.tuning.trials.duration_s.sum()) if cand.tuning is not None else 0.0
+    return JudgedCandidate(cand, metrics, folds, time.perf_counter() - started, search)

@@ -1,42 +1,126 @@
-"""A small MLflow resource for assets: tracking, model logging and the registry's aliases.
+"""The MLflow resource: tracking, one parent run per Dagster run and project, links for the UI.
 
-dagster-mlflow's `mlflow_tracking` is an op-era resource that opens a single MLflow run per
-Dagster run when the resource initialises and keeps it as global state; leadscore logs one run
-per candidate model and per evaluation, so it uses this explicit resource instead.
+dagster-mlflow gives each Dagster run one MLflow run: its `mlflow_tracking` resource starts (or,
+in another step process, finds by the tag `dagster_run_id`) that run when the resource
+initialises and keeps it as the process's active run, and its hook `end_mlflow_on_run_finished`
+ends it when the last step finishes or a step fails. leadscore keeps one experiment per project
+and a run of `score_all_sources` spans all projects, so one global active run cannot serve: the
+parent run is per (Dagster run, project), in the project's experiment. `ProjectParentRun` is
+dagster-mlflow's own `MlFlow` class with one change, the start-up: it finds the parent by the
+same tag and creates it through the client instead of activating it, so several projects'
+parents can be open in one process and candidate, evaluation and drift runs nest under theirs
+(`parent_run_id`). The job hook is dagster-mlflow's `end_mlflow_on_run_finished`; it calls
+`end_run` on this resource, which ends this Dagster run's parents.
 """
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
+from urllib.parse import quote
 
 import dagster as dg
 import mlflow
+from dagster_mlflow.resources import MlFlow
 from mlflow import MlflowClient
+from pydantic import PrivateAttr
+
+from leadscore_assets.lib.registry import log_pipeline, log_regressor
+
+DAGSTER_RUN_TAG = "dagster_run_id"  # dagster-mlflow's tag: how a step process finds its parent run
+CLASSIC_ML_VIEW = {"mlflow.experimentKind": "custom_model_development"}  # not the GenAI view
+
+
+class ProjectParentRun(MlFlow):
+    """dagster-mlflow's run-per-Dagster-run, one per project, created without becoming active."""
+
+    def __init__(self, client: MlflowClient, experiment, dagster_run_id: str, run_name: str, tags: dict[str, str]):
+        # MlFlow.__init__ sets global experiment and active run; only its lookup and tags are used
+        self.tracking_client, self.experiment, self.dagster_run_id = client, experiment, dagster_run_id
+        self.run_name, self.extra_tags, self.env_tags_to_log = run_name, tags, []
+        self.log = SimpleNamespace(info=lambda *_: None)
+        self.mlflow_run_id = self._get_current_run_id()
+        self._set_active_run(self.mlflow_run_id)
+
+    def _set_active_run(self, run_id=None):
+        if run_id is None:
+            tags = {DAGSTER_RUN_TAG: self.dagster_run_id, "mlflow.runName": self.run_name, **self.extra_tags}
+            self.mlflow_run_id = self.tracking_client.create_run(self.experiment.experiment_id, tags=tags).info.run_id
+
+    def _get_current_run_id(self, experiment=None, dagster_run_id=None):
+        found = self.tracking_client.search_runs(
+            [self.experiment.experiment_id], max_results=1,
+            filter_string=f"tags.{DAGSTER_RUN_TAG} = '{self.dagster_run_id}' and tags.`leadscore.role` = 'dagster_run'")
+        return found[0].info.run_id if found else None
 
 
 class MlflowStore(dg.ConfigurableResource):
     tracking_uri: str
     artifact_location: str
+    # where people open MLflow's UI (links in asset metadata); per environment
+    ui_url: str = "http://127.0.0.1:5000"
+    dagster_ui_url: str = "http://127.0.0.1:3000"
+    _dagster_run_id: str | None = PrivateAttr(default=None)
+    _job_name: str = PrivateAttr(default="")
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         if self.tracking_uri.startswith("sqlite:///"):
             Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
+        self._dagster_run_id = context.run_id
+        run = getattr(context, "dagster_run", None)
+        self._job_name = run.job_name if run is not None else ""
 
     @property
     def client(self) -> MlflowClient:
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
     def experiment_id(self, project: str) -> str:
-        """One experiment per project, with artifacts under the configured artifact location."""
+        """One experiment per project, with artifacts under the configured artifact location,
+        opened in MLflow's classic ML view."""
         name = f"leadscore/{project}"
         exp = self.client.get_experiment_by_name(name)
         if exp is not None:
+            if exp.tags.get("mlflow.experimentKind") != CLASSIC_ML_VIEW["mlflow.experimentKind"]:
+                self.client.set_experiment_tag(exp.experiment_id, *next(iter(CLASSIC_ML_VIEW.items())))
             return exp.experiment_id
         location = Path(self.artifact_location).resolve() / project
-        return self.client.create_experiment(name, artifact_location=location.as_uri())
+        return self.client.create_experiment(name, artifact_location=location.as_uri(), tags=CLASSIC_ML_VIEW)
+
+    def parent_run_id(self, project: str) -> str | None:
+        """This Dagster run's parent run in the project's experiment (created on first use);
+        None outside a Dagster run."""
+        if not self._dagster_run_id:
+            return None
+        client = self.client
+        experiment = client.get_experiment(self.experiment_id(project))
+        name = f"{self._job_name or 'run'} {self._dagster_run_id[:8]}"
+        tags = {"leadscore.project": project, "leadscore.role": "dagster_run", "dagster.run_id": self._dagster_run_id,
+                "dagster.run_url": f"{self.dagster_ui_url.rstrip('/')}/runs/{self._dagster_run_id}",
+                "mlflow.note.content": f"Dagster run [{self._dagster_run_id}]"
+                                       f"({self.dagster_ui_url.rstrip('/')}/runs/{self._dagster_run_id})"}
+        return ProjectParentRun(client, experiment, self._dagster_run_id, name, tags).mlflow_run_id
+
+    def end_run(self, status: str = "FINISHED") -> None:
+        """Called by dagster-mlflow's `end_mlflow_on_run_finished` hook: end this Dagster run's
+        parent runs (every project's) that are still open."""
+        if not self._dagster_run_id:
+            return
+        client = self.client
+        experiments = [e.experiment_id for e in client.search_experiments(filter_string="name LIKE 'leadscore/%'")]
+        if not experiments:
+            return
+        for run in client.search_runs(experiments, filter_string=(
+                f"tags.{DAGSTER_RUN_TAG} = '{self._dagster_run_id}' and attributes.status = 'RUNNING'")):
+            client.set_terminated(run.info.run_id, status=status)
+
+    def end_parent_run(self, project: str, status: str = "FINISHED") -> None:
+        """End this Dagster run's parent run of `project` (its last step, `published`, passed)."""
+        if self._dagster_run_id and (run_id := self.parent_run_id(project)):
+            self.client.set_terminated(run_id, status=status)
 
     def end_abandoned_runs(self, project: str, dagster_run_id: str) -> list[str]:
         """Mark FAILED the MLflow runs of `project` still RUNNING from another Dagster run.
@@ -54,7 +138,71 @@ class MlflowStore(dg.ConfigurableResource):
         return [run.info.run_id for run in stale]
 
     @contextmanager
-    def run(self, project: str, run_name: str, tags: dict[str, str] | None = None):
+    def run(self, project: str, run_name: str, role: str, tags: dict[str, str] | None = None):
+        """A run named by what it holds (`lightgbm`, `evaluation: lightgbm`, `drift`), nested under
+        this Dagster run's parent run of the project."""
         mlflow.set_tracking_uri(self.tracking_uri)
-        with mlflow.start_run(experiment_id=self.experiment_id(project), run_name=run_name, tags=tags) as run:
+        tags = {"leadscore.project": project, "leadscore.role": role, **(tags or {})}
+        if self._dagster_run_id:
+            tags["dagster.run_id"] = self._dagster_run_id
+        with mlflow.start_run(experiment_id=self.experiment_id(project), run_name=run_name, tags=tags,
+                              parent_run_id=self.parent_run_id(project), nested=True) as run:
             yield run
+
+    # -- inside `run(...)`: what assets record, through this resource only -------------------
+    @contextmanager
+    def nested_run(self, run_name: str, tags: dict[str, str] | None = None):
+        """A child of the active run (e.g. one Optuna trial under its candidate), in its experiment
+        (MLflow would put a nested run without one in the Default experiment)."""
+        tags = {**(tags or {}), **({"dagster.run_id": self._dagster_run_id} if self._dagster_run_id else {})}
+        parent = mlflow.active_run()
+        with mlflow.start_run(run_name=run_name, nested=True, tags=tags,
+                              experiment_id=parent.info.experiment_id if parent else None) as run:
+            yield run
+
+    def log_params(self, params: dict) -> None:
+        mlflow.log_params(params)
+
+    def log_metrics(self, metrics: dict[str, float]) -> None:
+        mlflow.log_metrics(metrics)
+
+    def set_tag(self, key: str, value: str) -> None:
+        mlflow.set_tag(key, value)
+
+    def log_figure(self, figure, artifact_file: str) -> None:
+        mlflow.log_figure(figure, artifact_file)
+
+    def log_artifacts(self, local_dir: str | Path, artifact_path: str) -> None:
+        mlflow.log_artifacts(str(local_dir), artifact_path=artifact_path)
+
+    def log_artifact(self, local_file: str | Path, artifact_path: str) -> None:
+        mlflow.log_artifact(str(local_file), artifact_path=artifact_path)
+
+    def log_classifier(self, pipeline, x_example) -> str:
+        """Log a fitted pipeline in the active run; its model URI."""
+        return log_pipeline(pipeline, x_example)
+
+    def log_regressor(self, model, x_example) -> str:
+        return log_regressor(model, x_example)
+
+    def load_model(self, model_uri: str):
+        """A logged sklearn model (pipeline) by URI."""
+        mlflow.set_tracking_uri(self.tracking_uri)
+        return mlflow.sklearn.load_model(model_uri)
+
+    # links for asset metadata: one click from the Dagster UI to MLflow's
+    def experiment_url(self, project: str) -> str:
+        return f"{self.ui_url.rstrip('/')}/#/experiments/{self.experiment_id(project)}"
+
+    def run_url(self, project: str, run_id: str, artifact: str | None = None) -> str:
+        url = f"{self.experiment_url(project)}/runs/{run_id}"
+        return f"{url}/artifactPath/{quote(artifact)}" if artifact else url
+
+    def model_version_url(self, name: str, version: str) -> str:
+        return f"{self.ui_url.rstrip('/')}/#/models/{quote(name)}/versions/{version}"
+
+
+def env_ui_urls() -> dict[str, str]:
+    """The UI addresses of this environment (LEADSCORE_MLFLOW_UI_URL, LEADSCORE_DAGSTER_UI_URL)."""
+    return {k: v for k, v in (("ui_url", os.getenv("LEADSCORE_MLFLOW_UI_URL")),
+                              ("dagster_ui_url", os.getenv("LEADSCORE_DAGSTER_UI_URL"))) if v}

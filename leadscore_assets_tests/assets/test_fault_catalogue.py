@@ -42,13 +42,14 @@ import yaml
 from mlflow import MlflowClient
 from pydantic import ValidationError
 
-from leadscore_assets.assets.feedback import feedback_op_name
 from leadscore_assets.components.lead_scoring_project import project_definitions
 from leadscore_assets.demo_data import feedback, linkedin
 from leadscore_assets.lib.config import ProjectConfig, ProjectConfigError, load_project_config
-from leadscore_assets.lib.feedback import file_sha256, scan_folder
+from leadscore_assets.resources.feedback_inbox import file_sha256, scan_folder
 from leadscore_assets.resources import build_resources
-from leadscore_assets_tests.conftest import DEFS_DIR, warehouse_file
+from leadscore_assets_tests.conftest import DEFS_DIR, feedback_run_config, warehouse_file
+
+pytestmark = pytest.mark.slow  # one pipeline run per fault: `pytest -m slow`
 
 ROWS, SEED = 600, 5
 PROJECT = "linkedin"
@@ -435,8 +436,7 @@ def test_10_crm_outcomes_resaved_with_crlf_count_once(good, tmp_path):
         assert second.ready == []
         assert [(f.path.name, f.duplicate_of) for f in second.duplicates] == [(crlf.name, lf.name)]
         # and a run handed both anyway lands the content once
-        run_config = {"ops": {feedback_op_name(good.config): {"config": {
-            "files": [str(lf), str(crlf)], "content_hashes": [digest, file_sha256(crlf)]}}}}
+        run_config = feedback_run_config(good.config, [lf, crlf], [digest, file_sha256(crlf)])
         run = execute(good.config, d, run_config)
         skipped = [m for m in run.logs if "content already landed, skipped" in m]
         row["observed"] = (f"hashes equal ({digest[:12]}); sensor: 1 ready, {crlf.name!r} duplicate of {lf.name!r}; "

@@ -29,15 +29,14 @@ from leadscore_assets.demo_data import feedback, linkedin
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.features import feature_set
 from leadscore_assets.resources import build_resources
-from leadscore_assets_tests.conftest import warehouse_file
+from leadscore_assets_tests.conftest import warehouse_file, with_candidates
+from leadscore_assets.lib.registry import load_version
+
+pytestmark = pytest.mark.slow  # a champion and a retrain run per case: `pytest -m slow`
 
 ROWS, EXPORT_SEED = 1500, 21
 CANDIDATES = ["dummy", "logistic_regression"]
 SENSOR, JOB = "linkedin_feedback_sensor", "linkedin_pipeline"
-
-
-def with_candidates(config: ProjectConfig, candidates: list[str]) -> ProjectConfig:
-    return config.model_copy(update={"models": config.models.model_copy(update={"candidates": candidates})})
 
 
 def with_policy(config: ProjectConfig, **policy) -> ProjectConfig:
@@ -144,7 +143,7 @@ class FeedbackLoop:
     def load_champion(self):
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
-        return mlflow.sklearn.load_model(f"models:/{self.config.registered_model_name}@champion")
+        return load_version(self.config.registered_model_name, "champion")
 
     def decisions(self) -> pd.DataFrame:
         return self.query("SELECT * FROM linkedin.model_decisions ORDER BY decided_at")
@@ -209,8 +208,8 @@ def test_new_file_is_requested_once_after_it_settles_and_its_run_relabels_and_re
     assert len(second.run_requests) == 1
     request = second.run_requests[0]
     assert request.run_key == sha256(data)
-    assert request.run_config == {"ops": {"linkedin__feedback_outcomes": {"config": {
-        "files": [str(path)], "content_hashes": [sha256(data)]}}}}
+    assert request.run_config["ops"] == {"linkedin_land_feedback": {"config": {
+        "files": [str(path)], "content_hashes": [sha256(data)]}}}
     assert loop.requests_until_quiet() == []
 
     sent = pd.read_csv(path, dtype=str)
@@ -313,7 +312,7 @@ def test_partially_written_file_waits_until_complete(loop, how):
         assert loop.tick().run_requests == []  # first seen under its final name: settles first
     requests = loop.requests_until_quiet()
     assert [r.run_key for r in requests] == [sha256(data)]
-    assert requests[0].run_config["ops"]["linkedin__feedback_outcomes"]["config"]["files"] == [str(path)]
+    assert requests[0].run_config["ops"]["linkedin_land_feedback"]["config"]["files"] == [str(path)]
     assert loop.requests_until_quiet() == []
 
 

@@ -35,7 +35,11 @@ from sklearn.metrics import roc_auc_score
 from leadscore_assets.demo_data import feedback, linkedin
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.features import ID, FeatureSet
-from leadscore_assets_tests.assets.test_feedback_loop import FeedbackLoop, step_failures, with_candidates
+from leadscore_assets_tests.assets.test_feedback_loop import FeedbackLoop, step_failures
+from leadscore_assets_tests.conftest import with_candidates
+from leadscore_assets.lib.registry import load_version
+
+pytestmark = pytest.mark.slow  # two feedback scenarios, several pipeline runs each: `pytest -m slow`
 
 ROWS, EXPORT_SEED, FEEDBACK_SEED, OUTCOMES = 2000, 23, 5, 250
 CANDIDATES = ["dummy", "logistic_regression", "spline_logistic"]
@@ -112,7 +116,7 @@ class ScenarioLoop(FeedbackLoop):
         else:
             mlflow.set_tracking_uri(self.tracking_uri)
             mlflow.set_registry_uri(self.tracking_uri)
-            model = mlflow.sklearn.load_model(f"models:/{self.config.registered_model_name}/{version}")
+            model = load_version(self.config.registered_model_name, str(version))
         score = model.predict_proba(rows[fs.columns])[:, 1]
         return {"model": auc_against_truth(score, rows.true_probability),
                 "truth": auc_against_truth(rows.true_probability, rows.true_probability),

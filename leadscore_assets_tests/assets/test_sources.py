@@ -6,13 +6,14 @@ import duckdb
 import pandas as pd
 import pytest
 
-from leadscore_assets.assets.feedback import feedback_op_name
 from leadscore_assets.components.lead_scoring_project import project_definitions
 from leadscore_assets.demo_data import byo_table, email_crm, saas_crm, web_sessions
 from leadscore_assets.lib.config import load_project_config
-from leadscore_assets.lib.feedback import file_sha256
+from leadscore_assets.resources.feedback_inbox import file_sha256
 from leadscore_assets.resources import build_resources
-from leadscore_assets_tests.conftest import DEFS_DIR, materialize_project, warehouse_file
+from leadscore_assets_tests.conftest import DEFS_DIR, feedback_run_config, materialize_project, warehouse_file
+
+pytestmark = pytest.mark.slow  # a pipeline run per shipped source: `pytest -m slow`
 
 FAST_MODELS = ["dummy", "logistic_regression", "lightgbm"]
 
@@ -181,8 +182,7 @@ def test_email_crm_outcomes_from_the_crm_train_the_next_challenger(tmp_path):
     outcomes.to_csv(path, index=False)
     defs = dg.Definitions.merge(project_definitions(config), dg.Definitions(resources=build_resources(tmp_path)))
     result = defs.resolve_job_def("email_crm_pipeline").execute_in_process(
-        run_config={"ops": {feedback_op_name(config): {"config": {"files": [str(path)],
-                                                                  "content_hashes": [file_sha256(path)]}}}},
+        run_config=feedback_run_config(config, [path], [file_sha256(path)]),
         instance=dg.DagsterInstance.ephemeral())
     assert result.success
     with duckdb.connect(str(warehouse_file(tmp_path, "email_crm")), read_only=True) as conn:

@@ -6,7 +6,8 @@ import pytest
 
 from leadscore_assets.demo_data import feedback, linkedin
 from leadscore_assets.demo_data.__main__ import main
-from leadscore_assets.lib.feedback import OUTCOME_LABELS_DEFAULT, file_sha256, parse_feedback_file
+from leadscore_assets.lib.feedback_parsing import OUTCOME_LABELS_DEFAULT
+from leadscore_assets.resources.feedback_inbox import file_sha256, read_feedback_file
 
 AS_OF = "2026-09-01T00:00:00Z"
 
@@ -63,7 +64,7 @@ def test_deterministic_per_seed_and_excludes_reported_leads(data_dir):
 def test_bad_rows_end_up_quarantined_or_unknown(data_dir):
     path = feedback.write_feedback(data_dir, n=60, seed=6, outcome_time=AS_OF, bad_rows=3, name="messy.csv")
     known = set(_export(data_dir).index)
-    batch = parse_feedback_file(path, file_sha256(path), known)
+    batch = read_feedback_file(path, file_sha256(path), known)
     assert batch.data_rows == 63
     assert len(batch.outcomes) == 60
     assert list(batch.unknown_leads.lead_id) == ["unknown_6_0000"]

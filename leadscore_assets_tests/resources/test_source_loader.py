@@ -7,7 +7,8 @@ import duckdb
 import pytest
 
 from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.ingest import SourceFileError, load_source, read_csv_as_text
+from leadscore_assets.lib.csv_text import SourceFileError
+from leadscore_assets.resources.source_loader import load_source, read_csv_as_text
 from leadscore_assets.lib.validation import FILE, ROW
 
 HEADER = "id,name,status,created_at,source\n"

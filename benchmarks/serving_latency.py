@@ -1,0 +1,143 @@
+"""Latency and throughput of the served champion, over HTTP, from MLflow's own scoring server.
+
+Builds the linkedin project on demo data (the way the tests do: in-process, its own YAML), then
+starts `mlflow models serve -m models:/leadscore-linkedin@champion --env-manager local` on
+loopback and measures, with reasons on and off (the request's `params: {"reasons": ...}`):
+
+- one lead per request: p50 / p99 latency over --requests requests (a different lead each time);
+- batches of --batch-size leads: leads per second over --batches requests.
+
+Targets (2 cores): one lead p50 <= 25 ms; batches >= 20,000 leads/s without reasons.
+
+    .venv/bin/python benchmarks/serving_latency.py                 # builds the project (~1-2 min)
+    .venv/bin/python benchmarks/serving_latency.py --data-dir data  # an existing data/ with a champion
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from leadscore_assets_tests.test_serving_http import model_server, raw_records  # noqa: E402
+
+TARGET_P50_MS, TARGET_LEADS_PER_S = 25.0, 20_000
+
+
+def build(data_dir: Path, rows: int, fast_models: bool) -> None:
+    from leadscore_assets.demo_data import linkedin
+    from leadscore_assets.lib.config import load_project_config
+    from leadscore_assets_tests.conftest import DEFS_DIR, materialize_project
+    from leadscore_assets_tests.lib.test_serving import fast
+
+    linkedin.write(data_dir, rows=rows, seed=7)
+    config = load_project_config(DEFS_DIR / "linkedin" / "defs.yaml")
+    result = materialize_project(fast(config) if fast_models else config, data_dir)
+    assert result.success
+
+
+def post(url: str, body: bytes) -> bytes:
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=120) as resp:
+        if resp.status != 200:
+            raise RuntimeError(f"HTTP {resp.status}")
+        return resp.read()
+
+
+def single_lead(url: str, records: list[dict], n: int, reasons: bool) -> np.ndarray:
+    bodies = [json.dumps({"dataframe_records": [records[i % len(records)]], "params": {"reasons": reasons}}).encode()
+              for i in range(n)]
+    for body in bodies[:10]:  # warm-up
+        post(url, body)
+    times = []
+    for body in bodies:
+        start = time.perf_counter()
+        post(url, body)
+        times.append(time.perf_counter() - start)
+    return np.array(times) * 1000
+
+
+def batches(url: str, records: list[dict], size: int, n: int, reasons: bool, clients: int = 1) -> tuple[float, float]:
+    """(leads per second, mean seconds per batch) over n batches of `size` distinct leads, sent by
+    `clients` concurrent clients (use as many as server workers)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(0)
+    bodies = []
+    for _ in range(n):
+        pick = rng.choice(len(records), size=min(size, len(records)), replace=False)
+        bodies.append(json.dumps({"dataframe_records": [records[i] for i in pick], "params": {"reasons": reasons}},
+                                 default=str).encode())
+    post(url, bodies[0])  # warm-up
+    def send(body: bytes) -> None:
+        out = json.loads(post(url, body))["predictions"]
+        assert len(out) == min(size, len(records)) and all(o["error"] is None for o in out)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(send, bodies))
+    elapsed = time.perf_counter() - start
+    return n * min(size, len(records)) / elapsed, elapsed * clients / n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, help="an existing data directory with a linkedin champion")
+    parser.add_argument("--rows", type=int, default=2500, help="demo contacts when building (default 2500)")
+    parser.add_argument("--fast-models", action="store_true", help="build with dummy + logistic only, no search")
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--batches", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers of the model server")
+    parser.add_argument("--clients", type=int, default=None, help="concurrent batch clients (default: --workers)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = args.data_dir
+        if data_dir is None:
+            data_dir = Path(tmp) / "data"
+            t0 = time.perf_counter()
+            build(data_dir, args.rows, args.fast_models)
+            print(f"built linkedin on {args.rows} demo contacts in {time.perf_counter() - t0:.0f} s")
+        data_dir = data_dir.resolve()
+        records = raw_records(data_dir, "linkedin", 100_000)
+        tracking_uri = f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}"
+        import mlflow
+
+        champion = mlflow.MlflowClient(tracking_uri).get_model_version_by_alias("leadscore-linkedin", "champion")
+        print(f"serving models:/leadscore-linkedin@champion (v{champion.version}, "
+              f"{champion.tags.get('leadscore.candidate')}), {len(records)} raw leads, {args.workers} worker(s), "
+              f"{args.clients or args.workers} batch client(s)")
+        with model_server("models:/leadscore-linkedin@champion", tracking_uri, Path(tmp) / "server.log",
+                          workers=args.workers) as base:
+            url = f"{base}/invocations"
+            results = {}
+            for reasons in (True, False):
+                ms = single_lead(url, records, args.requests, reasons)
+                rate, per_batch = batches(url, records, args.batch_size, args.batches, reasons,
+                                          clients=args.clients or args.workers)
+                results[reasons] = (ms, rate)
+                print(f"reasons {'on ' if reasons else 'off'}: one lead p50 {np.percentile(ms, 50):6.1f} ms, "
+                      f"p99 {np.percentile(ms, 99):6.1f} ms ({args.requests} requests); "
+                      f"batches of {args.batch_size}: {rate:8,.0f} leads/s ({per_batch * 1000:.0f} ms per batch)")
+        p50 = min(np.percentile(results[r][0], 50) for r in (True, False))
+        p50_on = np.percentile(results[True][0], 50)
+        rate_off = results[False][1]
+        print(f"target one lead p50 <= {TARGET_P50_MS:g} ms: reasons on {p50_on:.1f} ms "
+              f"({'met' if p50_on <= TARGET_P50_MS else 'MISSED'}), best {p50:.1f} ms "
+              f"({'met' if p50 <= TARGET_P50_MS else 'MISSED'})")
+        print(f"target batches >= {TARGET_LEADS_PER_S:,} leads/s without reasons: {rate_off:,.0f} "
+              f"({'met' if rate_off >= TARGET_LEADS_PER_S else 'MISSED'})")
+
+
+if __name__ == "__main__":
+    main()

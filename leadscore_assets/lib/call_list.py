@@ -1,0 +1,69 @@
+"""The call list: every scored lead, best first, with the context a salesperson reads.
+
+Built from `lead_scores` and the validated rows: the lead id, the non-personal context columns
+the project names under `call_list.columns` (company, job title, ...), grade, probability,
+contact flag and every reason. Personal data never enters it (the config refuses to name it).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from leadscore_assets.lib.config import ProjectConfig
+from leadscore_assets.lib.features import ID
+
+REASONS = [f"reason_{i}_{d}" for d in ("up", "down") for i in (1, 2, 3)]
+LATEST = "call_list"  # call_list.csv / call_list.parquet: the published list
+
+
+def call_list(scores: pd.DataFrame, validated: pd.DataFrame, config: ProjectConfig) -> pd.DataFrame:
+    """Ranked leads (scores' order) with their context columns joined by id."""
+    context = [c for c in config.call_list.columns if c in validated.columns]
+    ranked = scores.reset_index(drop=True)
+    if context:
+        ctx = validated[[config.id_column, *context]].drop_duplicates(config.id_column)
+        ctx = ctx.rename(columns={config.id_column: ID}).astype({ID: str})
+        ranked = ranked.merge(ctx, on=ID, how="left", validate="one_to_one")
+    ranked.insert(0, "rank", range(1, len(ranked) + 1))
+    value = [c for c in ("expected_order_value", "expected_revenue") if c in ranked.columns]
+    shown = ["rank", ID, *context, "grade", "probability", "decile", "contact", *value, *REASONS]
+    return ranked[[c for c in shown if c in ranked.columns]]
+
+
+def call_list_markdown(calls: pd.DataFrame, top: int) -> str:
+    """The top leads as a table: probability rounded, a dash where a lead has no such reason."""
+    shown = calls.head(top).copy()
+    shown["probability"] = shown.probability.round(4)
+    for c in REASONS:
+        if c in shown:
+            shown[c] = shown[c].fillna("").replace("", "-")
+    return shown.to_markdown(index=False) if len(shown) else "_no leads_"
+
+
+def write_call_list(calls: pd.DataFrame, directory: Path, run_id: str) -> dict[str, Path]:
+    """This run's list as CSV and Parquet (`<run id>.csv/.parquet`); `publish_call_list` makes
+    them the published `call_list.*` once the run passed every check."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {"csv": directory / f"{run_id}.csv", "parquet": directory / f"{run_id}.parquet"}
+    calls.to_csv(files["csv"], index=False)
+    calls.to_parquet(files["parquet"], index=False)
+    return files
+
+
+def publish_call_list(directory: Path, run_id: str) -> dict[str, Path]:
+    """Swap this run's list in as `call_list.csv` / `call_list.parquet` (atomic renames) and drop
+    older runs' lists; nothing when the run wrote none."""
+    published = {}
+    for suffix in ("csv", "parquet"):
+        staged = directory / f"{run_id}.{suffix}"
+        if staged.exists():
+            target = directory / f"{LATEST}.{suffix}"
+            os.replace(staged, target)
+            published[suffix] = target
+    for old in directory.glob("*.*"):
+        if old.stem != LATEST and old.suffix in (".csv", ".parquet"):
+            old.unlink(missing_ok=True)
+    return published

@@ -1,0 +1,666 @@
+"""The served model: one MLflow pyfunc per project that takes raw leads and answers per lead.
+
+What a run registers under `leadscore-<project>` is this model (see `registry.log_serving_model`).
+It carries the pipeline's own steps, called as the pipeline calls them, so a lead scored over
+HTTP gets what `<project>.lead_scores` gives it:
+
+    raw records (the source's own columns, as exported)
+      -> lib.validation.validate     (normalise, type checks, row rules; bad leads reported)
+      -> lib.features.build_feature_frame   (personal data dropped first)
+      -> the champion's sklearn pipeline    (preprocessing + model + calibration)
+      -> threshold, grade, decile (build-time cut points), reasons (lib.explain)
+      [-> E[order value] for projects with a revenue stage]
+
+Its artifacts are explicit files, nothing pickled by the pyfunc itself: `serving.json` (the
+resolved project config, feature set, raw column names, threshold, decile cut points, date
+references), `background.npz` (the explainer's background rows, already encoded) and the
+sklearn models as `mlflow.sklearn` sub-model directories (`sklearn_model`, `revenue_model`),
+which `registry.load_version` loads for code that needs the sklearn pipeline itself.
+
+Batch-dependent steps of the pipeline are pinned at build time so one lead scores as it does
+among all leads: `days_since` counts back from the reference date the features were built with
+(the newest date of the validated table), and deciles come from the cut points of the
+champion's scores on all leads (`decile_cut_points`), which `lead_scores` uses too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from pydantic import PrivateAttr
+
+from leadscore_assets.lib.config import ProjectConfig
+from leadscore_assets.lib.explain import BACKGROUND_ROWS, explain, reasons as reason_table
+from leadscore_assets.lib.features import CATEGORICAL_PARTS, ID, LABEL, SPLIT, FeatureSet, build_feature_frame, \
+    date_part, presence_columns
+from leadscore_assets.lib.thresholds import grades
+from leadscore_assets.lib.validation import (
+    FILE, LINEAGE, NULL_TOKENS, REASON, ROW, _FALSE, _TRUE, _coerce, _load_time, _rule_failures, validate,
+)
+
+SERVING_FILE, BACKGROUND_FILE = "serving.json", "background.npz"
+SKLEARN_SUBMODEL, REVENUE_SUBMODEL = "sklearn_model", "revenue_model"
+REQUEST = "request"  # the `_source_file` of served rows: reasons read "request row 2 column ..."
+REASON_COLUMNS = [f"reason_{i}_{d}" for d in ("up", "down") for i in (1, 2, 3)]
+ERROR = "error"
+PARAM_REASONS = "reasons"
+
+
+# --------------------------------------------------------------------------------------------
+# Deciles from cut points
+# --------------------------------------------------------------------------------------------
+
+
+def decile_cut_points(p: np.ndarray) -> list[float]:
+    """The lowest score of the top k tenths of `p`, k = 1..9 (descending).
+
+    On the population they come from, `deciles_from_cut_points` gives what `evaluation.deciles`
+    gives (tied scores aside: they share a decile here instead of being split by order).
+    """
+    s = np.sort(np.asarray(p, dtype=float))[::-1]
+    n = len(s)
+    if n == 0:
+        return [1.0] * 9
+    return [float(s[max(int(np.floor(k * n / 10)), 1) - 1]) for k in range(1, 10)]
+
+
+def deciles_from_cut_points(p: np.ndarray, cut_points: list[float]) -> np.ndarray:
+    """Decile 1..10 of each score against stored cut points: 1 + how many cuts it falls below."""
+    ascending = np.asarray(cut_points, dtype=float)[::-1]
+    below = len(ascending) - np.searchsorted(ascending, np.asarray(p, dtype=float), side="right")
+    return (1 + below).astype(int)
+
+
+# --------------------------------------------------------------------------------------------
+# Building the artifacts
+# --------------------------------------------------------------------------------------------
+
+
+def date_references(conn, config: ProjectConfig) -> dict[str, str]:
+    """The reference date `days_since` counts back from, per date column, as `build_feature_frame`
+    took it when this run built its features: `features.reference_date` or the column's newest
+    validated value."""
+    out = {}
+    for col, parts in config.features.dates.items():
+        if "days_since" not in parts:
+            continue
+        if config.features.reference_date:
+            out[col] = pd.Timestamp(config.features.reference_date).isoformat()
+            continue
+        newest = conn.execute(f'SELECT max("{col}") FROM {config.name}.validated_contacts').fetchall()[0][0]
+        out[col] = None if newest is None else pd.Timestamp(newest).isoformat()
+    return out
+
+
+def raw_columns(conn, config: ProjectConfig) -> list[str]:
+    """The source's own columns as `raw_contacts` holds them (lineage columns left out)."""
+    cols = [r[0] for r in conn.execute(f"DESCRIBE {config.name}.raw_contacts").fetchall()]
+    return [c for c in cols if c not in LINEAGE]
+
+
+def background_rows(x: pd.DataFrame, split: pd.Series, seed: int) -> pd.DataFrame:
+    """The rows `explain` measures contributions against: the training rows, sampled as
+    `explain` samples them (the same seed), so reasons served equal the reasons scored."""
+    background = x[split == "train"]
+    if len(background) > BACKGROUND_ROWS:
+        background = background.sample(n=BACKGROUND_ROWS, random_state=seed)
+    return background
+
+
+def write_artifacts(
+    directory: Path,
+    *,
+    config: ProjectConfig,
+    fs: FeatureSet,
+    raw_cols: list[str],
+    pipeline,
+    sklearn_model_dir: Path,
+    frame: pd.DataFrame,
+    threshold: float,
+    references: dict[str, str],
+    revenue_model_dir: Path | None = None,
+) -> dict[str, str]:
+    """Write the serving model's artifacts under `directory`; return the pyfunc `artifacts` map.
+
+    `frame` is the run's features table (every lead, labelled or not): the decile cut points are
+    taken from `pipeline`'s scores on all of it, the explainer background from its training rows.
+    `config` must be resolved (columns declared or inferred). Personal data never gets here:
+    the features frame holds none, and the config only names the columns.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    x = frame[fs.columns]
+    p = pipeline.predict_proba(x)[:, 1] if len(x) else np.zeros(0)
+    background = background_rows(x, frame[SPLIT], config.models.seed)
+    from leadscore_assets.lib.registry import uncalibrated
+
+    preprocess = uncalibrated(pipeline).steps[0][1]  # the explained pipeline's preprocessor, as explain() uses it
+    encoded = np.asarray(preprocess.transform(background), dtype=float) if len(background) else np.zeros((0, 0))
+    np.savez(directory / BACKGROUND_FILE, background=encoded)
+    spec = {
+        "config": config.model_dump(mode="json"),
+        "feature_set": fs.to_frame().astype(object).where(fs.to_frame().notna(), None).to_dict(orient="list"),
+        "raw_columns": list(raw_cols),
+        "threshold": float(threshold),
+        "decile_cut_points": decile_cut_points(p),
+        "date_references": references,
+        "scored_leads": int(len(p)),
+    }
+    (directory / SERVING_FILE).write_text(json.dumps(spec, indent=2))
+    artifacts = {"serving": str(directory / SERVING_FILE), "background": str(directory / BACKGROUND_FILE)}
+    shutil.copytree(sklearn_model_dir, directory / SKLEARN_SUBMODEL)
+    artifacts[SKLEARN_SUBMODEL] = str(directory / SKLEARN_SUBMODEL)
+    if revenue_model_dir is not None:
+        shutil.copytree(revenue_model_dir, directory / REVENUE_SUBMODEL)
+        artifacts[REVENUE_SUBMODEL] = str(directory / REVENUE_SUBMODEL)
+    return artifacts
+
+
+def signature(raw_cols: list[str]):
+    """Raw columns, each of any type and optional; one parameter `reasons` (default true).
+
+    Any type: a raw export is text (a CSV read as text) or whatever the source query returns
+    (numbers, dates), and typing it is the model's own validation, which names the lead, field
+    and rule; a typed signature would make MLflow refuse or coerce values before our checks see
+    them. Optional: a missing column must be answered by our check ("required column ... is
+    missing"), not by MLflow's schema enforcement, whose error repeats the whole request
+    (personal data included) in the response.
+    """
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec, Schema
+
+    return ModelSignature(
+        inputs=Schema([ColSpec(AnyType(), c, required=False) for c in raw_cols]),
+        params=ParamSchema([ParamSpec(PARAM_REASONS, "boolean", True)]),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Scoring raw leads
+# --------------------------------------------------------------------------------------------
+
+
+class InvalidLeads(ValueError):
+    """No lead of a request can be scored; `errors` names each lead, field and rule."""
+
+    def __init__(self, message: str, errors: list[dict]):
+        super().__init__(message)
+        self.errors = errors
+
+
+_COLUMN_FAILURE = re.compile(
+    r"^column '(?P<field>[^']+)'(?: value (?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"))?: (?P<rule>.*)$", re.S)
+_RULE = re.compile(r"rule '([^']+)'")
+_COLUMN = re.compile(r"column '([^']+)'")
+
+
+def _describe(reason: str, row: int, lead) -> tuple[str, list[dict]]:
+    """A quarantine reason as the answer gives it: "lead 'L7' (request row 2): column 'x' ...: rule",
+    and its parts (lead id, row, field, rule)."""
+    prefix = f"{REQUEST} row {row}"
+    pieces = [p for p in re.split(rf"(?:^|; ){re.escape(prefix)}(?=[ :])", str(reason)) if p.strip(" ;")]
+    parts, texts = [], []
+    for piece in pieces:
+        text = piece.lstrip(" :").rstrip(" ;").replace("(whole file quarantined)", "(every lead of the request refused)")
+        failed = _COLUMN_FAILURE.match(text)
+        if failed:
+            field, rule = failed.group("field"), failed.group("rule")
+        else:
+            named = _RULE.search(text) or _COLUMN.search(text)
+            field, rule = (named.group(1) if named else None), text
+        parts.append({"lead_id": lead, "row": int(row), "field": field, "rule": rule})
+        texts.append(text)
+    who = f"lead {lead!r}" if lead is not None else "lead with no id"
+    return f"{who} ({prefix}): " + "; ".join(texts), parts
+
+
+
+class _Unsupported(Exception):
+    """The one-lead fast path cannot vouch for this record: the general path takes it."""
+
+
+_SCALARS = (str, int, float, bool, np.integer, np.floating, np.bool_)
+_NUMPY_TYPES = {"integer": "Int64", "float": "float64", "boolean": "boolean", "datetime": "datetime64[ns]"}
+
+
+def _missing(value) -> bool:
+    return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, (float, np.floating)) and np.isnan(value))
+
+
+class OneLead:
+    """`validate` + `build_feature_frame` for a request of one record, value by value.
+
+    The general path runs pandas and pandera column by column, about 100 ms for one row, most
+    of it fixed cost per call. For one lead the same rules are applied to scalars here, in the
+    order `validate` applies them (normalise; type; future dates; row rules; then nullability,
+    pattern, allowed values, min and max, only when nothing failed before, as pandera sees only
+    rows that passed), with the same messages; datetimes are parsed by `validation._coerce`
+    itself and row rules by `validation._rule_failures`. A record it cannot vouch for (a missing
+    column, a value of an unusual type, a rule kind it does not know) raises `_Unsupported` and
+    goes the general way. Tests hold it to the general path on every raw row of every project.
+    """
+
+    def __init__(self, config: ProjectConfig, fs: FeatureSet, references: dict[str, str]):
+        self.config, self.fs = config, fs
+        self.references = {c: pd.Timestamp(r) for c, r in references.items() if r is not None}
+        self._names: dict[tuple, dict[str, str]] = {}
+        self.presence = presence_columns(config)
+        self.lowercase = set(config.normalise.lowercase)
+        for spec in config.columns.values():
+            if spec.allowed is not None and spec.type in ("boolean", "datetime"):
+                raise _Unsupported("allowed values of a boolean or datetime")
+            if (spec.min is not None or spec.max is not None) and spec.type not in ("integer", "float"):
+                raise _Unsupported("min/max of a non-number")
+
+    def _canonical(self, columns: tuple) -> dict[str, str]:
+        if columns not in self._names:
+            self._names[columns] = self.config.naming.columns(list(columns))
+        return self._names[columns]
+
+    def validate(self, record: dict, row: int = 1) -> tuple[dict | None, list[str], object]:
+        """(typed values or None, failure messages, lead id) of one raw record."""
+        config = self.config
+        names = self._canonical(tuple(record))
+        values = {}
+        for raw_name, value in record.items():
+            if raw_name in LINEAGE:
+                continue
+            if isinstance(value, str):
+                value = value.strip()
+                value = None if value == "" or value in NULL_TOKENS else value
+            elif _missing(value):
+                value = None
+            elif not isinstance(value, _SCALARS) and not isinstance(value, pd.Timestamp):
+                raise _Unsupported(type(value).__name__)
+            values[names[raw_name]] = value
+        for col in self.lowercase:
+            if isinstance(values.get(col), str):
+                values[col] = values[col].lower()
+            elif values.get(col) is not None:
+                raise _Unsupported("lowercase of a non-text value")
+        if any(c not in values for c in config.columns):
+            raise _Unsupported("missing column")  # the general path names it, for every lead
+        if config.validation.ordered_columns and [c for c in values if c in config.columns] != list(config.columns):
+            raise _Unsupported("columns out of order")  # likewise
+        lead = values.get(config.id_column)
+        lead = None if lead is None else str(lead)
+        pii = set(config.personal_data)
+        failures: list[str] = []
+
+        def describe(col: str, value, rule: str) -> str:
+            shown = "" if col in pii or value is None else f" value {str(value)[:40]!r}"
+            return f"{REQUEST} row {row} column '{col}'{shown}: {rule}"
+
+        typed = {}
+        for col, spec in config.columns.items():
+            value = values[col]
+            typed[col], bad = self._coerce(value, spec)
+            if bad:
+                failures.append(describe(col, value, f"is not a valid {spec.type}"))
+        loaded = _load_time(None)
+        latest = loaded + pd.Timedelta(hours=config.validation.future_tolerance_hours)
+        for col, spec in config.columns.items():
+            when = typed[col]
+            if spec.type == "datetime" and when is not None and when > latest:
+                shown = "" if col in pii else f"{when:%Y-%m-%d %H:%M}; "
+                failures.append(describe(col, values[col],
+                                         f"is in the future ({shown}loaded {loaded:%Y-%m-%d %H:%M} UTC)"))
+        if config.validation.row_rules:
+            frame = pd.DataFrame({c: pd.Series([typed[c]], index=[row], dtype=_NUMPY_TYPES.get(spec.type, object))
+                                  for c, spec in config.columns.items()})
+            for rule in config.validation.row_rules:
+                if _rule_failures(frame, rule.expression, config.name):
+                    failures.append(f"{REQUEST} row {row}: rule {rule.name!r} ({rule.expression}) is false")
+        if not failures:  # pandera's checks, which see only rows that passed the above
+            for col, spec in config.columns.items():
+                value = typed[col]
+                if value is None:
+                    if not spec.nullable:
+                        failures.append(describe(col, None if spec.type in ("string", "text") else float("nan"),
+                                                 "is required (null)"))
+                    continue
+                for ok, error in self._checks(value, spec):
+                    if not ok:
+                        failures.append(describe(col, value, f"fails check: {error}"))
+        return (None if failures else typed), failures, lead
+
+    @staticmethod
+    def _coerce(value, spec) -> tuple[object, bool]:
+        """`validation._coerce` of one value: (typed value or None, present but unparseable)."""
+        if value is None:
+            return None, False
+        kind = spec.type
+        if kind in ("string", "text"):
+            if isinstance(value, pd.Timestamp):
+                raise _Unsupported("a date in a text column")
+            return (value if isinstance(value, str) else str(value.item() if isinstance(value, np.generic) else value)), False
+        if kind in ("integer", "float"):
+            if isinstance(value, pd.Timestamp):
+                raise _Unsupported("a date in a number column")
+            num = pd.to_numeric(value, errors="coerce") if isinstance(value, str) else value
+            num = float(num)
+            if np.isnan(num):
+                return None, True
+            if kind == "integer":
+                return (None, True) if num % 1 != 0 else (int(num), False)
+            return num, False
+        if kind == "boolean":
+            text = str(value.item() if isinstance(value, np.generic) else value).lower()
+            return (True, False) if text in _TRUE else (False, False) if text in _FALSE else (None, True)
+        parsed, bad = _coerce(pd.Series([value]), spec)  # datetimes: pandas' own parser, as validate uses
+        when = parsed.iloc[0]
+        return (None if pd.isna(when) else pd.Timestamp(when)), bool(bad.iloc[0])
+
+    @staticmethod
+    def _checks(value, spec):
+        if spec.pattern:
+            yield re.match(spec.pattern, value) is not None, "does not match the expected format"
+        if spec.allowed is not None:
+            allowed = [float(v) for v in spec.allowed] if spec.type in ("integer", "float") else spec.allowed
+            yield value in allowed, f"one of {spec.allowed}"
+        if spec.min is not None:
+            yield value >= spec.min, f">= {spec.min:g}"
+        if spec.max is not None:
+            yield value <= spec.max, f"<= {spec.max:g}"
+
+    def features(self, typed: dict) -> pd.DataFrame:
+        """The lead's feature row as `build_feature_frame` builds it and the `features` table
+        gives it back (missing text None, missing numbers NaN)."""
+        config, row = self.config, {}
+        for flag, col in self.presence.items():
+            row[flag] = 0.0 if typed[col] is None else 1.0
+        for col in config.feature_columns():
+            value, kind = typed[col], config.columns[col].type
+            if kind == "datetime":
+                for part in config.features.dates[col]:
+                    name = f"{col}_{part}"
+                    if value is None:
+                        row[name] = None if part in CATEGORICAL_PARTS else float("nan")
+                    elif part == "weekday":
+                        row[name] = value.day_name().lower()
+                    elif part == "month":
+                        row[name] = value.month_name().lower()
+                    elif part == "quarter":
+                        row[name] = f"q{value.quarter}"
+                    elif part == "hour":
+                        row[name] = float(value.hour)
+                    elif part == "day_of_year":
+                        row[name] = float(value.dayofyear)
+                    elif part == "weekend":
+                        row[name] = float(value.dayofweek >= 5)
+                    else:  # days_since
+                        if col not in self.references:
+                            raise _Unsupported("no reference date")
+                        row[name] = (self.references[col] - value).total_seconds() / 86400.0
+            elif col in self.fs.multi_hot:
+                row[col] = "" if value is None else str(value)
+            elif kind in ("string", "text"):
+                level = None if value is None else re.sub(r"\s+", " ", value.strip()).casefold()
+                row[col] = level or None
+            else:
+                row[col] = float("nan") if value is None else float(value)
+        numeric = set(self.fs.numeric)  # numbers as float64 even when missing; text as object
+        return pd.DataFrame({c: np.array([row[c]], dtype="float64" if c in numeric else object) for c in self.fs.columns})
+
+
+class ServingConfig(ProjectConfig):
+    """The resolved project config as the served model holds it: its derived column lists are
+    computed once (each call parses the label rules with sqlglot, ~5 ms, on every request)."""
+
+    _derived: dict = PrivateAttr(default_factory=dict)
+
+    def label_columns(self, known=()):
+        if known == () or known is None:
+            key = ("label_columns", known is None)
+            if key not in self._derived:
+                self._derived[key] = super().label_columns(known)
+            return set(self._derived[key])
+        return super().label_columns(known)
+
+    def feature_columns(self) -> list[str]:
+        if "feature_columns" not in self._derived:
+            self._derived["feature_columns"] = super().feature_columns()
+        return list(self._derived["feature_columns"])
+
+
+def _restore_dtypes(raw: pd.DataFrame) -> pd.DataFrame:
+    """Nullable integer and boolean columns as a typed source holds them (DuckDB gives `Int64`).
+
+    MLflow's schema enforcement rebuilds each column of an `Any` input from a list of its values,
+    and a list of integers with missing values becomes an `object` column, which the pipeline's
+    text normalisation would take for text. Text columns are left alone (the first string stops
+    the scan)."""
+    out = {}
+    for col in raw.columns:
+        if raw[col].dtype != object:
+            continue
+        values = raw[col].dropna()
+        if values.empty:
+            continue
+        if all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in values):
+            out[col] = raw[col].astype("Int64")
+        elif all(isinstance(v, (bool, np.bool_)) for v in values):
+            out[col] = raw[col].astype("boolean")
+    return raw.assign(**out) if out else raw
+
+
+@dataclass
+class LeadScorer:
+    """Scores raw leads the way the pipeline scores them. Built by `load`, used by the pyfunc."""
+
+    config: ProjectConfig
+    fs: FeatureSet
+    raw_columns: list[str]
+    pipeline: object
+    threshold: float
+    cut_points: list[float]
+    references: dict[str, str]
+    background: np.ndarray
+    revenue_model: object | None = None
+
+    @classmethod
+    def load(cls, serving_file: str | Path, background_file: str | Path, sklearn_model: str | Path,
+             revenue_model: str | Path | None = None) -> "LeadScorer":
+        spec = json.loads(Path(serving_file).read_text())
+        fs_frame = pd.DataFrame(spec["feature_set"])
+        with np.load(background_file) as arrays:
+            background = arrays["background"]
+        return cls(
+            config=ServingConfig.model_validate(spec["config"]),
+            fs=FeatureSet.from_frame(fs_frame),
+            raw_columns=spec["raw_columns"],
+            pipeline=mlflow.sklearn.load_model(str(sklearn_model)),
+            threshold=float(spec["threshold"]),
+            cut_points=spec["decile_cut_points"],
+            references=spec["date_references"],
+            background=background,
+            revenue_model=mlflow.sklearn.load_model(str(revenue_model)) if revenue_model else None,
+        )
+
+    @property
+    def output_columns(self) -> list[str]:
+        revenue = ["expected_order_value", "expected_revenue"] if self.config.revenue else []
+        return [ID, "probability", "decile", "grade", "contact", *revenue, *REASON_COLUMNS, ERROR]
+
+    def _ids(self, raw: pd.DataFrame) -> pd.Series:
+        """Each record's lead id as the pipeline reads it (trimmed text), or None."""
+        names = self.config.naming.columns(list(raw.columns))
+        source = next((c for c, n in names.items() if n == self.config.id_column), None)
+        if source is None:
+            return pd.Series([None] * len(raw), index=raw.index, dtype=object)
+        ids = raw[source].astype(object)
+        text = ids.where(ids.isna(), ids.astype(str).str.strip())
+        return text.where(text.notna() & (text != ""), None)
+
+    def features(self, valid: pd.DataFrame) -> pd.DataFrame:
+        """The feature rows of validated leads, as `build_feature_frame` builds them for the run."""
+        labels = pd.DataFrame({ID: pd.Series(dtype=object), LABEL: pd.Series(dtype="float64")})
+        frame, _ = build_feature_frame(valid, labels, self.config)
+        for col, reference in self.references.items():  # the run's reference, not this batch's newest date
+            name = f"{col}_days_since"
+            if name in frame.columns and reference is not None:
+                frame[name] = date_part(pd.to_datetime(valid[col]), "days_since", pd.Timestamp(reference)).to_numpy()
+        # as the run's models read them: out of the `features` table, where DuckDB gives a missing text
+        # value back as None (not NaN), and the fitted encoders treat the two differently
+        text = [c for c in self.fs.columns if frame[c].dtype == object]
+        frame[text] = frame[text].astype(object).where(frame[text].notna(), None)
+        return frame
+
+    def __post_init__(self):
+        try:
+            self.one = OneLead(self.config, self.fs, self.references)
+        except _Unsupported:
+            self.one = None
+
+    def _one_lead(self, raw: pd.DataFrame):
+        """(feature frame, request rows scored, messages, errors, ids) of a one-record request, or
+        None when the general path must take it."""
+        if self.one is None or len(raw) != 1:
+            return None
+        try:
+            typed, failures, lead = self.one.validate(raw.iloc[0].to_dict())
+            frame = None if typed is None else self.one.features(typed)
+        except (_Unsupported, ValueError):  # the general path says why (naming errors included)
+            return None
+        ids = pd.Series([lead], dtype=object)
+        if typed is None:
+            text, parts = _describe("; ".join(failures), 1, lead)
+            return None, np.array([], dtype=int), {1: text}, parts, ids
+        frame.insert(0, ID, str(typed[self.config.id_column]))
+        return frame, np.array([1]), {}, [], ids
+
+    def _many_leads(self, raw: pd.DataFrame):
+        """The same for any request, through `validate` and `build_feature_frame` themselves."""
+        ids = self._ids(raw)
+        lined = raw.assign(**{ROW: np.arange(1, len(raw) + 1), FILE: REQUEST})
+        try:
+            result = validate(lined, self.config)
+        except ValueError as err:  # columns the naming cannot map, a broken rule: the request is refused
+            raise InvalidLeads(str(err), []) from err
+        messages, errors = {}, []
+        for row, reason in zip(result.quarantined[ROW].astype(int), result.quarantined[REASON]):
+            messages[int(row)], parts = _describe(reason, int(row), ids.iloc[row - 1])
+            errors += parts
+        if result.valid.empty:
+            return None, np.array([], dtype=int), messages, errors, ids
+        return self.features(result.valid), result.valid[ROW].to_numpy(), messages, errors, ids
+
+    def score(self, raw: pd.DataFrame, with_reasons: bool = True) -> pd.DataFrame:
+        """One answer row per input record, in order: scores for valid leads, `error` for the others.
+
+        Raises InvalidLeads when no record can be scored (every lead invalid, a required column
+        missing, or no records), naming each lead, field and rule.
+        """
+        raw = _restore_dtypes(raw.reset_index(drop=True)[[c for c in raw.columns if c not in LINEAGE]])
+        if raw.empty:
+            raise InvalidLeads("the request holds no lead records", [])
+        frame, at, messages, errors, ids = self._one_lead(raw) or self._many_leads(raw)
+        if frame is None:
+            shown = "; ".join(list(messages.values())[:20])
+            more = f" (and {len(messages) - 20} more)" if len(messages) > 20 else ""
+            raise InvalidLeads(f"no lead of the request can be scored: {shown}{more}", errors)
+        x = frame[self.fs.columns]
+        p = self.pipeline.predict_proba(x)[:, 1]
+        scored = {
+            ID: frame[ID].to_numpy(dtype=object),
+            "probability": p,
+            "decile": deciles_from_cut_points(p, self.cut_points),
+            "grade": grades(p, self.threshold),
+            "contact": p >= self.threshold,
+        }
+        if self.revenue_model is not None:
+            scored["expected_order_value"] = self.revenue_model.predict(x)
+            scored["expected_revenue"] = p * scored["expected_order_value"]
+        if with_reasons:
+            from leadscore_assets.lib.registry import uncalibrated
+
+            x_indexed = x.set_axis(at)
+            why = reason_table(explain(uncalibrated(self.pipeline), x_indexed, self.fs.columns,
+                                       background=self.background, seed=self.config.models.seed), x_indexed)
+            scored.update({c: why[c].to_numpy(dtype=object) for c in REASON_COLUMNS})
+        else:
+            scored.update({c: np.full(len(p), None, dtype=object) for c in REASON_COLUMNS})
+        scored[ERROR] = np.full(len(p), None, dtype=object)
+        scored = pd.DataFrame(scored, index=at)
+        if not messages:  # every lead scored: typed columns
+            return scored[self.output_columns].reset_index(drop=True)
+        # otherwise one row per record, null (not NaN: NaN is not JSON) where a lead was not scored
+        out = pd.DataFrame(index=np.arange(1, len(raw) + 1), columns=self.output_columns, dtype=object)
+        out.loc[at, :] = scored[self.output_columns].astype(object).to_numpy()
+        out[ID] = out[ID].where(out[ID].notna(), pd.Series(ids.to_numpy(), index=out.index))
+        for row, text in messages.items():
+            out.loc[row, ERROR] = text
+        return out.astype(object).where(out.notna(), None).reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The pyfunc
+# --------------------------------------------------------------------------------------------
+
+
+
+class InvalidRequest(MlflowException):
+    """A 400 answer naming each refused lead, field and rule, and nothing of the request.
+
+    MLflow's scoring server maps an MlflowException with INVALID_PARAMETER_VALUE to HTTP 400
+    (`ERROR_CODE_TO_HTTP_STATUS`), but first rewrites its message to "Failed to predict data
+    '<the whole request>'. Error: ..." (pyfunc/scoring_server `invocations`), which would put
+    every raw value, personal data included, into the response. The message is therefore
+    fixed at construction and later assignments are ignored.
+    """
+
+    def __init__(self, message: str, errors: list[dict]):
+        self._fixed = message
+        super().__init__(message, error_code=INVALID_PARAMETER_VALUE, errors=errors)
+
+    @property
+    def message(self) -> str:
+        return self._fixed
+
+    @message.setter
+    def message(self, value: str) -> None:  # MLflow would prepend the raw request: keep ours
+        pass
+
+
+class LeadScoringModel(mlflow.pyfunc.PythonModel):
+    """The project's champion as a pyfunc: raw lead records in, one answer per lead out.
+
+    predict(model_input, params={"reasons": bool}) returns the columns of
+    `LeadScorer.output_columns`: lead_id, probability, decile, grade, contact, [expected order
+    value and revenue], reason_1_up..reason_3_down, error. A lead that fails validation gets
+    its `error` (lead id, field and rule) and null scores; a request no lead of which can be
+    scored raises `InvalidRequest` (HTTP 400).
+    """
+
+    def load_context(self, context) -> None:
+        a = context.artifacts
+        self.scorer = LeadScorer.load(a["serving"], a["background"], a[SKLEARN_SUBMODEL], a.get(REVENUE_SUBMODEL))
+
+    def predict(self, context, model_input, params=None):
+        if not isinstance(model_input, pd.DataFrame):
+            model_input = pd.DataFrame(model_input)
+        with_reasons = (params or {}).get(PARAM_REASONS, True)
+        if isinstance(with_reasons, str):
+            with_reasons = with_reasons.strip().lower() not in ("false", "0", "no")
+        try:
+            return self.scorer.score(model_input, with_reasons=bool(with_reasons))
+        except InvalidLeads as err:
+            raise InvalidRequest(str(err), err.errors) from None
+
+
+# models-from-code: the file MLflow stores with the model and runs to build it at load time
+MODEL_CODE = '''"""The served lead-scoring model: defined in leadscore_assets.lib.serving."""
+from mlflow.models import set_model
+
+from leadscore_assets.lib.serving import LeadScoringModel
+
+set_model(LeadScoringModel())
+'''

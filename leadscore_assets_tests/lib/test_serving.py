@@ -1,0 +1,242 @@
+"""The served model (lib/serving.py): raw leads in, the pipeline's own answer out.
+
+Every shipped project is run once on small demo data (few candidates, no search); its registered
+champion is then loaded as MLflow serves it (`mlflow.pyfunc.load_model("models:/...@champion")`)
+and must answer ~200 of the project's raw rows (labelled and open leads) as `lead_scores` did:
+the same probability to 1e-9, decile, grade, contact flag and reasons (and expected revenue
+where the project has a revenue stage), in a batch and one lead at a time (the one-lead path).
+"""
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from leadscore_assets.demo_data import byo_table, email_crm, linkedin, saas_crm, web_sessions
+from leadscore_assets.lib.config import load_project_config
+from leadscore_assets.lib.evaluation import deciles
+from leadscore_assets.lib.registry import load_version
+from leadscore_assets.lib.serving import (
+    REASON_COLUMNS,
+    InvalidRequest,
+    _describe,
+    decile_cut_points,
+    deciles_from_cut_points,
+)
+from leadscore_assets.lib.validation import FILE, LINEAGE, ROW, validate
+from leadscore_assets_tests.conftest import DEFS_DIR, materialize_project, warehouse_file
+
+CANDIDATES = {"web_sessions": ["dummy", "lightgbm"]}  # a tree model: TreeSHAP reasons served too
+PROJECTS = {  # project: (demo writer, rows)
+    "linkedin": (linkedin.write, 1500),
+    "email_crm": (email_crm.write, 2500),
+    "saas_crm": (saas_crm.write, 2000),
+    "web_sessions": (web_sessions.write, 12000),
+    "byo_example": (byo_table.write, 5000),
+}
+SAMPLE = 200
+
+
+def fast(config):
+    """The project's own config with two candidates and no search: cheap, and still a real champion."""
+    models = config.models.model_copy(update={
+        "candidates": CANDIDATES.get(config.name, ["dummy", "logistic_regression"]), "search": config.models.search.model_copy(update={"n_trials": 0})})
+    return config.model_copy(update={"models": models})
+
+
+class Served:
+    """One project's run: its published tables and its champion as MLflow loads it for serving."""
+
+    def __init__(self, project: str, data_dir):
+        import duckdb
+
+        self.project, self.data_dir = project, data_dir
+        self.tracking_uri = f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}"
+        mlflow.set_tracking_uri(self.tracking_uri)
+        self.model = mlflow.pyfunc.load_model(f"models:/leadscore-{project}@champion")
+        with duckdb.connect(str(warehouse_file(data_dir, project)), read_only=True) as conn:
+            self.raw = conn.execute(f"SELECT * FROM {project}.raw_contacts").df()
+            self.valid_rows = conn.execute(f"SELECT _row_number, {self.scorer.config.id_column} AS lead_id "
+                                           f"FROM {project}.validated_contacts").df()
+            self.scores = conn.execute(f"SELECT * FROM {project}.lead_scores").df().set_index("lead_id")
+            self.splits = conn.execute(f"SELECT lead_id, split FROM {project}.features").df().set_index("lead_id").split
+
+    @property
+    def scorer(self):
+        return self.model.unwrap_python_model().scorer
+
+    def records(self, n: int = SAMPLE, seed: int = 0) -> pd.DataFrame:
+        """Raw rows (the source's own columns) of n validated leads, open ones included."""
+        rows = self.valid_rows.assign(split=self.splits.reindex(self.valid_rows.lead_id.astype(str)).to_numpy())
+        open_ = rows[rows.split == "unlabelled"].sample(min(n // 4, (rows.split == "unlabelled").sum()), random_state=seed)
+        rest = rows.drop(open_.index).sample(n - len(open_), random_state=seed)
+        chosen = pd.concat([open_, rest])._row_number
+        return self.raw.set_index(ROW).loc[chosen].reset_index().drop(columns=LINEAGE)
+
+
+@pytest.fixture(scope="module", params=list(PROJECTS))
+def served(request, tmp_path_factory):
+    project = request.param
+    writer, rows = PROJECTS[project]
+    data_dir = tmp_path_factory.mktemp(f"serving_{project}")
+    writer(data_dir, rows=rows, seed=5)
+    config = fast(load_project_config(DEFS_DIR / project / "defs.yaml"))
+    result = materialize_project(config, data_dir, raise_on_error=False)
+    assert result.success, [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
+    return Served(project, data_dir)
+
+
+def assert_same_as_lead_scores(served: Served, answer: pd.DataFrame):
+    assert answer.error.isna().all(), answer.error.dropna().head().tolist()
+    expected = served.scores.loc[answer.lead_id.astype(str)]
+    np.testing.assert_allclose(answer.probability.astype(float), expected.probability, rtol=0, atol=1e-9)
+    for column in ["decile", "grade", "contact"]:
+        assert answer[column].tolist() == expected[column].tolist(), column
+    for column in REASON_COLUMNS:
+        assert answer[column].fillna("-").tolist() == expected[column].fillna("-").tolist(), column
+    if "expected_order_value" in expected:
+        np.testing.assert_allclose(answer.expected_order_value.astype(float), expected.expected_order_value, atol=1e-9)
+        np.testing.assert_allclose(answer.expected_revenue.astype(float), expected.expected_revenue, atol=1e-9)
+
+
+def test_served_champion_answers_raw_leads_as_lead_scores(served):
+    records = served.records()
+    answer = served.model.predict(records)
+    assert len(answer) == len(records)
+    if (served.splits == "unlabelled").any():  # open leads answered too, where the project has them
+        assert (served.splits.loc[answer.lead_id.astype(str)] == "unlabelled").any()
+    assert_same_as_lead_scores(served, answer)
+
+
+def test_one_lead_at_a_time_answers_as_lead_scores(served):
+    records = served.records(n=20, seed=1)
+    answers = pd.concat([served.model.predict(records.iloc[[i]]) for i in range(len(records))], ignore_index=True)
+    assert_same_as_lead_scores(served, answers)
+    without = served.model.predict(records.iloc[[0]], params={"reasons": False})
+    assert without.probability.iloc[0] == answers.probability.iloc[0] and without[REASON_COLUMNS].isna().all(axis=None)
+
+
+def test_one_lead_path_decides_as_validate_on_every_kind_of_raw_row(served):
+    """The one-lead path against `validate` on single rows, quarantined raw rows included."""
+    scorer = served.scorer
+    if scorer.one is None:
+        pytest.skip("the project's rules are not covered by the one-lead path")
+    raw = served.raw
+    bad = raw[~raw[ROW].isin(served.valid_rows._row_number)]
+    rows = pd.concat([bad.head(60), raw.sample(60, random_state=2)])
+    for _, row in rows.iterrows():
+        record = row.drop(LINEAGE).to_dict()
+        one = pd.DataFrame([record]).assign(**{ROW: 1, FILE: "request"})
+        result = validate(one, scorer.config)
+        typed, failures, _ = scorer.one.validate(record)
+        assert (typed is not None) == (len(result.valid) == 1), (failures, result.quarantined._quarantine_reason.tolist())
+        if typed is None:
+            assert "; ".join(failures) == result.quarantined._quarantine_reason.iloc[0]
+        else:
+            general = scorer.features(result.valid)[scorer.fs.columns]
+            pd.testing.assert_frame_equal(scorer.one.features(typed)[scorer.fs.columns], general, check_dtype=False)
+
+
+def test_load_version_gives_the_sklearn_pipeline_inside_the_served_model(served):
+    model = load_version(f"leadscore-{served.project}", "champion")
+    assert hasattr(model, "predict_proba") and not hasattr(model, "unwrap_python_model")
+    x = served.scorer.features(served.scorer.config.model_copy() and _validated(served))
+    np.testing.assert_array_equal(model.predict_proba(x[served.scorer.fs.columns]),
+                                  served.scorer.pipeline.predict_proba(x[served.scorer.fs.columns]))
+
+
+def _validated(served: Served) -> pd.DataFrame:
+    records = served.records(n=20, seed=7)
+    return validate(records.assign(**{ROW: range(1, 21), FILE: "request"}), served.scorer.config).valid
+
+
+def test_personal_data_never_in_the_answer(served):
+    config = served.scorer.config
+    records = served.records(n=30, seed=3)
+    answer = served.model.predict(records)
+    assert not set(answer.columns) & {*config.personal_data, *served.scorer.raw_columns} - {config.id_column}
+    written = " ".join(answer.astype(str).to_numpy().ravel())
+    names = config.naming.columns(list(records.columns))
+    for raw_name, name in names.items():
+        if name in config.personal_data and name != config.id_column:
+            for value in records[raw_name].dropna().astype(str):
+                if len(value.strip()) > 3:
+                    assert value.strip() not in written, name
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input (the linkedin export: text, with personal data)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def linkedin_served(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("serving_bad_input")
+    linkedin.write(data_dir, rows=1500, seed=5)
+    config = fast(load_project_config(DEFS_DIR / "linkedin" / "defs.yaml"))
+    assert materialize_project(config, data_dir).success
+    return Served("linkedin", data_dir)
+
+
+def test_a_batch_scores_its_valid_leads_and_reports_each_invalid_one(linkedin_served):
+    records = linkedin_served.records(n=5, seed=4).astype(object)
+    records.loc[1, "companySize"] = "lots"
+    records.loc[3, "email"] = "jane.doe(at)example"
+    answer = linkedin_served.model.predict(records)
+    assert answer.probability.isna().tolist() == [False, True, False, True, False]
+    lead_1, lead_3 = records.loc[1, "_id"].strip(), records.loc[3, "_id"].strip()
+    assert answer.error[1] == f"lead '{lead_1}' (request row 2): column 'company_size' value 'lots': is not a valid integer"
+    assert answer.error[3] == (f"lead '{lead_3}' (request row 4): column 'email': fails check: "
+                               "does not match the expected format")
+    assert "jane.doe" not in answer.to_string()  # personal values are never repeated
+    assert answer.lead_id.tolist() == records["_id"].str.strip().tolist()
+    ok = answer[answer.error.isna()]
+    assert_same_as_lead_scores(linkedin_served, ok.assign(decile=ok.decile.astype(int)))
+
+
+def test_a_request_with_no_valid_lead_is_refused_naming_lead_field_and_rule(linkedin_served):
+    records = linkedin_served.records(n=2, seed=5).astype(object)
+    records["companySize"] = ["lots", "-3"]
+    with pytest.raises(InvalidRequest) as refused:
+        linkedin_served.model.predict(records)
+    err = refused.value
+    assert err.get_http_status_code() == 400
+    lead = records.loc[0, "_id"].strip()
+    assert f"lead '{lead}' (request row 1): column 'company_size' value 'lots': is not a valid integer" in err.message
+    assert {(e["lead_id"], e["field"]) for e in err.json_kwargs["errors"]} == {
+        (lead, "company_size"), (records.loc[1, "_id"].strip(), "company_size")}
+    err.message = "Failed to predict data '<the request>'"  # what the scoring server does: ignored
+    assert "request row 1" in err.message and "<the request>" not in err.serialize_as_json()
+
+    with pytest.raises(InvalidRequest, match="required column 'job_title' is missing"):
+        linkedin_served.model.predict(linkedin_served.records(n=1).drop(columns=["jobTitle"]))
+
+
+def test_one_lead_invalid_is_refused_like_a_batch(linkedin_served):
+    record = linkedin_served.records(n=1, seed=6).astype(object)
+    record["createdAt"] = "next tuesday"
+    with pytest.raises(InvalidRequest, match=r"\(request row 1\): column 'created_at' value 'next tuesday': "
+                                             "is not a valid datetime"):
+        linkedin_served.model.predict(record)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure parts
+# ---------------------------------------------------------------------------------------------
+
+
+def test_decile_cut_points_reproduce_population_deciles():
+    p = np.random.default_rng(0).random(1234)
+    assert (deciles_from_cut_points(p, decile_cut_points(p)) == deciles(p)).all()
+    cuts = decile_cut_points(p)
+    assert deciles_from_cut_points(np.array([1.0, 0.0, cuts[0], cuts[8]]), cuts).tolist() == [1, 10, 1, 9]
+
+
+def test_describe_names_lead_field_and_rule():
+    reason = ("request row 12 column 'company_size' value 'a: b': is not a valid integer; "
+              "request row 12: rule 'size_ok' (company_size > 0) is false")
+    text, parts = _describe(reason, 12, "L1")
+    assert text == ("lead 'L1' (request row 12): column 'company_size' value 'a: b': is not a valid integer; "
+                    "rule 'size_ok' (company_size > 0) is false")
+    assert [(p["field"], p["rule"]) for p in parts] == [
+        ("company_size", "is not a valid integer"), ("size_ok", "rule 'size_ok' (company_size > 0) is false")]

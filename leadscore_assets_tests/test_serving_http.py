@@ -1,0 +1,157 @@
+"""The champion served over HTTP by MLflow's own scoring server (`mlflow models serve`).
+
+One small linkedin run registers and promotes its model; the real server is started on
+loopback for `models:/leadscore-linkedin@champion` (`--env-manager local`: this venv) and asked
+for one lead, a batch with an invalid lead and a request with no valid lead.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from leadscore_assets.demo_data import linkedin
+from leadscore_assets.lib.config import load_project_config
+from leadscore_assets_tests.conftest import DEFS_DIR, materialize_project, warehouse_file
+from leadscore_assets_tests.lib.test_serving import fast
+
+VENV_BIN = Path(sys.executable).parent
+START_TIMEOUT_S = 60
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def request(url: str, payload: dict | None = None, timeout: float = 30) -> tuple[int, object]:
+    """(status, parsed JSON body or text) of a GET (no payload) or a JSON POST."""
+    data = None if payload is None else json.dumps(payload).encode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            status, body = resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        status, body = err.code, err.read().decode()
+    try:
+        return status, json.loads(body)
+    except json.JSONDecodeError:
+        return status, body
+
+
+@contextmanager
+def model_server(model_uri: str, tracking_uri: str, log_path: Path, workers: int = 1):
+    """`mlflow models serve` on a free loopback port; yields its base URL, always stopped after.
+
+    MLflow runs `uvicorn` from PATH, so this venv's bin goes first on it."""
+    port = free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
+    cmd = [str(VENV_BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",
+           "-h", "127.0.0.1", "-p", str(port), "-w", str(workers)]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the model server exited ({proc.returncode}): {log_path.read_text()[-3000:]}")
+            try:
+                if request(f"{base}/ping", timeout=2)[0] == 200:
+                    break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the model server did not answer /ping in {START_TIMEOUT_S} s: "
+                                   f"{log_path.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield base
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 15)  # its own session: the server and the uvicorn workers it started
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+                proc.wait(timeout=15)
+
+
+def raw_records(data_dir: Path, project: str, n: int) -> list[dict]:
+    """n raw rows of validated leads as the export holds them (text), without lineage columns."""
+    with duckdb.connect(str(warehouse_file(data_dir, project)), read_only=True) as conn:
+        raw = conn.execute(f"""
+            SELECT r.* EXCLUDE (_row_number, _source_file) FROM {project}.raw_contacts r
+            JOIN {project}.validated_contacts v USING (_row_number) ORDER BY r._row_number LIMIT {n}""").df()
+    return raw.to_dict(orient="records")
+
+
+@pytest.fixture(scope="module")
+def served_linkedin(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("http_linkedin")
+    linkedin.write(data_dir, rows=1500, seed=5)
+    assert materialize_project(fast(load_project_config(DEFS_DIR / "linkedin" / "defs.yaml")), data_dir).success
+    tracking_uri = f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}"
+    with model_server("models:/leadscore-linkedin@champion", tracking_uri, data_dir / "server.log") as base:
+        yield base, data_dir
+
+
+def test_the_served_champion_answers_over_http(served_linkedin):
+    base, data_dir = served_linkedin
+    assert request(f"{base}/health")[0] == 200 and request(f"{base}/ping")[0] == 200
+    records = raw_records(data_dir, "linkedin", 4)
+    with duckdb.connect(str(warehouse_file(data_dir, "linkedin")), read_only=True) as conn:
+        scores = conn.execute("SELECT * FROM linkedin.lead_scores").df().set_index("lead_id")
+
+    status, body = request(f"{base}/invocations", {"dataframe_records": records[:1]})
+    assert status == 200, body
+    (lead,) = body["predictions"]
+    expected = scores.loc[lead["lead_id"]]
+    assert abs(lead["probability"] - expected.probability) <= 1e-9
+    assert (lead["decile"], lead["grade"], lead["contact"]) == (expected.decile, expected.grade, expected.contact)
+    assert [lead[f"reason_{i}_up"] for i in (1, 2, 3)] == [expected[f"reason_{i}_up"] for i in (1, 2, 3)]
+    assert lead["error"] is None and "email" not in lead and "first_name" not in lead
+
+    # a batch with one invalid lead: the others are scored, the bad one named with its field and rule
+    batch = [dict(r) for r in records]
+    batch[2]["companySize"] = "lots"
+    status, body = request(f"{base}/invocations", {"dataframe_records": batch, "params": {"reasons": False}})
+    assert status == 200, body
+    answers = body["predictions"]
+    assert [a["probability"] is None for a in answers] == [False, False, True, False]
+    bad_id = batch[2]["_id"].strip()
+    assert answers[2]["lead_id"] == bad_id
+    assert answers[2]["error"] == (f"lead '{bad_id}' (request row 3): column 'company_size' value 'lots': "
+                                   "is not a valid integer")
+    assert all(a["reason_1_up"] is None for a in answers)  # reasons off
+    assert abs(answers[0]["probability"] - scores.loc[answers[0]["lead_id"]].probability) <= 1e-9
+
+    # no valid lead: 400 naming lead, field and rule (and nothing else of the request)
+    refused = [dict(r) for r in records[:2]]
+    refused[0]["createdAt"] = "yesterday"
+    refused[1]["email"] = "someone(at)example"
+    status, body = request(f"{base}/invocations", {"dataframe_records": refused})
+    assert status == 400, body
+    assert body["error_code"] == "INVALID_PARAMETER_VALUE"
+    first = refused[0]["_id"].strip()
+    assert f"lead '{first}' (request row 1): column 'created_at' value 'yesterday': is not a valid datetime" in body["message"]
+    assert "(request row 2): column 'email': fails check: does not match the expected format" in body["message"]
+    assert {(e["lead_id"], e["field"]) for e in body["errors"]} == {(first, "created_at"),
+                                                                     (refused[1]["_id"].strip(), "email")}
+    text = json.dumps(body)
+    personal = [refused[0][c] for c in ("firstName", "lastName", "email") if len(str(refused[0][c] or "")) > 3]
+    assert "someone(at)example" not in text and not [v for v in personal if v in text]  # no personal data
+
+    # a required column missing: 400 naming it
+    status, body = request(f"{base}/invocations",
+                           {"dataframe_records": [{k: v for k, v in records[0].items() if k != "jobTitle"}]})
+    assert status == 400 and "required column 'job_title' is missing" in body["message"], body
