@@ -16,7 +16,7 @@ import mlflow
 import pandas as pd
 from sklearn.metrics import brier_score_loss, r2_score, roc_auc_score
 
-from leadscore_assets.assets.common import table_exists
+from leadscore_assets.assets.tables import exists as table_exists
 from leadscore_assets.lib.config import load_project_config
 from leadscore_assets.resources.warehouse import published_file
 from leadscore_assets.lib.features import ID, LABEL, SPLIT, FeatureSet

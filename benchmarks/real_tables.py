@@ -343,7 +343,8 @@ def read_run_outputs(config, data_dir: Path, out: SplitResult):
     import mlflow
     from mlflow import MlflowClient
 
-    from leadscore_assets.assets.common import load_feature_set, table_exists
+    from leadscore_assets.assets.common import load_feature_set
+    from leadscore_assets.assets.tables import exists as table_exists
 
     frame, model = None, None
     from leadscore_assets.resources.warehouse import published_file

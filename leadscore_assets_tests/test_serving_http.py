@@ -24,6 +24,8 @@ from leadscore_assets.lib.config import load_project_config
 from leadscore_assets_tests.conftest import DEFS_DIR, materialize_project, warehouse_file
 from leadscore_assets_tests.lib.test_serving import fast
 
+pytestmark = pytest.mark.slow  # a real `mlflow models serve` process: `pytest -m slow`
+
 VENV_BIN = Path(sys.executable).parent
 START_TIMEOUT_S = 60
 

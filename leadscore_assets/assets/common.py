@@ -1,4 +1,5 @@
-"""Small helpers shared by the asset factories: table names, DuckDB I/O and UI metadata."""
+"""Small helpers shared by the asset factories: the warehouse connection, asset specs and UI
+metadata. Table names and typed reads and writes: assets/tables.py."""
 
 
 import base64
@@ -38,33 +39,6 @@ def warehouse_connection(warehouse: Warehouse, config: ProjectConfig) -> Iterato
 def key(config: ProjectConfig, name: str) -> dg.AssetKey:
     """Asset keys read like warehouse addresses: [project, table]."""
     return dg.AssetKey([config.name, name])
-
-
-def table(config: ProjectConfig, name: str) -> str:
-    """The DuckDB table behind an asset: schema = project, table = asset name."""
-    return f"{config.name}.{name}"
-
-
-def write_table(conn: duckdb.DuckDBPyConnection, name: str, df: pd.DataFrame) -> None:
-    """Replace a table with a DataFrame's contents (schema created on demand)."""
-    schema = name.split(".")[0]
-    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-    df = _typed_nulls(df)
-    conn.register("_frame", df)
-    try:
-        conn.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _frame")
-    finally:
-        conn.unregister("_frame")
-
-
-def _typed_nulls(df: pd.DataFrame) -> pd.DataFrame:
-    """All-null object columns become text, so DuckDB never creates a column of type NULL."""
-    empty = [c for c in df.columns if df[c].dtype == object and df[c].isna().all()]
-    return df.astype({c: "string" for c in empty}) if empty else df
-
-
-def read_table(conn: duckdb.DuckDBPyConnection, name: str, where: str = "") -> pd.DataFrame:
-    return conn.execute(f"SELECT * FROM {name} {where}").df()
 
 
 def column_schema(df: pd.DataFrame) -> dg.TableSchema:
@@ -128,27 +102,3 @@ def save_feature_set(conn: duckdb.DuckDBPyConnection, config: ProjectConfig, fs:
 def load_feature_set(conn: duckdb.DuckDBPyConnection, config: ProjectConfig) -> FeatureSet:
     """The feature set decided when features were built (it depends on the data)."""
     return FeatureSet.from_frame(FEATURE_SCHEMA.read(conn, config))
-
-
-def table_exists(conn: duckdb.DuckDBPyConnection, name: str) -> bool:
-    schema, tbl = name.split(".")
-    return bool(conn.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?", [schema, tbl]
-    ).fetchall()[0][0])
-
-
-def append_table(conn: duckdb.DuckDBPyConnection, name: str, df: pd.DataFrame) -> None:
-    """Append rows, creating the table from the frame's schema the first time and adding any
-    column a newer version writes (older rows get NULL there): history tables outlive releases."""
-    if not table_exists(conn, name):
-        write_table(conn, name, df)
-        return
-    conn.register("_frame", _typed_nulls(df))
-    try:
-        have = {r[0] for r in conn.execute(f"DESCRIBE {name}").fetchall()}
-        for column, kind in conn.execute("SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM _frame)").fetchall():
-            if column not in have:
-                conn.execute(f'ALTER TABLE {name} ADD COLUMN "{column}" {kind}')
-        conn.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _frame")
-    finally:
-        conn.unregister("_frame")

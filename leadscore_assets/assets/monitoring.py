@@ -1,7 +1,8 @@
 """drift_reports: Evidently reports comparing the champion's training data with new leads.
 
-Reference = the rows the current champion was trained on (with its scores), persisted when it
-was promoted; before the first promotion, the training split scored by the challenger.
+Reference = the rows the current champion was trained on (with its scores), logged with its
+model version in MLflow (so no table written by a later asset is read here: no back-edge);
+before the first promotion, the training split scored by the challenger.
 Current = every lead the reference does not contain. Feature, score (PSI) and label drift
 feed the promotion gate; each report is an HTML file under data/reports, logged to MLflow.
 """
@@ -9,17 +10,22 @@ feed the promotion gate; each report is an HTML file under data/reports, logged 
 import dagster as dg
 import pandas as pd
 
-from leadscore_assets.assets.common import (
-    asset_kwargs,
-    load_feature_set,
-    read_table,
-    table,
-    table_exists,
-    warehouse_connection,
+from leadscore_assets.assets.common import asset_kwargs, load_feature_set, warehouse_connection
+from leadscore_assets.assets.tables import (
+    DRIFT_SUMMARY,
+    EVALUATION_REPORT,
+    FEATURE_SCHEMA,
+    FEATURES,
 )
-from leadscore_assets.assets.tables import DRIFT_SUMMARY, EVALUATION_REPORT, FEATURE_SCHEMA, FEATURES
 from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.drift import feature_drift, label_drift, score_drift
+from leadscore_assets.lib.drift import (
+    REFERENCE_ARTIFACT,
+    drift_reference,
+    feature_drift,
+    label_drift,
+    not_in_reference,
+    score_drift,
+)
 from leadscore_assets.lib.features import ID, LABEL, SPLIT
 from leadscore_assets.lib.registry import CHAMPION, current_champion, load_version, missing_inputs
 from leadscore_assets.resources.mlflow_store import MlflowStore
@@ -48,17 +54,18 @@ def build(config: ProjectConfig) -> list:
             frame = FEATURES.read(conn, config)
             fs = load_feature_set(conn, config)
             ev = EVALUATION_REPORT.read(conn, config).iloc[0]
-            reference = (read_table(conn, table(config, "champion_reference"))
-                         if table_exists(conn, table(config, "champion_reference")) else None)
         champion = current_champion(mlflow_store.client, name)
         model = load_version(name, CHAMPION) if champion is not None else None
-        if model is None or missing_inputs(model, frame.columns):
-            # No champion, or one trained on another feature set: judge drift against this run's training rows.
-            model, reference, champion = mlflow_store.load_model(ev.model_uri), None, None
-        if reference is None:
-            reference = frame[frame[SPLIT] == "train"].copy()
-            reference["score"] = model.predict_proba(reference[fs.columns])[:, 1]
-        current = frame[~frame[ID].isin(reference[ID])]
+        # the rows the champion learnt from, logged with its version (hashed lead ids)
+        reference = mlflow_store.run_frame(champion.run_id, REFERENCE_ARTIFACT) if champion is not None else None
+        if model is None or missing_inputs(model, frame.columns) or reference is None:
+            # No champion, one trained on another feature set or logged before references were: judge
+            # drift against this run's training rows.
+            model, champion = mlflow_store.load_model(ev.model_uri), None
+            train = frame[frame[SPLIT] == "train"]
+            reference = drift_reference(train, fs.columns, LABEL, model.predict_proba(train[fs.columns])[:, 1],
+                                        train[ID])
+        current = not_in_reference(frame, frame[ID], reference)
         if len(current) < MIN_ROWS:
             current = frame[frame[SPLIT] == "test"]
         current_scores = model.predict_proba(current[fs.columns])[:, 1]

@@ -10,23 +10,30 @@ import time
 from datetime import datetime, timezone
 
 import dagster as dg
-import mlflow
 import pandas as pd
 
 from leadscore_assets.assets.common import (
-    append_table,
     asset_kwargs,
     key,
     load_feature_set,
-    read_table,
     resolved_config,
-    table,
     warehouse_connection,
-    write_table,
+)
+from leadscore_assets.assets.tables import (
+    COLUMN_TYPES,
+    DRIFT_SUMMARY,
+    EVALUATION_REPORT,
+    FEATURES,
+    FEATURE_SCHEMA,
+    MODEL_DECISIONS,
+    RAW_CONTACTS,
+    REVENUE_MODEL,
+    VALIDATED_CONTACTS,
 )
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.evaluation import bootstrap_ci, classification_metrics, selection_score
-from leadscore_assets.lib.features import FEEDBACK, LABEL, NEWEST_FEEDBACK, SPLIT
+from leadscore_assets.lib.drift import REFERENCE_ARTIFACT, drift_reference
+from leadscore_assets.lib.features import FEEDBACK, ID, LABEL, NEWEST_FEEDBACK, SPLIT
 from leadscore_assets.lib.promotion import HeldOutScores, decide
 from leadscore_assets.lib.registry import (
     CHAMPION,
@@ -49,30 +56,31 @@ FIGURES = ("challenger_metric", "champion_metric", "metric_gain", "prediction_ps
 def build(config: ProjectConfig) -> list:
     metric = config.models.selection_metric
 
-    @dg.asset(
-        # revenue_model: the served model carries the run's revenue stage too
-        deps=[key(config, "evaluation_report"), key(config, "drift_reports"),
-              *([key(config, "revenue_model")] if config.revenue else [])],
-        **asset_kwargs(
-            config, "champion_model", "models",
-            f"The challenger registered as '{config.registered_model_name}' (alias `challenger`) and promoted "
-            "to `champion` only when it beats the champion on the same held-out rows and the drift "
-            "guardrails allow it; the replaced champion keeps the alias `previous`.",
-            {"mlflow"},
-        ),
-    )
-    def champion_model(
-        context: dg.AssetExecutionContext, warehouse: Warehouse, mlflow_store: MlflowStore
-    ) -> dg.MaterializeResult:
+    reads = [EVALUATION_REPORT.key(config), key(config, "drift_reports"), DRIFT_SUMMARY.key(config),
+             FEATURES.key(config), FEATURE_SCHEMA.key(config), COLUMN_TYPES.key(config), RAW_CONTACTS.key(config),
+             VALIDATED_CONTACTS.key(config),
+             *([REVENUE_MODEL.key(config)] if config.revenue else [])]  # the served model carries the revenue stage
+    champion_spec = dg.AssetSpec(deps=reads, **asset_kwargs(
+        config, "champion_model", "models",
+        f"The challenger registered as '{config.registered_model_name}' (alias `challenger`): the served model, "
+        "raw leads in, scores and reasons out. Promoted to `champion` only when it beats the champion on the "
+        "same held-out rows and the drift guardrails allow it; the replaced champion keeps the alias `previous`.",
+        {"mlflow"}))
+
+    @dg.multi_asset(specs=[champion_spec, MODEL_DECISIONS.spec(config, "models", {"duckdb"}, reads)],
+                    name=f"{config.name}_judge_challenger")
+    def champion_model(context: dg.AssetExecutionContext, warehouse: Warehouse, mlflow_store: MlflowStore):
         client, name = mlflow_store.client, config.registered_model_name
         with warehouse_connection(warehouse, config) as conn:
-            ev = read_table(conn, table(config, "evaluation_report")).iloc[0]
-            drift = read_table(conn, table(config, "drift_summary")).set_index("kind")
-            frame = read_table(conn, table(config, "features"))
+            ev = EVALUATION_REPORT.read(conn, config).iloc[0]
+            drift = DRIFT_SUMMARY.read(conn, config).set_index("kind")
+            frame = FEATURES.read(conn, config)
             fs = load_feature_set(conn, config)
             resolved, raw_cols, references = resolved_config(conn, config), raw_columns(conn, config), date_references(conn, config)
-            revenue_uri = read_table(conn, table(config, "revenue_model")).model_uri.iloc[0] if config.revenue else None
+            revenue_uri = REVENUE_MODEL.read(conn, config).model_uri.iloc[0] if config.revenue else None
         champion = current_champion(client, name)
+        challenger_model = mlflow_store.load_model(ev.model_uri)
+        train = frame[frame[SPLIT] == "train"]
         # What is registered (and served) is the serving pyfunc around the evaluated sklearn pipeline
         # (lib/serving.py), logged in a run of its own next to the evaluation run it wraps.
         with mlflow_store.run(config.name, f"serving: {ev.candidate}", role="serving",
@@ -81,6 +89,9 @@ def build(config: ProjectConfig) -> list:
                 config=resolved, fs=fs, raw_cols=raw_cols, sklearn_model_uri=ev.model_uri, frame=frame,
                 threshold=float(f"{ev.threshold:.6f}"),  # as tagged below, as lead_scores reads it
                 references=references, revenue_model_uri=revenue_uri)
+            # what drift is judged against while this version is champion (monitoring.py)
+            mlflow_store.log_frame(drift_reference(train, fs.columns, LABEL, challenger_model.predict_proba(
+                train[fs.columns])[:, 1], train[ID]), REFERENCE_ARTIFACT)
         version = register_challenger(client, name, serving_uri, tags={
             "leadscore.project": config.name, "leadscore.candidate": str(ev.candidate),
             "leadscore.threshold": f"{ev.threshold:.6f}", "leadscore.threshold_policy": str(ev.threshold_policy),
@@ -89,7 +100,6 @@ def build(config: ProjectConfig) -> list:
         })
 
         x_test, y_test = split_xy(frame, fs, "test")
-        challenger_model = mlflow.sklearn.load_model(ev.model_uri)
         p_challenger = challenger_model.predict_proba(x_test)[:, 1]
         comparison = {"challenger": classification_metrics(y_test, p_challenger)}
         intervals = {"challenger": bootstrap_ci(y_test, p_challenger, ("roc_auc",), seed=config.models.seed)}
@@ -140,14 +150,9 @@ def build(config: ProjectConfig) -> list:
         del row["promote"]
         decisions = pd.DataFrame([row]).astype({k: "float64" for k in FIGURES})
         with warehouse_connection(warehouse, config) as conn:
-            append_table(conn, table(config, "model_decisions"), decisions)
+            MODEL_DECISIONS.append(conn, config, decisions)
         # The champion alias moves in `published`, at the end of a run that passed every check:
         # a failure anywhere before leaves the champion (and the published tables) untouched.
-        if decision.promote:
-            reference = frame[frame[SPLIT] == "train"].copy()
-            reference["score"] = challenger_model.predict_proba(reference[fs.columns])[:, 1]
-            with warehouse_connection(warehouse, config) as conn:
-                write_table(conn, table(config, "champion_reference"), reference)
         client.set_model_version_tag(name, version, "leadscore.decision", verdict)
         client.set_model_version_tag(name, version, "leadscore.decision_reason", decision.reason)
         now_champion = client.get_model_version(name, version) if decision.promote else champion
@@ -157,7 +162,10 @@ def build(config: ProjectConfig) -> list:
             f"leadscore/{config.name}.decision": f"{verdict} v{version}",
             f"leadscore/{config.name}.decision_reason": decision.reason[:250]})
         table_md = pd.DataFrame(comparison).T[["roc_auc", "pr_auc", "brier", "log_loss"]].round(4).to_markdown()
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(asset_key=MODEL_DECISIONS.key(config), metadata={
+            "decision": verdict, "reason": decision.reason, "challenger_version": version})
+        yield dg.MaterializeResult(
+            asset_key=champion_spec.key,
             metadata={
                 "decision": verdict,
                 "reason": decision.reason,

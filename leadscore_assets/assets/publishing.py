@@ -4,7 +4,8 @@ what this run decided. A run stopped anywhere earlier publishes nothing (write-a
 
 import dagster as dg
 
-from leadscore_assets.assets.common import asset_kwargs, table_exists, warehouse_connection
+from leadscore_assets.assets.common import asset_kwargs, warehouse_connection
+from leadscore_assets.assets.tables import MODEL_DECISIONS
 from leadscore_assets.lib.call_list import publish_call_list
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.registry import promote
@@ -15,10 +16,9 @@ from leadscore_assets.resources.warehouse import ProjectBusyError, Warehouse
 
 def decision_of_run(conn, config: ProjectConfig, run_id: str) -> tuple[str, str] | None:
     """(decision, challenger version) recorded by this run's champion_model, if it ran."""
-    decisions = f"{config.name}.model_decisions"
-    if not table_exists(conn, decisions):
+    if not MODEL_DECISIONS.exists(conn, config):
         return None
-    rows = conn.execute(f"SELECT decision, challenger_version FROM {decisions} WHERE dagster_run_id = ?",
+    rows = conn.execute(f"SELECT decision, challenger_version FROM {MODEL_DECISIONS.of(config)} WHERE dagster_run_id = ?",
                         [run_id]).fetchall()
     return (str(rows[-1][0]), str(rows[-1][1])) if rows else None
 

@@ -4,13 +4,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from leadscore_assets.assets.common import (
-    asset_kwargs,
-    load_feature_set,
-    read_table,
-    table_exists,
-    warehouse_connection,
-)
+from leadscore_assets.assets.common import asset_kwargs, load_feature_set, warehouse_connection
 from leadscore_assets.assets.tables import (
     EVALUATION_REPORT,
     FEATURES,
@@ -69,8 +63,8 @@ def build(config: ProjectConfig) -> list:
         with warehouse_connection(warehouse, config) as conn:
             REVENUE_MODEL.write(conn, config, pd.DataFrame([{
                 "run_id": run.info.run_id, "model_uri": model_uri, **{f"test_{k}": v for k, v in metrics.items()}}]))
-            report = EVALUATION_REPORT.of(config)
-            evaluated = read_table(conn, report) if table_exists(conn, report) else pd.DataFrame()
+            evaluated = EVALUATION_REPORT.read_if_exists(conn, config)
+        evaluated = pd.DataFrame() if evaluated is None else evaluated
         classification = evaluated.iloc[0].to_dict() if len(evaluated) else {}  # test_<metric> columns
         targets = compare_targets(config.targets, measured_figures(classification, metrics, classification_prefix="test_"))
         return dg.MaterializeResult(metadata={

@@ -8,7 +8,6 @@ words a salesperson reads ("job_title = ceo raises the score").
 from datetime import datetime, timezone
 
 import dagster as dg
-import mlflow
 import numpy as np
 import pandas as pd
 
@@ -17,17 +16,27 @@ from leadscore_assets.assets.common import (
     column_schema,
     key,
     load_feature_set,
-    read_table,
-    table,
     warehouse_connection,
-    write_table,
+)
+from leadscore_assets.assets.tables import (
+    FEATURES,
+    FEATURE_SCHEMA,
+    LEAD_SCORES,
+    MODEL_DECISIONS,
+    REVENUE_MODEL,
+    VALIDATED_CONTACTS,
 )
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.evaluation import deciles
 from leadscore_assets.lib.explain import explain, reasons
 from leadscore_assets.lib.features import ID, SPLIT
 from leadscore_assets.assets.publishing import decision_of_run
-from leadscore_assets.lib.registry import current_champion, load_serving_parts, load_version, uncalibrated
+from leadscore_assets.lib.registry import (
+    current_champion,
+    load_serving_parts,
+    load_version,
+    uncalibrated,
+)
 from leadscore_assets.lib.serving import deciles_from_cut_points
 from leadscore_assets.lib.call_list import call_list, call_list_markdown, write_call_list
 from leadscore_assets.lib.thresholds import grades
@@ -40,7 +49,8 @@ REASON_COLUMNS = [f"reason_{i}_{d}" for d in ("up", "down") for i in (1, 2, 3)]
 
 def build(config: ProjectConfig) -> list:
     @dg.asset(
-        deps=[key(config, "champion_model"), key(config, "features"), *([key(config, "revenue_model")] if config.revenue else [])],
+        deps=[key(config, "champion_model"), MODEL_DECISIONS.key(config), FEATURES.key(config), FEATURE_SCHEMA.key(config),
+              VALIDATED_CONTACTS.key(config), *([REVENUE_MODEL.key(config)] if config.revenue else [])],
         **asset_kwargs(
             config, "lead_scores", "scoring",
             f"Probability, decile, grade A-D, contact flag and top reasons for every lead, from "
@@ -60,13 +70,13 @@ def build(config: ProjectConfig) -> list:
             version = current_champion(mlflow_store.client, name)
         if version is None:
             raise dg.Failure(description=(
-                f"no champion for {name}: no model has been promoted yet (see {table(config, 'model_decisions')} "
+                f"no champion for {name}: no model has been promoted yet (see {MODEL_DECISIONS.of(config)} "
                 "for why the challenger was rejected); scores are left as they were"))
         threshold = float(version.tags.get("leadscore.threshold", 0.5))
         model = load_version(name, str(version.version))
         served = load_serving_parts(name, str(version.version))  # None: a version from before serving models
         with warehouse_connection(warehouse, config) as conn:
-            frame = read_table(conn, table(config, "features"))
+            frame = FEATURES.read(conn, config)
             fs = load_feature_set(conn, config)
         x = frame[fs.columns]
         p = model.predict_proba(x)[:, 1]
@@ -88,8 +98,8 @@ def build(config: ProjectConfig) -> list:
         })
         if config.revenue:
             with warehouse_connection(warehouse, config) as conn:
-                uri = conn.execute(f"SELECT model_uri FROM {table(config, 'revenue_model')}").fetchall()[0][0]
-            scores["expected_order_value"] = mlflow.sklearn.load_model(uri).predict(x)
+                uri = conn.execute(f"SELECT model_uri FROM {REVENUE_MODEL.of(config)}").fetchall()[0][0]
+            scores["expected_order_value"] = mlflow_store.load_model(uri).predict(x)
             scores["expected_revenue"] = scores.probability * scores.expected_order_value
         scores = pd.concat([scores, why.reindex(scores.index)[[*REASON_COLUMNS, "reasons_up", "reasons_down"]]], axis=1)
         scores["model_name"] = name
@@ -97,9 +107,9 @@ def build(config: ProjectConfig) -> list:
         scores["scored_at"] = datetime.now(timezone.utc).replace(tzinfo=None)
         scores = scores.sort_values("probability", ascending=False, kind="stable")
         with warehouse_connection(warehouse, config) as conn:
-            write_table(conn, table(config, "lead_scores"), scores)
+            LEAD_SCORES.write(conn, config, scores)
         with warehouse_connection(warehouse, config) as conn:
-            context_columns = read_table(conn, table(config, "validated_contacts"))
+            context_columns = VALIDATED_CONTACTS.read(conn, config)
         calls = call_list(scores, context_columns, config)
         files = write_call_list(calls, storage.report_dir(config.name, "call_list"), context.run_id)
         by_grade = scores.groupby("grade").probability.agg(["size", "min", "max"]).round(4).reset_index()

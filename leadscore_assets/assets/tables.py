@@ -136,6 +136,13 @@ TABLES = (RAW_CONTACTS, QUARANTINED_SOURCE_ROWS, VALIDATED_CONTACTS, QUARANTINED
           MODEL_DECISIONS, REVENUE_MODEL, LEAD_SCORES)
 
 
+def exists(conn: duckdb.DuckDBPyConnection, qualified: str) -> bool:
+    """Whether `<schema>.<table>` exists (for tools that know a table only by its name)."""
+    schema, name = qualified.split(".")
+    return bool(conn.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+                             [schema, name]).fetchall()[0][0])
+
+
 def source_table(name: str) -> Table:
     """A table of a multi-table source (`source.tables.<name>`), loaded before the source query."""
     return Table(f"source_{name}", f"Source table '{name}' as delivered, rows breaking its rules quarantined.")

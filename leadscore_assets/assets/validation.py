@@ -12,7 +12,6 @@ from leadscore_assets.assets.common import (
     preview,
     resolved_config,
     save_resolved_columns,
-    table,
     warehouse_connection,
 )
 from leadscore_assets.assets.tables import (
@@ -105,7 +104,7 @@ def build(config: ProjectConfig) -> list:
 def build_checks(config: ProjectConfig) -> list:
     """Blocking checks: a failed one stops labels, features, models and scores downstream."""
     valid_key = VALIDATED_CONTACTS.key(config)
-    valid_t, raw_t, quar_t = (table(config, n) for n in ("validated_contacts", "raw_contacts", "quarantined_contacts"))
+    valid_t, raw_t, quar_t = (t.of(config) for t in (VALIDATED_CONTACTS, RAW_CONTACTS, QUARANTINED_CONTACTS))
 
     @dg.asset_check(asset=valid_key, name="schema_matches_config", blocking=True,
                     description="Every configured column is present in the source and the validated table.")

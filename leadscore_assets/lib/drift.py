@@ -9,6 +9,7 @@ the snapshot's `dict()` into a plain table, so callers never touch Evidently obj
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -235,3 +236,26 @@ def _single_column_report(kind: str, per_column: pd.DataFrame, html_path: Path, 
         psi=float(row.score) if with_psi else None,
         html_path=html_path,
     )
+
+
+REFERENCE_ARTIFACT = "reference/drift_reference.parquet"  # logged with every registered version
+LEAD_KEY = "lead_key"  # a one-way hash of the lead id: the reference leaves the warehouse
+
+
+def lead_keys(ids: pd.Series) -> pd.Series:
+    """Stable one-way keys for lead ids (which may be personal: never stored in MLflow as is)."""
+    return ids.astype(str).map(lambda v: hashlib.sha256(v.encode()).hexdigest()[:24])
+
+
+def drift_reference(rows: pd.DataFrame, columns: list[str], label: str, scores: np.ndarray, ids: pd.Series) -> pd.DataFrame:
+    """What a model version is judged against later: the rows it learnt from (features, label,
+    its own scores), keyed by hashed lead id."""
+    reference = rows[[*columns, label]].copy()
+    reference["score"] = scores
+    reference[LEAD_KEY] = lead_keys(ids).to_numpy()
+    return reference.reset_index(drop=True)
+
+
+def not_in_reference(frame: pd.DataFrame, ids: pd.Series, reference: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `frame` whose lead the reference does not hold (leads the model has not seen)."""
+    return frame[~lead_keys(ids).isin(set(reference[LEAD_KEY])).to_numpy()]

@@ -16,6 +16,7 @@ parents can be open in one process and candidate, evaluation and drift runs nest
 from __future__ import annotations
 
 import os
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
@@ -177,6 +178,24 @@ class MlflowStore(dg.ConfigurableResource):
 
     def log_artifact(self, local_file: str | Path, artifact_path: str) -> None:
         mlflow.log_artifact(str(local_file), artifact_path=artifact_path)
+
+    def log_frame(self, frame, artifact_file: str) -> None:
+        """A table as a Parquet artifact of the active run."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / Path(artifact_file).name
+            frame.to_parquet(path, index=False)
+            mlflow.log_artifact(str(path), artifact_path=str(Path(artifact_file).parent))
+
+    def run_frame(self, run_id: str, artifact_file: str):
+        """A Parquet artifact of a run as a DataFrame; None when the run has no such artifact."""
+        import pandas as pd
+
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                path = self.client.download_artifacts(run_id, artifact_file, tmp)
+            except (OSError, mlflow.exceptions.MlflowException):
+                return None
+            return pd.read_parquet(path)
 
     def log_classifier(self, pipeline, x_example) -> str:
         """Log a fitted pipeline in the active run; its model URI."""

@@ -74,9 +74,13 @@ class Served:
         return self.raw.set_index(ROW).loc[chosen].reset_index().drop(columns=LINEAGE)
 
 
-@pytest.fixture(scope="module", params=list(PROJECTS))
+@pytest.fixture(scope="module", params=[
+    # linkedin in the fast set (the session's linkedin_run); every other project in the slow set
+    "linkedin", *(pytest.param(p, marks=pytest.mark.slow) for p in PROJECTS if p != "linkedin")])
 def served(request, tmp_path_factory):
     project = request.param
+    if project == "linkedin":
+        return Served("linkedin", request.getfixturevalue("linkedin_run")[1])
     writer, rows = PROJECTS[project]
     data_dir = tmp_path_factory.mktemp(f"serving_{project}")
     writer(data_dir, rows=rows, seed=5)
@@ -170,12 +174,8 @@ def test_personal_data_never_in_the_answer(served):
 
 
 @pytest.fixture(scope="module")
-def linkedin_served(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("serving_bad_input")
-    linkedin.write(data_dir, rows=1500, seed=5)
-    config = fast(load_project_config(DEFS_DIR / "linkedin" / "defs.yaml"))
-    assert materialize_project(config, data_dir).success
-    return Served("linkedin", data_dir)
+def linkedin_served(linkedin_run):
+    return Served("linkedin", linkedin_run[1])
 
 
 def test_a_batch_scores_its_valid_leads_and_reports_each_invalid_one(linkedin_served):
