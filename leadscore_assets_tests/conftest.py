@@ -12,6 +12,8 @@ from leadscore_assets.lib.config import ProjectConfig, load_project_config
 from leadscore_assets.resources import build_resources
 from leadscore_assets.resources.warehouse import published_file, staged_file
 
+pytest_plugins = ["leadscore_assets_tests.feedback_files"]  # the `folder` fixture of the feedback tests
+
 DEFS_DIR = Path(__file__).resolve().parents[1] / "leadscore_assets" / "defs"
 
 

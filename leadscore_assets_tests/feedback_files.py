@@ -3,10 +3,20 @@
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from leadscore_assets.lib.feedback_parsing import parse_feedback
 
 HEADER = "lead_id,outcome,outcome_at\n"
 RECEIVED = datetime(2026, 6, 1, 12, 0)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A project's feedback folder, as `data/feedback/<project>/` (the source falls back to its name)."""
+    path = tmp_path / "feedback" / "linkedin"
+    path.mkdir(parents=True)
+    return path
 
 
 def write(folder: Path, name: str, content: str | bytes) -> Path:

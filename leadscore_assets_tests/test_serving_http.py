@@ -7,7 +7,6 @@ for one lead, a batch with an invalid lead and a request with no valid lead.
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,17 +22,12 @@ from leadscore_assets.demo_data import linkedin
 from leadscore_assets.lib.config import load_project_config
 from leadscore_assets_tests.conftest import DEFS_DIR, materialize_project, warehouse_file
 from leadscore_assets_tests.lib.test_serving import fast
+from leadscore_assets_tests.servers import free_port
 
 pytestmark = pytest.mark.slow  # a real `mlflow models serve` process: `pytest -m slow`
 
 VENV_BIN = Path(sys.executable).parent
 START_TIMEOUT_S = 60
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def request(url: str, payload: dict | None = None, timeout: float = 30) -> tuple[int, object]:

@@ -10,11 +10,9 @@ reads the pages as a user would. Screenshots of the lineage and the champion's a
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +27,7 @@ from leadscore_assets.components.lead_scoring_project import project_definitions
 from leadscore_assets.demo_data import linkedin
 from leadscore_assets.resources import build_resources
 from leadscore_assets_tests.conftest import with_candidates
+from leadscore_assets_tests.servers import free_port, graphql
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -40,19 +39,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 MLFLOW_UI = "http://127.0.0.1:5999"  # never started: the links only have to point there
 PROJECT, LOCATION = "linkedin", "leadscore"
 TIMEOUT_MS = 60_000
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _graphql(port: int, query: str) -> dict:
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query}).encode(),
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        return json.loads(resp.read())["data"]
 
 
 def _materialise(home: Path, data: Path, linkedin_config) -> None:
@@ -84,7 +70,7 @@ def ui(tmp_path_factory, linkedin_config):
         _materialise(home, data, linkedin_config)
     finally:
         mp.undo()
-    port = _free_port()
+    port = free_port()
     log = base / "webserver.log"
     with open(log, "w") as out:
         proc = subprocess.Popen([str(BIN / "dagster-webserver"), "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1",
@@ -96,7 +82,7 @@ def ui(tmp_path_factory, linkedin_config):
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5):
                     pass
-                entries = _graphql(port, "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }")
+                entries = graphql(port, "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }")
                 if any(e["loadStatus"] == "LOADED" for e in entries["workspaceOrError"]["locationEntries"]):
                     break
             except OSError:

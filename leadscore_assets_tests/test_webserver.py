@@ -1,15 +1,14 @@
 """The real webserver loads the code location and shows what an analyst opens the UI for."""
 
-import json
 import os
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from leadscore_assets_tests.servers import free_port, graphql
 
 pytestmark = pytest.mark.slow  # a real dagster-webserver process: `pytest -m slow`
 
@@ -21,23 +20,10 @@ QUERY = """{
 }"""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _graphql(port: int, query: str) -> dict:
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query}).encode(),
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        return json.loads(resp.read())["data"]
-
-
 @pytest.fixture(scope="module")
 def webserver(tmp_path_factory):
     home = tmp_path_factory.mktemp("dagster_home")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "LEADSCORE_DATA_DIR": str(tmp_path_factory.mktemp("data"))}
     exe = Path(sys.executable).with_name("dagster-webserver")
     proc = subprocess.Popen([str(exe), "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
@@ -46,7 +32,7 @@ def webserver(tmp_path_factory):
     try:
         while True:
             try:
-                if _graphql(port, "{ version }"):
+                if graphql(port, "{ version }"):
                     break
             except OSError:
                 pass
@@ -60,7 +46,7 @@ def webserver(tmp_path_factory):
 
 
 def test_ui_shows_every_project_lineage_with_checks_sensor_and_schedule(webserver):
-    data = _graphql(webserver, QUERY)
+    data = graphql(webserver, QUERY)
     nodes = {tuple(n["assetKey"]["path"]): n for n in data["assetNodes"]}
     for project in ("linkedin", "email_crm", "saas_crm", "web_sessions", "byo_example"):
         assert nodes[(project, "raw_contacts")]["groupName"] == project

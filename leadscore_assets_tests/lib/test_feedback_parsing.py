@@ -1,19 +1,11 @@
 """Outcome files parsed: every row lands in exactly one output, bad ones with a reason."""
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from leadscore_assets_tests.feedback_files import HEADER, RECEIVED, parse, write
-
-
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    path = tmp_path / "feedback" / "linkedin"
-    path.mkdir(parents=True)
-    return path
 
 
 def test_half_valid_file_keeps_good_rows_and_quarantines_bad_ones_with_reasons(folder):

@@ -1,20 +1,11 @@
 """One outcome per lead when files disagree, decided the same way every time."""
 
 from datetime import datetime
-from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from leadscore_assets.lib.feedback_resolution import resolve_conflicts
 from leadscore_assets_tests.feedback_files import HEADER, parse, write
-
-
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    path = tmp_path / "feedback" / "linkedin"
-    path.mkdir(parents=True)
-    return path
 
 
 def test_conflicts_are_resolved_by_outcome_time_and_recorded(folder):

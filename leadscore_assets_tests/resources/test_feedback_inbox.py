@@ -12,13 +12,6 @@ from leadscore_assets.resources.feedback_inbox import file_sha256, mark_processe
 from leadscore_assets_tests.feedback_files import HEADER, write
 
 
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    path = tmp_path / "feedback" / "linkedin"
-    path.mkdir(parents=True)
-    return path
-
-
 def tick(folder: Path, state: dict | None):
     """One sensor tick, with the cursor going through JSON as it does in Dagster."""
     result = scan_folder(folder, json.loads(json.dumps(state)) if state is not None else None)
