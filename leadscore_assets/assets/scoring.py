@@ -97,9 +97,13 @@ def build(config: ProjectConfig) -> list:
             "threshold": threshold,
         })
         if config.revenue:
-            with warehouse_connection(warehouse, config) as conn:
-                uri = conn.execute(f"SELECT model_uri FROM {REVENUE_MODEL.of(config)}").fetchall()[0][0]
-            scores["expected_order_value"] = mlflow_store.load_model(uri).predict(x)
+            # the revenue stage the scoring version carries (what it serves), else this run's
+            revenue = served.get("revenue_model") if served else None
+            if revenue is None:
+                with warehouse_connection(warehouse, config) as conn:
+                    uri = conn.execute(f"SELECT model_uri FROM {REVENUE_MODEL.of(config)}").fetchall()[0][0]
+                revenue = mlflow_store.load_model(uri)
+            scores["expected_order_value"] = revenue.predict(x)
             scores["expected_revenue"] = scores.probability * scores.expected_order_value
         scores = pd.concat([scores, why.reindex(scores.index)[[*REASON_COLUMNS, "reasons_up", "reasons_down"]]], axis=1)
         scores["model_name"] = name

@@ -129,8 +129,9 @@ def load_version(name: str, alias_or_version: str):
 
 
 def load_serving_parts(name: str, alias_or_version: str) -> dict | None:
-    """What `lead_scores` shares with the served model: decile cut points and the encoded
-    explainer background (None for a version registered before serving models)."""
+    """What `lead_scores` shares with the served model: decile cut points, the encoded explainer
+    background and the revenue model it carries (None for a version registered before serving
+    models)."""
     import json
 
     import numpy as np
@@ -141,8 +142,10 @@ def load_serving_parts(name: str, alias_or_version: str) -> dict | None:
         if serving is None or background is None:
             return None
         spec = json.loads(serving.read_text())
+        revenue = _sub_model(local, "revenue_model")
         with np.load(background) as arrays:
-            return {"cut_points": spec["decile_cut_points"], "background": arrays["background"]}
+            return {"cut_points": spec["decile_cut_points"], "background": arrays["background"],
+                    "revenue_model": mlflow.sklearn.load_model(str(revenue)) if revenue is not None else None}
 
 
 def uncalibrated(model):
