@@ -11,11 +11,13 @@ Targets (2 cores): one lead p50 <= 25 ms; batches >= 20,000 leads/s without reas
 
     .venv/bin/python benchmarks/serving_latency.py                 # builds the project (~1-2 min)
     .venv/bin/python benchmarks/serving_latency.py --data-dir data  # an existing data/ with a champion
+    .venv/bin/python benchmarks/serving_latency.py --stages         # also: where a batch's time goes, in-process
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 import tempfile
@@ -89,6 +91,59 @@ def batches(url: str, records: list[dict], size: int, n: int, reasons: bool, cli
     return n * min(size, len(records)) / elapsed, elapsed * clients / n
 
 
+def stages(model_uri: str, tracking_uri: str, records: list[dict], size: int, n: int) -> dict[str, float]:
+    """Median milliseconds per stage of one batch without reasons, in-process, as the scoring server
+    runs it: JSON parsing and MLflow's typing and schema enforcement, then the model's own steps."""
+    import mlflow
+    from mlflow.models.utils import _enforce_schema
+    from mlflow.pyfunc.scoring_server import invocations, predictions_to_json
+    from mlflow.utils.proto_json_utils import dataframe_from_parsed_json
+
+    from leadscore_assets.lib.serving import FILE, REQUEST, ROW, _as_any_typed, _restore_dtypes
+    from leadscore_assets.lib.validation import validate
+
+    mlflow.set_tracking_uri(tracking_uri)
+    model = mlflow.pyfunc.load_model(model_uri)
+    schema, scorer = model.metadata.get_input_schema(), model.unwrap_python_model().scorer
+    rng = np.random.default_rng(1)
+    bodies = [json.dumps({"dataframe_records": [records[i] for i in rng.choice(len(records), min(size, len(records)),
+                                                                                 replace=False)],
+                          "params": {"reasons": False}}, default=str) for _ in range(n)]
+    parsed = [json.loads(b)["dataframe_records"] for b in bodies]
+    frames = [dataframe_from_parsed_json(p, "records", schema) for p in parsed]
+    enforced = [_enforce_schema(f, schema) for f in frames]
+    raws = [_restore_dtypes(_as_any_typed(e.reset_index(drop=True))) for e in enforced]
+    lined = [r.assign(**{ROW: np.arange(1, len(r) + 1), FILE: REQUEST}) for r in raws]
+    valid = [validate(x, scorer.config).valid for x in lined]
+    features = [scorer.features(v)[scorer.fs.columns] for v in valid]
+    answers = [scorer.score(_as_any_typed(e), with_reasons=False) for e in enforced]
+    steps = {
+        "parse JSON": lambda i: json.loads(bodies[i]),
+        "records -> DataFrame (typed by the signature)":
+            lambda i: dataframe_from_parsed_json(parsed[i], "records", schema),
+        "MLflow schema enforcement": lambda i: _enforce_schema(frames[i], schema),
+        "as an Any column would be (_as_any_typed, _restore_dtypes)":
+            lambda i: _restore_dtypes(_as_any_typed(enforced[i].reset_index(drop=True))),
+        "validate": lambda i: validate(lined[i], scorer.config),
+        "features": lambda i: scorer.features(valid[i]),
+        "predict_proba": lambda i: scorer.pipeline.predict_proba(features[i]),
+        "LeadScorer.score (all model steps)": lambda i: scorer.score(raws[i], with_reasons=False),
+        "answer -> JSON": lambda i: predictions_to_json(answers[i], io.StringIO()),
+        "whole request (scoring_server.invocations)":
+            lambda i: invocations(bodies[i], "application/json", model, schema),
+    }
+    out = {}
+    for name, step in steps.items():
+        step(0)
+        times = []
+        for i in range(n):
+            start = time.perf_counter()
+            step(i)
+            times.append(time.perf_counter() - start)
+        out[name] = float(np.median(times) * 1000)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, help="an existing data directory with a linkedin champion")
@@ -99,6 +154,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=10)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers of the model server")
     parser.add_argument("--clients", type=int, default=None, help="concurrent batch clients (default: --workers)")
+    parser.add_argument("--stages", action="store_true", help="also time a batch's stages in-process (median ms)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -117,6 +173,10 @@ def main() -> None:
         print(f"serving models:/leadscore-linkedin@champion (v{champion.version}, "
               f"{champion.tags.get('leadscore.candidate')}), {len(records)} raw leads, {args.workers} worker(s), "
               f"{args.clients or args.workers} batch client(s)")
+        if args.stages:
+            for name, ms in stages("models:/leadscore-linkedin@champion", tracking_uri, records, args.batch_size,
+                                   max(args.batches, 5)).items():
+                print(f"  in-process, batch of {args.batch_size}: {name:60s} {ms:6.1f} ms")
         with model_server("models:/leadscore-linkedin@champion", tracking_uri, Path(tmp) / "server.log",
                           workers=args.workers) as base:
             url = f"{base}/invocations"

@@ -40,8 +40,8 @@ from pydantic import PrivateAttr
 
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.explain import BACKGROUND_ROWS, explain, reasons as reason_table
-from leadscore_assets.lib.features import CATEGORICAL_PARTS, ID, LABEL, SPLIT, FeatureSet, build_feature_frame, \
-    date_part, presence_columns
+from leadscore_assets.lib.features import CATEGORICAL_PARTS, ID, LABEL, SPLIT, FeatureSet, as_datetime, \
+    build_feature_frame, date_part, presence_columns
 from leadscore_assets.lib.thresholds import grades
 from leadscore_assets.lib.validation import (
     FILE, LINEAGE, NULL_TOKENS, REASON, ROW, _FALSE, _TRUE, _coerce, _load_time, _rule_failures, validate,
@@ -101,10 +101,19 @@ def date_references(conn, config: ProjectConfig) -> dict[str, str]:
     return out
 
 
-def raw_columns(conn, config: ProjectConfig) -> list[str]:
-    """The source's own columns as `raw_contacts` holds them (lineage columns left out)."""
-    cols = [r[0] for r in conn.execute(f"DESCRIBE {config.name}.raw_contacts").fetchall()]
-    return [c for c in cols if c not in LINEAGE]
+class RawColumns(list):
+    """The source's own column names, with the DuckDB type `raw_contacts` holds each in (`types`),
+    which `signature` reads. A plain list of names otherwise (as `serving.json` stores it)."""
+
+    def __init__(self, names=(), types: dict[str, str] | None = None):
+        super().__init__(names)
+        self.types = dict(types or {})
+
+
+def raw_columns(conn, config: ProjectConfig) -> RawColumns:
+    """The source's own columns as `raw_contacts` holds them (lineage columns left out), with their types."""
+    rows = [r[:2] for r in conn.execute(f"DESCRIBE {config.name}.raw_contacts").fetchall() if r[0] not in LINEAGE]
+    return RawColumns([name for name, _ in rows], {name: str(kind) for name, kind in rows})
 
 
 def background_rows(x: pd.DataFrame, split: pd.Series, seed: int) -> pd.DataFrame:
@@ -164,21 +173,44 @@ def write_artifacts(
     return artifacts
 
 
-def signature(raw_cols: list[str]):
-    """Raw columns, each of any type and optional; one parameter `reasons` (default true).
+TEXT_TYPES = ("VARCHAR", "TEXT", "STRING")  # DuckDB names of a text column of `raw_contacts`
 
-    Any type: a raw export is text (a CSV read as text) or whatever the source query returns
-    (numbers, dates), and typing it is the model's own validation, which names the lead, field
-    and rule; a typed signature would make MLflow refuse or coerce values before our checks see
-    them. Optional: a missing column must be answered by our check ("required column ... is
-    missing"), not by MLflow's schema enforcement, whose error repeats the whole request
-    (personal data included) in the response.
+
+def signature(raw_cols: list[str], types: dict[str, str] | None = None):
+    """Raw columns, all optional, text columns as `string` and the others of any type; one
+    parameter `reasons` (default true). `types` (default: `raw_cols.types`, see `RawColumns`)
+    gives each column's DuckDB type in `raw_contacts`; without it every column is of any type.
+
+    Typing is the model's own validation, which names the lead, field and rule, so MLflow must
+    neither refuse nor change a value before our checks see it. A column `raw_contacts` holds as
+    text (every column of a CSV source) is declared `string`: MLflow 3.17 then takes the column
+    as it is (the scoring server makes it an `object` column, `astype(object)`, which keeps
+    numbers, booleans and nulls as sent, and schema enforcement passes an `object` column
+    through whole), where a column of any type is rebuilt value by value (12-30 ms per
+    1,000 leads of 19 columns, by load). `LeadScoringModel.predict` rebuilds what the `Any`
+    path would have changed (`_as_any_typed`), so answers are the same either way. Columns of
+    other types (numbers, dates of a Parquet or SQLite source) stay of any type: a declared
+    number or date would make MLflow refuse an unparseable value ("lots") with its own error
+    instead of ours. Optional: a
+    missing column must be answered by our check ("required column ... is missing"), not by
+    MLflow's schema enforcement, whose error repeats the whole request (personal data
+    included) in the response. Caveats of `string` (both outside the JSON `dataframe_*`
+    formats the service documents): in-process, `pyfunc.predict` refuses a DataFrame whose
+    text column has a non-object dtype (an all-integer column); and the `inputs`/`instances`
+    JSON formats turn each value of a `string` column into its text (null -> "None", which
+    normalisation reads as null again).
     """
     from mlflow.models import ModelSignature
-    from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec, Schema
+    from mlflow.types.schema import AnyType, ColSpec, DataType, ParamSchema, ParamSpec, Schema
+
+    types = getattr(raw_cols, "types", {}) if types is None else types
+
+    def kind(col: str):
+        text = str(types.get(col, "")).upper() in TEXT_TYPES
+        return DataType.string if text else AnyType()
 
     return ModelSignature(
-        inputs=Schema([ColSpec(AnyType(), c, required=False) for c in raw_cols]),
+        inputs=Schema([ColSpec(kind(c), c, required=False) for c in raw_cols]),
         params=ParamSchema([ParamSpec(PARAM_REASONS, "boolean", True)]),
     )
 
@@ -431,6 +463,21 @@ class ServingConfig(ProjectConfig):
         return list(self._derived["feature_columns"])
 
 
+def _as_any_typed(raw: pd.DataFrame) -> pd.DataFrame:
+    """Each column as MLflow's enforcement of an `Any` column gives it: rebuilt from the list of
+    its values (`pd.Series([v for v in column])`, which infers a dtype: floats with nulls become
+    `float64`, ...). A `string`-typed column is passed through as sent instead (see `signature`),
+    so it is rebuilt here, unless it already holds only text and nulls, where a rebuild changes
+    nothing. Rebuilding a column rebuilt before gives it back unchanged."""
+    out = {}
+    for col in raw.columns:
+        values = raw[col]
+        if values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) == "string":
+            continue
+        out[col] = pd.Series(list(values), index=raw.index, name=col)
+    return raw.assign(**out) if out else raw
+
+
 def _restore_dtypes(raw: pd.DataFrame) -> pd.DataFrame:
     """Nullable integer and boolean columns as a typed source holds them (DuckDB gives `Int64`).
 
@@ -440,8 +487,8 @@ def _restore_dtypes(raw: pd.DataFrame) -> pd.DataFrame:
     the scan)."""
     out = {}
     for col in raw.columns:
-        if raw[col].dtype != object:
-            continue
+        if raw[col].dtype != object or pd.api.types.infer_dtype(raw[col], skipna=True) == "string":
+            continue  # text (the first string would stop the scan below)
         values = raw[col].dropna()
         if values.empty:
             continue
@@ -507,7 +554,7 @@ class LeadScorer:
         for col, reference in self.references.items():  # the run's reference, not this batch's newest date
             name = f"{col}_days_since"
             if name in frame.columns and reference is not None:
-                frame[name] = date_part(pd.to_datetime(valid[col]), "days_since", pd.Timestamp(reference)).to_numpy()
+                frame[name] = date_part(as_datetime(valid[col]), "days_since", pd.Timestamp(reference)).to_numpy()
         # as the run's models read them: out of the `features` table, where DuckDB gives a missing text
         # value back as None (not NaN), and the fitted encoders treat the two differently
         text = [c for c in self.fs.columns if frame[c].dtype == object]
@@ -647,6 +694,7 @@ class LeadScoringModel(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input, params=None):
         if not isinstance(model_input, pd.DataFrame):
             model_input = pd.DataFrame(model_input)
+        model_input = _as_any_typed(model_input)  # `string` columns as an `Any` column reaches us (see `signature`)
         with_reasons = (params or {}).get(PARAM_REASONS, True)
         if isinstance(with_reasons, str):
             with_reasons = with_reasons.strip().lower() not in ("false", "0", "no")

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
@@ -24,6 +26,7 @@ LINEAGE = [ROW, FILE]
 
 _PANDAS_TYPES = {"string": str, "text": str, "integer": "Int64", "float": float, "boolean": "boolean", "datetime": "datetime64[ns]"}
 NULL_TOKENS = ("NULL", "null", "Null", "None", "none", "N/A", "n/a", "NaN", "nan", "#N/A")
+_BLANKS = ("", *NULL_TOKENS)  # a trimmed value that stands for a null
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
 
@@ -36,15 +39,35 @@ def normalise(raw: pd.DataFrame, config: ProjectConfig) -> pd.DataFrame:
     except ValueError as err:
         raise ValueError(f"project '{config.name}': {err}") from err
     df = raw.rename(columns=names)
+    cleaned = {}  # built apart and assigned once: one frame rebuild, not one per column
+    lowercase, lowered = set(config.normalise.lowercase), set()
     for col in df.columns:
         if col in LINEAGE or df[col].dtype != object:
             continue
+        if pd.api.types.infer_dtype(df[col], skipna=True) == "string":  # text and nulls: one pass per value
+            lower = col in lowercase
+            cleaned[col] = pd.Series([_clean_text(v, lower) if isinstance(v, str) else v for v in df[col].to_numpy()],
+                                     index=df.index, name=col, dtype=object)
+            lowered |= {col} if lower else set()
+            continue
         s = df[col].str.strip()
-        df[col] = s.mask((s == "") | s.isin(NULL_TOKENS))
+        blank = s.isin(_BLANKS)
+        cleaned[col] = s.mask(blank) if blank.any() else s
     for col in config.normalise.lowercase:
-        if col in df.columns:
-            df[col] = df[col].str.lower()
-    return df
+        if col in df.columns and col not in lowered:
+            cleaned[col] = (cleaned[col] if col in cleaned else df[col]).str.lower()
+    return df.assign(**cleaned) if cleaned else df
+
+
+_BLANK_SET = frozenset(_BLANKS)
+
+
+def _clean_text(value: str, lower: bool):
+    """One text value as `normalise` gives it: trimmed, NaN when blank or a written-out null, lowercased."""
+    text = value.strip()
+    if text in _BLANK_SET:
+        return np.nan
+    return text.lower() if lower else text
 
 
 @dataclass
@@ -62,6 +85,11 @@ def _coerce(series: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, pd.Series]:
     """Return (typed series, mask of values present but not parseable as the declared type)."""
     present = series.notna()
     if spec.type in ("string", "text"):
+        values, given = series.to_numpy(dtype=object), present.to_numpy()
+        if all(type(v) is str for v in values[given]):  # text already (a CSV export): no conversion
+            text = values.copy()
+            text[~given] = None
+            return pd.Series(text, index=series.index, name=series.name), pd.Series(False, index=series.index)
         as_text = series.astype(object).where(~present, series.astype(str))
         return as_text.where(present, None), pd.Series(False, index=series.index)
     if spec.type in ("integer", "float"):
@@ -82,9 +110,25 @@ def _coerce(series: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, pd.Series]:
     return parsed.astype("datetime64[ns]"), present & parsed.isna()
 
 
+def _schema_key(config: ProjectConfig) -> tuple:
+    """What the pandera schema is built from, hashable: the schema is built once per distinct key."""
+    return tuple((name, spec.type, spec.pattern, None if spec.allowed is None else tuple(spec.allowed), spec.min,
+                  spec.max, spec.nullable, spec.unique) for name, spec in config.columns.items())
+
+
 def _pandera_schema(config: ProjectConfig) -> pa.DataFrameSchema:
+    return _schema_for(_schema_key(config))
+
+
+@lru_cache(maxsize=64)
+def _schema_for(key: tuple) -> pa.DataFrameSchema:
+    """The pandera schema of typed columns. Text columns are checked as pandas `object` columns:
+    `_coerce` gives them as Python `str` or None by construction (tested), and pandera's `str`
+    dtype check would test every value again in Python (~1 ms per column per call)."""
     columns = {}
-    for name, spec in config.columns.items():
+    for name, typ, pattern, allowed, low, high, nullable, unique in key:
+        spec = ColumnSpec.model_construct(type=typ, pattern=pattern, allowed=None if allowed is None else list(allowed),
+                                          min=low, max=high, nullable=nullable, unique=unique)
         checks = []
         if spec.pattern:
             checks.append(pa.Check.str_matches(spec.pattern, error="does not match the expected format"))
@@ -95,15 +139,21 @@ def _pandera_schema(config: ProjectConfig) -> pa.DataFrameSchema:
             checks.append(pa.Check.ge(spec.min, error=f">= {spec.min:g}"))
         if spec.max is not None:
             checks.append(pa.Check.le(spec.max, error=f"<= {spec.max:g}"))
-        columns[name] = pa.Column(_PANDAS_TYPES[spec.type], nullable=spec.nullable, checks=checks, unique=spec.unique)
+        dtype = object if spec.type in ("string", "text") else _PANDAS_TYPES[spec.type]
+        columns[name] = pa.Column(dtype, nullable=spec.nullable, checks=checks, unique=spec.unique)
     return pa.DataFrameSchema(columns, strict=False, ordered=False)
 
 
-def _collapse_exact_duplicates(df: pd.DataFrame, source: str, failures: Failures) -> set[int]:
+def _collapse_exact_duplicates(
+    df: pd.DataFrame, source: str, failures: Failures, id_column: str | None = None
+) -> set[int]:
     """Rows whose every value repeats an earlier row (a re-export, a double paste): set aside
-    naming the row they repeat. They are not errors and do not count against the quarantine limit."""
+    naming the row they repeat. They are not errors and do not count against the quarantine limit.
+    Rows compare as text; when the `id_column`'s text is unique no two rows can, and none is hashed."""
     data = df.drop(columns=[c for c in LINEAGE if c in df.columns])
     if data.empty:
+        return set()
+    if id_column in data.columns and data[id_column].astype(str).is_unique:
         return set()
     digest = pd.Series(pd.util.hash_pandas_object(data.astype(str), index=False).to_numpy(), index=df.index)
     first = pd.Series(df.index, index=df.index).groupby(digest.to_numpy()).transform("first")
@@ -118,6 +168,8 @@ def _quarantine_repeated_ids(
 ) -> int:
     """Keep one row per id (the first, or the most complete), quarantine the others naming the kept row."""
     id_col = config.id_column
+    if typed[id_col].dropna().is_unique:  # no id repeats: nothing to keep or drop
+        return 0
     order = pd.DataFrame({"id": typed[id_col], "row": typed.index, "filled": typed.notna().sum(axis=1).to_numpy()})
     order = order[order.id.notna() & ~order.row.isin(collapsed)]
     if config.normalise.deduplicate == "most_complete":
@@ -185,14 +237,22 @@ def validate(raw: pd.DataFrame, config: ProjectConfig, now: datetime | pd.Timest
         shown = "" if col in pii or value is None else f" value {str(value)[:40]!r}"
         return f"{source} row {row} column '{col}'{shown}: {rule}"
 
-    typed = pd.DataFrame(index=df.index)
+    columns = {}
     for col, spec in config.columns.items():
         if col in missing:
             continue
-        typed[col], bad = _coerce(df[col], spec)
-        for row, value in df.loc[bad, col].items():
-            failures.add(row, describe(row, col, value, f"is not a valid {spec.type}"))
-        counts[f"{col}:type"] = int(bad.sum())
+        columns[col], bad = _coerce(df[col], spec)
+        n_bad = int(bad.sum())
+        if n_bad:
+            for row, value in df.loc[bad, col].items():
+                failures.add(row, describe(row, col, value, f"is not a valid {spec.type}"))
+        counts[f"{col}:type"] = n_bad
+    if df.index.is_unique:  # one frame built at once (row numbers are unique within a file)
+        typed = pd.DataFrame(columns, index=df.index)
+    else:
+        typed = pd.DataFrame(index=df.index)
+        for col, values in columns.items():
+            typed[col] = values
 
     loaded = _load_time(now)
     latest = loaded + pd.Timedelta(hours=config.validation.future_tolerance_hours)
@@ -200,12 +260,14 @@ def validate(raw: pd.DataFrame, config: ProjectConfig, now: datetime | pd.Timest
         if spec.type != "datetime" or col in missing:
             continue
         future = (typed[col] > latest).to_numpy()  # NaT compares False: missing and unparseable dates are not future
+        counts[f"{col}:future"] = int(future.sum())
+        if not counts[f"{col}:future"]:
+            continue
         for row, value, when in zip(df.index[future], df[col].to_numpy()[future], typed[col].to_numpy()[future]):
             shown = "" if col in pii else f"{pd.Timestamp(when):%Y-%m-%d %H:%M}; "  # no personal value in a reason
             failures.add(row, describe(row, col, value, f"is in the future ({shown}loaded {loaded:%Y-%m-%d %H:%M} UTC)"))
-        counts[f"{col}:future"] = int(future.sum())
 
-    collapsed = _collapse_exact_duplicates(df, source, failures)
+    collapsed = _collapse_exact_duplicates(df, source, failures, config.id_column)
     counts["exact_duplicate:collapsed"] = len(collapsed)
     if config.id_column in typed:
         counts[f"{config.id_column}:duplicate"] = _quarantine_repeated_ids(typed, config, source, failures, collapsed)
@@ -216,7 +278,7 @@ def validate(raw: pd.DataFrame, config: ProjectConfig, now: datetime | pd.Timest
         counts[f"rule:{rule.name}"] = len(failing)
 
     if not missing:
-        candidate = typed.drop(index=list(failures.by_row))
+        candidate = typed.drop(index=list(failures.by_row)) if failures.by_row else typed
         try:
             _pandera_schema(config).validate(candidate, lazy=True)
         except pa.errors.SchemaErrors as err:
@@ -232,10 +294,15 @@ def validate(raw: pd.DataFrame, config: ProjectConfig, now: datetime | pd.Timest
 
     bad_rows = set(df.index) if failures.table else set(failures.by_row)
     is_bad = df.index.isin(bad_rows)
-    valid = typed.loc[~is_bad].copy()
-    valid[ROW] = df.loc[~is_bad, ROW].astype("int64")
-    valid[FILE] = df.loc[~is_bad, FILE]
-    quarantined = raw.set_index(ROW, drop=False).loc[is_bad].copy()
+    if is_bad.any():
+        valid = typed.loc[~is_bad].copy()
+        valid[ROW] = df.loc[~is_bad, ROW].astype("int64")
+        valid[FILE] = df.loc[~is_bad, FILE]
+    else:  # every row valid: the typed frame itself (built here, nobody else holds it)
+        valid = typed
+        valid[ROW] = df[ROW].astype("int64")
+        valid[FILE] = df[FILE]
+    quarantined = raw.iloc[np.flatnonzero(is_bad)].set_index(ROW, drop=False)
     table_reason = "; ".join(failures.table)
     quarantined[COLLAPSED] = quarantined.index.isin(collapsed) & (table_reason == "")
     quarantined[REASON] = pd.Series([
@@ -245,7 +312,13 @@ def validate(raw: pd.DataFrame, config: ProjectConfig, now: datetime | pd.Timest
     ], index=quarantined.index, dtype=object)
     return ValidationResult(
         valid=valid.reset_index(drop=True),
-        quarantined=quarantined.reset_index(drop=True).astype({c: object for c in raw.columns if c not in LINEAGE}),
+        quarantined=_as_objects(quarantined.reset_index(drop=True), [c for c in raw.columns if c not in LINEAGE]),
         table_errors=[f"{source}: {e}" for e in failures.table],
         failure_counts={k: v for k, v in counts.items() if v},
     )
+
+
+def _as_objects(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """`df` with `columns` as object columns (those already object left as they are)."""
+    cast = {c: object for c in columns if df[c].dtype != object}
+    return df.astype(cast) if cast else df

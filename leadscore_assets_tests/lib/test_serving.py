@@ -19,9 +19,12 @@ from leadscore_assets.lib.registry import load_version
 from leadscore_assets.lib.serving import (
     REASON_COLUMNS,
     InvalidRequest,
+    RawColumns,
+    _as_any_typed,
     _describe,
     decile_cut_points,
     deciles_from_cut_points,
+    signature,
 )
 from leadscore_assets.lib.validation import FILE, LINEAGE, ROW, validate
 from leadscore_assets_tests.conftest import DEFS_DIR, materialize_project, warehouse_file
@@ -53,6 +56,8 @@ class Served:
         self.project, self.data_dir = project, data_dir
         self.tracking_uri = f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}"
         mlflow.set_tracking_uri(self.tracking_uri)
+        # the registry too: a run (MlflowStore) sets it for the process, to the last project run here
+        mlflow.set_registry_uri(self.tracking_uri)
         self.model = mlflow.pyfunc.load_model(f"models:/leadscore-{project}@champion")
         with duckdb.connect(str(warehouse_file(data_dir, project)), read_only=True) as conn:
             self.raw = conn.execute(f"SELECT * FROM {project}.raw_contacts").df()
@@ -240,3 +245,63 @@ def test_describe_names_lead_field_and_rule():
                     "rule 'size_ok' (company_size > 0) is false")
     assert [(p["field"], p["rule"]) for p in parts] == [
         ("company_size", "is not a valid integer"), ("size_ok", "rule 'size_ok' (company_size > 0) is false")]
+
+
+# ---------------------------------------------------------------------------------------------
+# The signature: text columns as strings (MLflow passes them through whole), the others any type
+# ---------------------------------------------------------------------------------------------
+
+
+def test_signature_types_text_columns_as_strings_and_the_others_as_any():
+    from mlflow.types.schema import AnyType, DataType
+
+    cols = RawColumns(["_id", "companySize", "createdAt", "score"],
+                      {"_id": "VARCHAR", "companySize": "BIGINT", "createdAt": "TIMESTAMP", "score": "DOUBLE"})
+    inputs = {c.name: c for c in signature(cols).inputs.inputs}
+    assert inputs["_id"].type == DataType.string
+    assert all(isinstance(inputs[c].type, AnyType) for c in ["companySize", "createdAt", "score"])
+    assert not any(c.required for c in inputs.values())
+    assert all(isinstance(c.type, AnyType) for c in signature(["a", "b"]).inputs.inputs)  # names only: any type
+    assert list(cols) == ["_id", "companySize", "createdAt", "score"]  # what serving.json stores
+
+
+def test_string_columns_are_rebuilt_as_an_any_column_is():
+    """What MLflow's enforcement does to an `Any` column (a rebuild from its values), `_as_any_typed`
+    does to a `string` column MLflow passed through: the model sees the same frame either way."""
+    from mlflow.models.utils import _enforce_schema
+    from mlflow.types.schema import AnyType, ColSpec, Schema
+
+    frame = pd.DataFrame({
+        "text": pd.Series([" a ", None, np.nan, "b"], dtype=object),
+        "floats": pd.Series([1.0, np.nan, 3.0, 4.5], dtype=object),  # numbers sent for a text column
+        "ints": pd.Series([1, None, 3, 4], dtype=object),
+        "bools": pd.Series([True, None, False, True], dtype=object),
+        "mixed": pd.Series(["x", 5, None, 2.5], dtype=object),
+        "nulls": pd.Series([np.nan, None, None, np.nan], dtype=object),
+        "typed": pd.Series(["a", pd.NA, "b", "c"], dtype="string"),
+        "numbers": [1.5, 2.0, np.nan, 4.0],
+    })
+    any_typed = _enforce_schema(frame, Schema([ColSpec(AnyType(), c, required=False) for c in frame.columns]))
+    ours = _as_any_typed(frame)
+    pd.testing.assert_frame_equal(ours, any_typed)
+    for col in frame.columns:
+        assert [repr(v) for v in ours[col]] == [repr(v) for v in any_typed[col]], col
+    assert _as_any_typed(ours) is ours or _as_any_typed(ours).equals(ours)  # a second rebuild changes nothing
+
+
+def test_served_linkedin_champion_takes_text_columns_as_strings(linkedin_served):
+    from mlflow.types.schema import DataType
+
+    schema = linkedin_served.model.metadata.get_input_schema()
+    assert {c.type for c in schema.inputs} == {DataType.string}  # a CSV source: every column text
+    assert not any(c.required for c in schema.inputs)
+
+
+def test_numbers_sent_for_text_columns_are_answered_as_the_text_would_be(linkedin_served):
+    records = linkedin_served.records(n=6, seed=8).astype(object)
+    as_text = linkedin_served.model.predict(records, params={"reasons": False})
+    numbers = records.copy()
+    numbers["companySize"] = [None if pd.isna(v) or not str(v).strip() else float(v) for v in records["companySize"]]
+    numbers["companySize"] = numbers["companySize"].astype(object)  # as the scoring server hands it over
+    as_numbers = linkedin_served.model.predict(numbers, params={"reasons": False})
+    pd.testing.assert_frame_equal(as_numbers, as_text)

@@ -133,3 +133,68 @@ def test_future_tolerance_and_load_time_come_from_config_and_caller(linkedin_con
     assert len(validate(raw, strict, now=pd.Timestamp("2026-06-01 16:00", tz="Europe/Paris")).valid) == 1
     assert len(validate(_raw([_row(createdAt="2020-01-01T00:00:00Z")]), strict).valid) == 1  # default: the clock
     assert validate(_raw([_row(createdAt="2999-01-01T00:00:00Z")]), strict).valid.empty
+
+
+# --- the common path of clean batches (cheaper, same answers) -----------------------------------
+
+
+def _reference_normalise(raw: pd.DataFrame, config) -> pd.DataFrame:
+    """normalise() as pandas column operations: what the one-pass text path must reproduce."""
+    from leadscore_assets.lib.validation import LINEAGE, NULL_TOKENS
+
+    df = raw.rename(columns=config.naming.columns([c for c in raw.columns if c not in LINEAGE]))
+    for col in df.columns:
+        if col not in LINEAGE and df[col].dtype == object:
+            s = df[col].str.strip()
+            df[col] = s.mask((s == "") | s.isin(NULL_TOKENS))
+    for col in config.normalise.lowercase:
+        if col in df.columns:
+            df[col] = df[col].str.lower()
+    return df
+
+
+def test_normalise_text_path_gives_what_the_column_operations_give(linkedin_config):
+    import numpy as np
+
+    values = [" CEO ", "ceo", "", "  ", "NULL", "none", "N/A", "nan", None, np.nan, pd.NA, "\tX\n", "İSTANBUL", "#N/A",
+              np.str_(" Ab ")]
+    rows = [_row(_id=f"a{i}", jobTitle=v, industry=values[(i + 3) % len(values)], email=values[(i + 5) % len(values)])
+            for i, v in enumerate(values)]
+    raw = _raw(rows)
+    raw["companySize"] = [5, " 7 ", None, 2.5, True, "x", *["1"] * (len(values) - 6)]  # not all text: pandas path
+    got, expected = normalise(raw, linkedin_config), _reference_normalise(raw, linkedin_config)
+    pd.testing.assert_frame_equal(got, expected)
+    for col in got.columns:  # None stays None, blanks become NaN: the same objects, not only equal ones
+        assert [type(v) for v in got[col]] == [type(v) for v in expected[col]], col
+
+
+def test_text_columns_are_typed_as_python_strings_or_none(linkedin_config):
+    """pandera checks text columns as `object` columns; that they hold only `str` and None is
+    `_coerce`'s doing, for text sent as text and for numbers sent for a text column alike."""
+    raw = _raw([_row(), _row(_id="a2", location=" "), _row(_id="a3")])
+    raw["companyName"] = pd.array([12, None, 7], dtype="Int64")  # a typed source's numbers
+    valid = validate(raw, linkedin_config).valid
+    assert len(valid) == 3
+    for col, spec in linkedin_config.columns.items():
+        if spec.type == "string":
+            assert all(v is None or type(v) is str for v in valid[col]), col
+    assert valid.company_name.tolist() == ["12", None, "7"] and valid.location[1] is None
+
+
+def test_quarantine_shortcuts_still_catch_repeats(linkedin_config):
+    """Unique ids skip the exact-duplicate hashing and the repeated-id ordering; repeats do not."""
+    unique = validate(_raw([_row(), _row(_id="a2"), _row(_id="a3")]), linkedin_config)
+    assert len(unique.valid) == 3 and unique.quarantined.empty and not unique.failure_counts
+    result = validate(_raw([_row(), _row(_id=" a1 ")]), linkedin_config)  # the same id once trimmed: a copy
+    assert list(result.valid[ROW]) == [1] and "exact duplicate of row 1" in result.quarantined[REASON][0]
+
+
+def test_pandera_schema_is_built_once_per_column_rules(linkedin_config):
+    from leadscore_assets.lib.validation import _pandera_schema
+
+    assert _pandera_schema(linkedin_config) is _pandera_schema(linkedin_config.model_copy())
+    stricter = linkedin_config.model_copy(update={"columns": {
+        **linkedin_config.columns, "company_size": linkedin_config.columns["company_size"].model_copy(update={"min": 5})}})
+    assert _pandera_schema(stricter) is not _pandera_schema(linkedin_config)
+    assert validate(_raw([_row(companySize="3")]), stricter).valid.empty
+    assert len(validate(_raw([_row(companySize="3")]), linkedin_config).valid) == 1
