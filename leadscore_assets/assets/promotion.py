@@ -43,7 +43,7 @@ from leadscore_assets.lib.registry import (
     missing_inputs,
     register_challenger,
 )
-from leadscore_assets.lib.serving import date_references, raw_columns
+from leadscore_assets.lib.serving import date_references, days_since_columns, raw_columns
 from leadscore_assets.lib.training import split_xy
 from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.warehouse import Warehouse
@@ -76,7 +76,11 @@ def build(config: ProjectConfig) -> list:
             drift = DRIFT_SUMMARY.read(conn, config).set_index("kind")
             frame = FEATURES.read(conn, config)
             fs = load_feature_set(conn, config)
-            resolved, raw_cols, references = resolved_config(conn, config), raw_columns(conn, config), date_references(conn, config)
+            resolved = resolved_config(conn, config)
+            raw_cols = raw_columns(conn.execute(f"DESCRIBE {RAW_CONTACTS.of(config)}").fetchall())
+            references = date_references(resolved, {c: conn.execute(
+                f'SELECT max("{c}") FROM {VALIDATED_CONTACTS.of(config)}').fetchall()[0][0]
+                for c in days_since_columns(resolved)})
             revenue_uri = REVENUE_MODEL.read(conn, config).model_uri.iloc[0] if config.revenue else None
         champion = current_champion(client, name)
         challenger_model = mlflow_store.load_model(ev.model_uri)

@@ -85,19 +85,22 @@ def deciles_from_cut_points(p: np.ndarray, cut_points: list[float]) -> np.ndarra
 # --------------------------------------------------------------------------------------------
 
 
-def date_references(conn, config: ProjectConfig) -> dict[str, str]:
+def days_since_columns(config: ProjectConfig) -> list[str]:
+    """Date columns a `days_since` feature counts back from a reference date for."""
+    return [col for col, parts in config.features.dates.items() if "days_since" in parts]
+
+
+def date_references(config: ProjectConfig, newest: dict[str, object]) -> dict[str, str]:
     """The reference date `days_since` counts back from, per date column, as `build_feature_frame`
-    took it when this run built its features: `features.reference_date` or the column's newest
-    validated value."""
+    took it when this run built its features: `features.reference_date`, or the column's newest
+    validated value (`newest`, read by the caller)."""
     out = {}
-    for col, parts in config.features.dates.items():
-        if "days_since" not in parts:
-            continue
+    for col in days_since_columns(config):
         if config.features.reference_date:
             out[col] = pd.Timestamp(config.features.reference_date).isoformat()
             continue
-        newest = conn.execute(f'SELECT max("{col}") FROM {config.name}.validated_contacts').fetchall()[0][0]
-        out[col] = None if newest is None else pd.Timestamp(newest).isoformat()
+        value = newest.get(col)
+        out[col] = None if value is None else pd.Timestamp(value).isoformat()
     return out
 
 
@@ -110,9 +113,10 @@ class RawColumns(list):
         self.types = dict(types or {})
 
 
-def raw_columns(conn, config: ProjectConfig) -> RawColumns:
-    """The source's own columns as `raw_contacts` holds them (lineage columns left out), with their types."""
-    rows = [r[:2] for r in conn.execute(f"DESCRIBE {config.name}.raw_contacts").fetchall() if r[0] not in LINEAGE]
+def raw_columns(described: list[tuple]) -> RawColumns:
+    """The source's own columns from `DESCRIBE raw_contacts` rows (name, type, ...), lineage
+    columns left out, with their types."""
+    rows = [r[:2] for r in described if r[0] not in LINEAGE]
     return RawColumns([name for name, _ in rows], {name: str(kind) for name, kind in rows})
 
 

@@ -305,3 +305,16 @@ def test_numbers_sent_for_text_columns_are_answered_as_the_text_would_be(linkedi
     numbers["companySize"] = numbers["companySize"].astype(object)  # as the scoring server hands it over
     as_numbers = linkedin_served.model.predict(numbers, params={"reasons": False})
     pd.testing.assert_frame_equal(as_numbers, as_text)
+
+
+def test_date_references_are_the_configured_date_or_the_newest_validated_value():
+    from leadscore_assets.lib.serving import date_references, days_since_columns
+
+    config = load_project_config(DEFS_DIR / "email_crm" / "defs.yaml")
+    assert days_since_columns(config) == ["optin_time"]
+    assert date_references(config, {"optin_time": pd.Timestamp("2026-01-01")}) == {"optin_time": "2026-06-30T00:00:00"}
+    features = config.features.model_copy(update={"reference_date": None})
+    undated = config.model_copy(update={"features": features})
+    assert date_references(undated, {"optin_time": pd.Timestamp("2026-05-04 10:00")}) == {
+        "optin_time": "2026-05-04T10:00:00"}
+    assert date_references(undated, {}) == {"optin_time": None}  # no validated value: nothing to count from
