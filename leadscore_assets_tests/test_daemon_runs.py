@@ -33,8 +33,16 @@ def _status(home: Path, run_id: str) -> dg.DagsterRunStatus:
 def _failures(home: Path, run_id: str) -> str:
     """What failed in a run, from its event log (for the assertion message)."""
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        return "\n".join(str(e.dagster_event.event_specific_data)[:1500] for e in instance.all_logs(run_id)
-                         if e.dagster_event and e.dagster_event.event_type_value in ("STEP_FAILURE", "RUN_FAILURE"))
+        failed = [e.dagster_event.event_specific_data for e in instance.all_logs(run_id)
+                  if e.dagster_event and e.dagster_event.event_type_value in ("STEP_FAILURE", "RUN_FAILURE")]
+    # the root cause of each failure, not Dagster's wrapper around it
+    return "\n".join(_root_cause(getattr(f, "error", None)) or str(f)[:300] for f in failed)
+
+
+def _root_cause(error) -> str:
+    while error is not None and getattr(error, "cause", None) is not None:
+        error = error.cause
+    return "" if error is None else f"{error.message.strip()} at {''.join(error.stack[-2:]).strip()}"
 
 
 def _wait(predicate, timeout: float, what: str):
