@@ -28,7 +28,7 @@ from leadscore_assets.assets.tables import (
 )
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.evaluation import deciles
-from leadscore_assets.lib.explain import explain, reasons
+from leadscore_assets.lib.explain import REASON_COLUMNS, explain, reasons
 from leadscore_assets.lib.features import ID, SPLIT
 from leadscore_assets.assets.publishing import decision_of_run
 from leadscore_assets.lib.registry import (
@@ -43,9 +43,6 @@ from leadscore_assets.lib.thresholds import grades
 from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.storage import LeadscoreStorage
 from leadscore_assets.resources.warehouse import Warehouse
-
-REASON_COLUMNS = [f"reason_{i}_{d}" for d in ("up", "down") for i in (1, 2, 3)]
-
 
 def build(config: ProjectConfig) -> list:
     @dg.asset(
@@ -73,10 +70,11 @@ def build(config: ProjectConfig) -> list:
                 f"no champion for {name}: no model has been promoted yet (see {MODEL_DECISIONS.of(config)} "
                 "for why the challenger was rejected); scores are left as they were"))
         threshold = float(version.tags.get("leadscore.threshold", 0.5))
-        model = load_version(name, str(version.version))
         served = load_serving_parts(name, str(version.version))  # None: a version from before serving models
+        model = served["model"] if served else load_version(name, str(version.version))
         with warehouse_connection(warehouse, config) as conn:
             frame = FEATURES.read(conn, config)
+            validated = VALIDATED_CONTACTS.read(conn, config)  # the call list's context columns
             fs = load_feature_set(conn, config)
         x = frame[fs.columns]
         p = model.predict_proba(x)[:, 1]
@@ -112,9 +110,7 @@ def build(config: ProjectConfig) -> list:
         scores = scores.sort_values("probability", ascending=False, kind="stable")
         with warehouse_connection(warehouse, config) as conn:
             LEAD_SCORES.write(conn, config, scores)
-        with warehouse_connection(warehouse, config) as conn:
-            context_columns = VALIDATED_CONTACTS.read(conn, config)
-        calls = call_list(scores, context_columns, config)
+        calls = call_list(scores, validated, config)
         files = write_call_list(calls, storage.report_dir(config.name, "call_list"), context.run_id)
         by_grade = scores.groupby("grade").probability.agg(["size", "min", "max"]).round(4).reset_index()
         return dg.MaterializeResult(

@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 from leadscore_assets.lib.config import ProjectConfig
+from leadscore_assets.lib.explain import REASON_COLUMNS
 from leadscore_assets.lib.features import ID
 
-REASONS = [f"reason_{i}_{d}" for d in ("up", "down") for i in (1, 2, 3)]
 LATEST = "call_list"  # call_list.csv / call_list.parquet: the published list
 
 
@@ -29,7 +29,7 @@ def call_list(scores: pd.DataFrame, validated: pd.DataFrame, config: ProjectConf
         ranked = ranked.merge(ctx, on=ID, how="left", validate="one_to_one")
     ranked.insert(0, "rank", range(1, len(ranked) + 1))
     value = [c for c in ("expected_order_value", "expected_revenue") if c in ranked.columns]
-    shown = ["rank", ID, *context, "grade", "probability", "decile", "contact", *value, *REASONS]
+    shown = ["rank", ID, *context, "grade", "probability", "decile", "contact", *value, *REASON_COLUMNS]
     return ranked[[c for c in shown if c in ranked.columns]]
 
 
@@ -37,7 +37,7 @@ def call_list_markdown(calls: pd.DataFrame, top: int) -> str:
     """The top leads as a table: probability rounded, a dash where a lead has no such reason."""
     shown = calls.head(top).copy()
     shown["probability"] = shown.probability.round(4)
-    for c in REASONS:
+    for c in REASON_COLUMNS:
         if c in shown:
             shown[c] = shown[c].fillna("").replace("", "-")
     return shown.to_markdown(index=False) if len(shown) else "_no leads_"

@@ -109,7 +109,12 @@ def explain(
     return Explanation(contributions=contributions, base_value=float(base), output=output)
 
 
-def reasons(explanation: Explanation, x: pd.DataFrame, k: int = 3) -> pd.DataFrame:
+REASONS_PER_SIDE = 3
+# what `reasons` names its columns with the default k: scores, the call list and the served answer
+REASON_COLUMNS = [f"reason_{i}_{d}" for d in ("up", "down") for i in range(1, REASONS_PER_SIDE + 1)]
+
+
+def reasons(explanation: Explanation, x: pd.DataFrame, k: int = REASONS_PER_SIDE) -> pd.DataFrame:
     """Top ``k`` features raising and lowering each explained row's score, as JSON and text.
 
     Columns: reasons_up, reasons_down (JSON lists of {"feature", "value", "direction",

@@ -129,12 +129,15 @@ def load_version(name: str, alias_or_version: str):
 
 
 def load_serving_parts(name: str, alias_or_version: str) -> dict | None:
-    """What `lead_scores` shares with the served model: decile cut points, the encoded explainer
-    background and the revenue model it carries (None for a version registered before serving
-    models)."""
+    """What `lead_scores` shares with the served model, from one download of the version: its
+    sklearn pipeline (`model`, as `load_version` gives it), decile cut points, the encoded
+    explainer background and the revenue model it carries (None for a version registered before
+    serving models)."""
     import json
 
     import numpy as np
+
+    from leadscore_assets.lib.serving import SKLEARN_SUBMODEL
 
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(mlflow.artifacts.download_artifacts(_model_uri(name, alias_or_version), dst_path=tmp))
@@ -144,7 +147,8 @@ def load_serving_parts(name: str, alias_or_version: str) -> dict | None:
         spec = json.loads(serving.read_text())
         revenue = _sub_model(local, "revenue_model")
         with np.load(background) as arrays:
-            return {"cut_points": spec["decile_cut_points"], "background": arrays["background"],
+            return {"model": mlflow.sklearn.load_model(str(_sub_model(local, SKLEARN_SUBMODEL))),
+                    "cut_points": spec["decile_cut_points"], "background": arrays["background"],
                     "revenue_model": mlflow.sklearn.load_model(str(revenue)) if revenue is not None else None}
 
 

@@ -39,7 +39,7 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from pydantic import PrivateAttr
 
 from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.explain import BACKGROUND_ROWS, explain, reasons as reason_table
+from leadscore_assets.lib.explain import BACKGROUND_ROWS, REASON_COLUMNS, explain, reasons as reason_table
 from leadscore_assets.lib.features import CATEGORICAL_PARTS, ID, LABEL, SPLIT, FeatureSet, as_datetime, \
     build_feature_frame, date_part, presence_columns
 from leadscore_assets.lib.thresholds import grades
@@ -50,7 +50,6 @@ from leadscore_assets.lib.validation import (
 SERVING_FILE, BACKGROUND_FILE = "serving.json", "background.npz"
 SKLEARN_SUBMODEL, REVENUE_SUBMODEL = "sklearn_model", "revenue_model"
 REQUEST = "request"  # the `_source_file` of served rows: reasons read "request row 2 column ..."
-REASON_COLUMNS = [f"reason_{i}_{d}" for d in ("up", "down") for i in (1, 2, 3)]
 ERROR = "error"
 PARAM_REASONS = "reasons"
 
