@@ -65,6 +65,7 @@ class MlflowStore(dg.ConfigurableResource):
     dagster_ui_url: str = "http://127.0.0.1:3000"
     _dagster_run_id: str | None = PrivateAttr(default=None)
     _job_name: str = PrivateAttr(default="")
+    _parents: dict = PrivateAttr(default_factory=dict)  # (Dagster run id, project) -> parent run id
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         if self.tracking_uri.startswith("sqlite:///"):
@@ -96,6 +97,8 @@ class MlflowStore(dg.ConfigurableResource):
         None outside a Dagster run."""
         if not self._dagster_run_id:
             return None
+        if (self._dagster_run_id, project) in self._parents:  # one lookup per run and project
+            return self._parents[self._dagster_run_id, project]
         client = self.client
         experiment = client.get_experiment(self.experiment_id(project))
         name = f"{self._job_name or 'run'} {self._dagster_run_id[:8]}"
@@ -103,7 +106,9 @@ class MlflowStore(dg.ConfigurableResource):
                 "dagster.run_url": f"{self.dagster_ui_url.rstrip('/')}/runs/{self._dagster_run_id}",
                 "mlflow.note.content": f"Dagster run [{self._dagster_run_id}]"
                                        f"({self.dagster_ui_url.rstrip('/')}/runs/{self._dagster_run_id})"}
-        return ProjectParentRun(client, experiment, self._dagster_run_id, name, tags).mlflow_run_id
+        found = ProjectParentRun(client, experiment, self._dagster_run_id, name, tags).mlflow_run_id
+        self._parents[self._dagster_run_id, project] = found
+        return found
 
     def end_run(self, status: str = "FINISHED") -> None:
         """Called by dagster-mlflow's `end_mlflow_on_run_finished` hook: end this Dagster run's
