@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q -e ".[dev]"
+.venv/bin/pip install -q -e ".[dev,scale]"   # scale: pyspark, dagster-postgres (opt-in at run time)
 # the fast set (unit, asset and one in-process pipeline run; about 2 minutes on 2 cores), then
 # the slow set (real servers, daemon, browser, many pipeline runs); `pytest` alone runs both
 .venv/bin/python -m pytest -m "not slow" "$@"
