@@ -5,17 +5,40 @@ from pathlib import Path
 import dagster as dg
 from dagster_mlflow import end_mlflow_on_run_finished
 
+from leadscore_assets.assets.common import PROJECT_TAG
+from leadscore_assets.components.lead_scoring_project import DAILY_ASSETS
 from leadscore_assets.resources import resources_for_env
 
 ALL_SOURCES_JOB = "score_all_sources"
+
+# Projects run side by side, each project's steps one at a time: a step process per step, at
+# most one per project (its DuckDB file takes one writer), as many as there are cores. The
+# forkserver starts from a process that has imported the code location once, so a step costs a
+# fork, not a fresh interpreter importing Dagster, MLflow and the ML libraries.
+PARALLEL_PROJECTS = {
+    "multiprocess": {
+        "tag_concurrency_limits": [{"key": PROJECT_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}],
+        "start_method": {"forkserver": {"preload_modules": ["leadscore_assets.definitions", "leadscore_assets.components"]}},
+    }
+}
+
+
+def all_sources_job(selection: dg.AssetSelection = dg.AssetSelection.all()):
+    """The main job. Multiprocess by default; `execution: {config: {in_process: {}}}` in the run
+    config runs it in one process (benchmarks/parallel_projects.py compares the two)."""
+    return dg.define_asset_job(
+        ALL_SOURCES_JOB, selection=selection,
+        description="Every configured source, raw export to scores; projects in parallel, each project's steps in turn.",
+        executor_def=dg.multi_or_in_process_executor,
+        config={"execution": {"config": PARALLEL_PROJECTS}},
+        hooks={end_mlflow_on_run_finished},
+    )
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
     projects = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
-    main = dg.define_asset_job(ALL_SOURCES_JOB, selection=dg.AssetSelection.all(),
-                               description="Every configured source, raw export to scores.",
-                               hooks={end_mlflow_on_run_finished})
+    main = all_sources_job(dg.AssetSelection.all() - DAILY_ASSETS)
     return dg.Definitions.merge(
         projects,
         dg.Definitions(jobs=[main], resources=resources_for_env(), executor=dg.in_process_executor),

@@ -34,7 +34,8 @@ def test_every_table_of_the_warehouse_contract_is_an_asset_of_its_project():
             node = graph.get(dg.AssetKey([config.name, downstream]))
             assert dg.AssetKey([config.name, upstream]) in node.parent_keys, (config.name, upstream, downstream)
         published = graph.get(dg.AssetKey([config.name, "published"]))
-        assert {k for k in keys if k.path[0] == config.name} - {published.key} == set(published.parent_keys)
+        daily = {dg.AssetKey([config.name, "daily_scores"])}  # partitioned, scored after publishing
+        assert {k for k in keys if k.path[0] == config.name} - {published.key} - daily == set(published.parent_keys)
 
 
 def test_every_asset_says_what_it_is_and_who_owns_it():
@@ -43,6 +44,22 @@ def test_every_asset_says_what_it_is_and_who_owns_it():
         node = graph.get(k)
         assert node.description and node.kinds and node.owners == ["team:growth-data"], k
         assert node.tags["leadscore/project"] == k.path[0] and node.tags["leadscore/layer"], k
+
+
+def test_the_main_job_runs_projects_in_parallel_and_each_projects_steps_in_turn():
+    """Every step (asset, multi-asset or check) carries its project's tag, and the main job's
+    multiprocess executor lets one step per project run at a time: two steps never open one
+    project's DuckDB file together, while different projects' steps run side by side."""
+    job = _loaded().resolve_job_def(ALL_SOURCES_JOB)
+    by_project = {}
+    for node in job.graph.node_dict.values():
+        assert node.tags.get("leadscore/project") in PROJECTS, node.name
+        by_project.setdefault(node.tags["leadscore/project"], []).append(node.name)
+    assert set(by_project) == set(PROJECTS)
+    executor = job.run_config["execution"]["config"]["multiprocess"]
+    assert {"key": "leadscore/project", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in \
+        executor["tag_concurrency_limits"]
+    assert job.executor_def.name == "multi_or_in_process_executor"  # `in_process: {}` still runs it in one process
 
 
 def test_blocking_checks_guard_features_against_leaks_and_personal_data():
@@ -61,10 +78,16 @@ def test_blocking_checks_guard_validated_contacts():
 def test_main_job_covers_every_project_and_resources_are_defined():
     d = _loaded()
     every = d.resolve_asset_graph().get_all_asset_keys()
+    daily = {k for k in every if k.path[-1] == "daily_scores"}
+    assert daily == {dg.AssetKey(["web_sessions", "daily_scores"])}  # the project whose YAML asks for it
     main = d.resolve_job_def(ALL_SOURCES_JOB)
-    assert set(main.asset_layer.selected_asset_keys) == set(every)
+    assert set(main.asset_layer.selected_asset_keys) == set(every) - daily  # partitioned: scored by their own jobs
     linkedin = d.resolve_job_def("linkedin_pipeline")
     assert {k.path[0] for k in linkedin.asset_layer.selected_asset_keys} == {"linkedin"}
+    scoring = d.resolve_job_def("web_sessions_daily_scoring")
+    assert set(scoring.asset_layer.selected_asset_keys) == daily and scoring.partitions_def is not None
+    assert d.resolve_schedule_def("web_sessions_daily_scoring_schedule").default_status == \
+        dg.DefaultScheduleStatus.STOPPED
     assert {"warehouse", "mlflow_store", "storage"} <= set(d.resources)
 
 

@@ -61,6 +61,16 @@ def figure_markdown(figures: dict[str, object]) -> str:
     return "\n\n".join(parts)
 
 
+PROJECT_TAG = "leadscore/project"
+
+
+def step_tags(config: ProjectConfig) -> dict[str, str]:
+    """Tags on every step (op) of a project. The multiprocess executor of `score_all_sources`
+    limits steps per unique value of PROJECT_TAG to one, so one project's steps take turns on its
+    DuckDB file while other projects' steps run beside them (definitions.py)."""
+    return {PROJECT_TAG: config.name}
+
+
 def asset_kwargs(config: ProjectConfig, name: str, layer: str, description: str, kinds: set[str]) -> dict:
     """The spec every leadscore asset carries: key [project, table], one group per project (its
     lineage at a glance in the UI), the layer as a tag (`tag:leadscore/layer=models` selects a
@@ -71,7 +81,7 @@ def asset_kwargs(config: ProjectConfig, name: str, layer: str, description: str,
         "owners": [config.owner or OWNER_DEFAULT],
         "kinds": kinds,
         "description": description,
-        "tags": {"leadscore/project": config.name, "leadscore/layer": layer},
+        "tags": {PROJECT_TAG: config.name, "leadscore/layer": layer},
     }
 
 

@@ -12,6 +12,7 @@ from leadscore_assets.assets.common import (
     preview,
     resolved_config,
     save_feature_set,
+    step_tags,
     warehouse_connection,
 )
 from leadscore_assets.assets.tables import (
@@ -47,7 +48,7 @@ def build(config: ProjectConfig) -> list:
         "label and split (out-of-time when the source has a creation date).",
         {"pandas", "duckdb"}))
 
-    @dg.multi_asset(specs=[features_spec, FEATURE_SCHEMA.spec(config, "features", {"duckdb"}, reads)],
+    @dg.multi_asset(op_tags=step_tags(config), specs=[features_spec, FEATURE_SCHEMA.spec(config, "features", {"duckdb"}, reads)],
                     name=f"{config.name}_build_features")
     def features(warehouse: Warehouse):
         with warehouse_connection(warehouse, config) as conn:
@@ -87,6 +88,7 @@ def build(config: ProjectConfig) -> list:
         )
 
     @dg.asset(
+        op_tags=step_tags(config),
         deps=[FEATURES.key(config), FEATURE_SCHEMA.key(config)],
         **asset_kwargs(
             config, "data_profile", "features",
@@ -124,7 +126,7 @@ def build(config: ProjectConfig) -> list:
             }
         )
 
-    @dg.asset_check(asset=FEATURES.key(config), name="no_personal_data", blocking=True,
+    @dg.asset_check(op_tags=step_tags(config), asset=FEATURES.key(config), name="no_personal_data", blocking=True,
                     description="No personal-data or excluded (post-outcome) column reaches the features, and no "
                                 "feature's values look like emails, phone numbers, URLs or people's names "
                                 "(unless listed under features.not_personal).")
@@ -150,7 +152,7 @@ def build(config: ProjectConfig) -> list:
 
     limit = config.features.max_single_feature_auc
 
-    @dg.asset_check(asset=FEATURES.key(config), name="no_label_leakage", blocking=True,
+    @dg.asset_check(op_tags=step_tags(config), asset=FEATURES.key(config), name="no_label_leakage", blocking=True,
                     description=f"No single feature separates the training labels with ROC-AUC above {limit} "
                                 "(either way): such a column is almost always recorded after the outcome. "
                                 "Accept a legitimate one under features.accept_leaky.")

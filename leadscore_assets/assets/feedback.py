@@ -12,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from leadscore_assets.assets.common import asset_kwargs, warehouse_connection
+from leadscore_assets.assets.common import asset_kwargs, step_tags, warehouse_connection
 from leadscore_assets.assets.tables import (
     FEEDBACK_BATCHES,
     FEEDBACK_LABELS,
@@ -93,7 +93,7 @@ def build(project: ProjectConfig) -> list:
         FEEDBACK_RESOLUTIONS.spec(project, "feedback", {"duckdb"}, [FEEDBACK_OUTCOMES.key(project)]),
     ]
 
-    @dg.multi_asset(specs=specs, name=f"{project.name}_land_feedback")
+    @dg.multi_asset(op_tags=step_tags(project), specs=specs, name=f"{project.name}_land_feedback")
     def land_feedback(context: dg.AssetExecutionContext, config: FeedbackFilesConfig, warehouse: Warehouse):
         with warehouse_connection(warehouse, project) as conn:
             batches = land_files(conn, project, config.files, config.content_hashes, context.run_id, context.log.info)

@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from leadscore_assets.assets.common import asset_kwargs, column_schema, warehouse_connection
+from leadscore_assets.assets.common import asset_kwargs, column_schema, step_tags, warehouse_connection
 from leadscore_assets.assets.tables import QUARANTINED_SOURCE_ROWS, RAW_CONTACTS, source_table
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.csv_text import SourceFileError
@@ -35,7 +35,7 @@ def build(config: ProjectConfig) -> list:
     specs = [raw, QUARANTINED_SOURCE_ROWS.spec(config, "raw", {"duckdb"}),
              *(t.spec(config, "raw", kinds) for t in sources)]
 
-    @dg.multi_asset(specs=specs, name=f"{config.name}_load_source")
+    @dg.multi_asset(op_tags=step_tags(config), specs=specs, name=f"{config.name}_load_source")
     def load_source_tables(context: dg.AssetExecutionContext, storage: LeadscoreStorage, warehouse: Warehouse):
         files = [str(storage.path(spec.path)) for spec in config.source.table_specs().values()]
         with warehouse_connection(warehouse, config) as conn:

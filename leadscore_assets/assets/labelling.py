@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from leadscore_assets.assets.common import asset_kwargs, warehouse_connection
+from leadscore_assets.assets.common import asset_kwargs, step_tags, warehouse_connection
 from leadscore_assets.assets.tables import (
     FEEDBACK_LABELS,
     LABELS,
@@ -16,6 +16,7 @@ from leadscore_assets.resources.warehouse import Warehouse
 
 def build(config: ProjectConfig) -> list:
     @dg.asset(
+        op_tags=step_tags(config),
         deps=[VALIDATED_CONTACTS.key(config), *([FEEDBACK_LABELS.key(config)] if config.feedback else [])],
         **asset_kwargs(
             config, "labels", "labels",
@@ -50,7 +51,7 @@ def build(config: ProjectConfig) -> list:
 
     low, high = config.validation.positive_rate
 
-    @dg.asset_check(asset=labels, name="positive_rate_plausible", blocking=True,
+    @dg.asset_check(op_tags=step_tags(config), asset=labels, name="positive_rate_plausible", blocking=True,
                     description=f"Both classes present and the labelled positive rate within [{low:.0%}, {high:.0%}].")
     def positive_rate_plausible(warehouse: Warehouse) -> dg.AssetCheckResult:
         with warehouse_connection(warehouse, config) as conn:

@@ -14,6 +14,7 @@ from leadscore_assets.assets.common import (
     asset_kwargs,
     figure_markdown,
     load_feature_set,
+    step_tags,
     warehouse_connection,
 )
 from leadscore_assets.assets.tables import (
@@ -125,6 +126,7 @@ def track_candidate(name: str, frame: pd.DataFrame, fs, config: ProjectConfig, m
 
 def build(config: ProjectConfig) -> list:
     @dg.asset(
+        op_tags=step_tags(config),
         deps=[FEATURES.key(config), FEATURE_SCHEMA.key(config)],
         **asset_kwargs(
             config, "candidate_models", "models",
@@ -175,6 +177,7 @@ def build(config: ProjectConfig) -> list:
         )
 
     @dg.asset(
+        op_tags=step_tags(config),
         deps=[candidate_models, FEATURES.key(config), FEATURE_SCHEMA.key(config), VALIDATED_CONTACTS.key(config)],
         **asset_kwargs(
             config, "evaluation_report", "evaluation",
@@ -223,7 +226,7 @@ def build(config: ProjectConfig) -> list:
 
     search = config.models.search
 
-    @dg.asset_check(asset=candidate_models, name="search_within_budget",
+    @dg.asset_check(op_tags=step_tags(config), asset=candidate_models, name="search_within_budget",
                     description=f"Each tuned candidate's search stayed within its {search.timeout_s} s budget "
                                 "(plus the trial in progress when it ran out).")
     def search_within_budget(warehouse: Warehouse) -> dg.AssetCheckResult:
@@ -235,7 +238,7 @@ def build(config: ProjectConfig) -> list:
                                    metadata={"search_seconds": dg.MetadataValue.json({k: round(v, 1) for k, v in spent.items()}),
                                              "budget_s": search.timeout_s or 0, "over_budget": dg.MetadataValue.json(over)})
 
-    @dg.asset_check(asset=evaluation_report, name="beats_dummy_baseline", blocking=True,
+    @dg.asset_check(op_tags=step_tags(config), asset=evaluation_report, name="beats_dummy_baseline", blocking=True,
                     description="The selected model's test ROC-AUC beats the dummy baseline's.")
     def beats_dummy_baseline(warehouse: Warehouse) -> dg.AssetCheckResult:
         with warehouse_connection(warehouse, config) as conn:

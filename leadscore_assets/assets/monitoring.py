@@ -10,7 +10,7 @@ feed the promotion gate; each report is an HTML file under data/reports, logged 
 import dagster as dg
 import pandas as pd
 
-from leadscore_assets.assets.common import asset_kwargs, load_feature_set, warehouse_connection
+from leadscore_assets.assets.common import asset_kwargs, load_feature_set, step_tags, warehouse_connection
 from leadscore_assets.assets.tables import (
     DRIFT_SUMMARY,
     EVALUATION_REPORT,
@@ -46,7 +46,7 @@ def build(config: ProjectConfig) -> list:
         {"evidently", "mlflow"}))
     summary_spec = DRIFT_SUMMARY.spec(config, "monitoring", {"duckdb"}, reads)
 
-    @dg.multi_asset(specs=[reports_spec, summary_spec], name=f"{config.name}_measure_drift")
+    @dg.multi_asset(op_tags=step_tags(config), specs=[reports_spec, summary_spec], name=f"{config.name}_measure_drift")
     def drift_reports(context: dg.AssetExecutionContext, warehouse: Warehouse, mlflow_store: MlflowStore,
                       storage: LeadscoreStorage):
         name = config.registered_model_name
@@ -123,7 +123,7 @@ def build(config: ProjectConfig) -> list:
             ).fetchall()
         return rows[0] if rows else None
 
-    @dg.asset_check(asset=reports_spec.key, name="feature_drift_within_policy",
+    @dg.asset_check(op_tags=step_tags(config), asset=reports_spec.key, name="feature_drift_within_policy",
                     description=f"Share of drifted features <= {promo.max_feature_drift_share}.")
     def feature_drift_within_policy(warehouse: Warehouse) -> dg.AssetCheckResult:
         share, cols, _, html = _summary(warehouse, "features")
@@ -132,7 +132,7 @@ def build(config: ProjectConfig) -> list:
             metadata={"drift_share": share, "drifted_columns": cols, "report": dg.MetadataValue.path(html)},
         )
 
-    @dg.asset_check(asset=reports_spec.key, name="prediction_psi_within_policy",
+    @dg.asset_check(op_tags=step_tags(config), asset=reports_spec.key, name="prediction_psi_within_policy",
                     description=f"Score PSI <= {promo.max_prediction_psi}.")
     def prediction_psi_within_policy(warehouse: Warehouse) -> dg.AssetCheckResult:
         _, _, psi, html = _summary(warehouse, "scores")
@@ -141,7 +141,7 @@ def build(config: ProjectConfig) -> list:
             metadata={"psi": psi, "report": dg.MetadataValue.path(html)},
         )
 
-    @dg.asset_check(asset=reports_spec.key, name="label_drift_absent",
+    @dg.asset_check(op_tags=step_tags(config), asset=reports_spec.key, name="label_drift_absent",
                     description="The positive rate of newly labelled leads matches the champion's training data.")
     def label_drift_absent(warehouse: Warehouse) -> dg.AssetCheckResult:
         row = _summary(warehouse, "labels")

@@ -17,6 +17,7 @@ from leadscore_assets.assets.common import (
     key,
     load_feature_set,
     resolved_config,
+    step_tags,
     warehouse_connection,
 )
 from leadscore_assets.assets.tables import (
@@ -67,7 +68,7 @@ def build(config: ProjectConfig) -> list:
         "same held-out rows and the drift guardrails allow it; the replaced champion keeps the alias `previous`.",
         {"mlflow"}))
 
-    @dg.multi_asset(specs=[champion_spec, MODEL_DECISIONS.spec(config, "models", {"duckdb"}, reads)],
+    @dg.multi_asset(op_tags=step_tags(config), specs=[champion_spec, MODEL_DECISIONS.spec(config, "models", {"duckdb"}, reads)],
                     name=f"{config.name}_judge_challenger")
     def champion_model(context: dg.AssetExecutionContext, warehouse: Warehouse, mlflow_store: MlflowStore):
         client, name = mlflow_store.client, config.registered_model_name

@@ -4,7 +4,7 @@ what this run decided. A run stopped anywhere earlier publishes nothing (write-a
 
 import dagster as dg
 
-from leadscore_assets.assets.common import asset_kwargs, warehouse_connection
+from leadscore_assets.assets.common import asset_kwargs, step_tags, warehouse_connection
 from leadscore_assets.assets.tables import MODEL_DECISIONS
 from leadscore_assets.lib.call_list import publish_call_list
 from leadscore_assets.lib.config import ProjectConfig
@@ -25,6 +25,7 @@ def decision_of_run(conn, config: ProjectConfig, run_id: str) -> tuple[str, str]
 
 def build(config: ProjectConfig, upstream: list[dg.AssetKey]) -> list:
     @dg.asset(
+        op_tags=step_tags(config),
         deps=upstream,
         **asset_kwargs(
             config, "published", "publish",

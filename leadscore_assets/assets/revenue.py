@@ -4,7 +4,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from leadscore_assets.assets.common import asset_kwargs, load_feature_set, warehouse_connection
+from leadscore_assets.assets.common import asset_kwargs, load_feature_set, step_tags, warehouse_connection
 from leadscore_assets.assets.tables import (
     EVALUATION_REPORT,
     FEATURES,
@@ -31,6 +31,7 @@ def build(config: ProjectConfig) -> list:
     column = config.revenue.column
 
     @dg.asset(
+        op_tags=step_tags(config),
         # evaluation_report: its test metrics complete the project's targets table (read, not trained on).
         deps=[FEATURES.key(config), FEATURE_SCHEMA.key(config), VALIDATED_CONTACTS.key(config),
               EVALUATION_REPORT.key(config)],

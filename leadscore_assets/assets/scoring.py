@@ -16,6 +16,7 @@ from leadscore_assets.assets.common import (
     column_schema,
     key,
     load_feature_set,
+    step_tags,
     warehouse_connection,
 )
 from leadscore_assets.assets.tables import (
@@ -46,6 +47,7 @@ from leadscore_assets.resources.warehouse import Warehouse
 
 def build(config: ProjectConfig) -> list:
     @dg.asset(
+        op_tags=step_tags(config),
         deps=[key(config, "champion_model"), MODEL_DECISIONS.key(config), FEATURES.key(config), FEATURE_SCHEMA.key(config),
               VALIDATED_CONTACTS.key(config), *([REVENUE_MODEL.key(config)] if config.revenue else [])],
         **asset_kwargs(

@@ -12,6 +12,7 @@ from leadscore_assets.assets.common import (
     preview,
     resolved_config,
     save_resolved_columns,
+    step_tags,
     warehouse_connection,
 )
 from leadscore_assets.assets.tables import (
@@ -49,7 +50,7 @@ def build(config: ProjectConfig) -> list:
 
     types_spec = COLUMN_TYPES.spec(config, "validated", {"duckdb"}, deps=[raw_key])
 
-    @dg.multi_asset(specs=[valid_spec, quarantine_spec, types_spec], name=f"{config.name}_validate_contacts")
+    @dg.multi_asset(op_tags=step_tags(config), specs=[valid_spec, quarantine_spec, types_spec], name=f"{config.name}_validate_contacts")
     def validate_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: LeadscoreStorage):
         with warehouse_connection(warehouse, config) as conn:
             raw = RAW_CONTACTS.read(conn, config)
@@ -106,7 +107,7 @@ def build_checks(config: ProjectConfig) -> list:
     valid_key = VALIDATED_CONTACTS.key(config)
     valid_t, raw_t, quar_t = (t.of(config) for t in (VALIDATED_CONTACTS, RAW_CONTACTS, QUARANTINED_CONTACTS))
 
-    @dg.asset_check(asset=valid_key, name="schema_matches_config", blocking=True,
+    @dg.asset_check(op_tags=step_tags(config), asset=valid_key, name="schema_matches_config", blocking=True,
                     description="Every configured column is present in the source and the validated table.")
     def schema_matches_config(warehouse: Warehouse) -> dg.AssetCheckResult:
         with warehouse_connection(warehouse, config) as conn:
@@ -124,7 +125,7 @@ def build_checks(config: ProjectConfig) -> list:
             description="; ".join(problems) or None,
         )
 
-    @dg.asset_check(asset=valid_key, name="ids_unique", blocking=True,
+    @dg.asset_check(op_tags=step_tags(config), asset=valid_key, name="ids_unique", blocking=True,
                     description=f"'{config.id_column}' is non-null and unique in the validated table.")
     def ids_unique(warehouse: Warehouse) -> dg.AssetCheckResult:
         with warehouse_connection(warehouse, config) as conn:
@@ -136,7 +137,7 @@ def build_checks(config: ProjectConfig) -> list:
             metadata={"rows": total, "distinct_ids": distinct, "null_ids": nulls},
         )
 
-    @dg.asset_check(asset=valid_key, name="rows_accounted_for", blocking=True,
+    @dg.asset_check(op_tags=step_tags(config), asset=valid_key, name="rows_accounted_for", blocking=True,
                     description="Every raw row is in exactly one of validated and quarantined.")
     def rows_accounted_for(warehouse: Warehouse) -> dg.AssetCheckResult:
         with warehouse_connection(warehouse, config) as conn:
@@ -151,7 +152,7 @@ def build_checks(config: ProjectConfig) -> list:
             metadata={"raw": raw, "validated": valid, "quarantined": quar, "lost": lost, "counted_twice": twice},
         )
 
-    @dg.asset_check(asset=valid_key, name="quarantine_within_limits", blocking=True,
+    @dg.asset_check(op_tags=step_tags(config), asset=valid_key, name="quarantine_within_limits", blocking=True,
                     description="Enough valid rows, and a quarantined share under the configured maximum.")
     def quarantine_within_limits(warehouse: Warehouse) -> dg.AssetCheckResult:
         with warehouse_connection(warehouse, config) as conn:

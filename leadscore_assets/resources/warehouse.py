@@ -10,18 +10,22 @@ Only the `published` asset at the end of a run whose blocking checks all passed 
 in, with one atomic rename: a blocked or failed run leaves every published table as it was,
 and its staged copy stays behind to be inspected.
 
-Claiming a project takes an exclusive lock on `<directory>/<project>/run.lock` (fcntl, held until
-the run's resources are torn down; the operating system drops it when a process dies, so a
-killed run cannot leave a stale lock). A second run of the same project fails at once, naming
-the run that holds it, instead of mixing its tables with the first one's. Runs of different
-projects never touch the same file. The lock is per process, which fits the in-process
-executor every leadscore job uses.
+Claiming a project writes a lease into `<directory>/<project>/run.lock`: the run id and the
+processes running it. A second run of the same project fails at once, naming the run that holds
+it, instead of mixing its tables with the first one's. The lease belongs to the run, not to a
+process: under the multiprocess executor every step is its own process, and the project's next
+step (another process of the same run) continues the lease. It ends when `published` swaps the
+copy in, when an in-process run's resources are torn down, or when the holder is over: the
+Dagster instance says its run finished (run monitoring marks a killed run failed), or, for a run
+the instance does not know, the processes named in the lease are gone. Runs of different
+projects never touch the same file, so they run side by side.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import multiprocessing
 import os
 import shutil
 import time
@@ -51,19 +55,57 @@ class ProjectBusyError(RuntimeError):
     """Another run holds the project: this one must not write beside it."""
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def _locked_lease(path: Path) -> Iterator[int]:
+    """The lease file, locked against other processes for one read-modify-write (milliseconds)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fd
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _read_lease(fd: int) -> dict | None:
+    text = os.pread(fd, 4096, 0).decode(errors="replace").strip()
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
+
+
 class Warehouse(dg.ConfigurableResource):
     """Per-project DuckDB files under `directory`, staged per run, published atomically."""
 
     directory: str
+    # production: the published warehouse is this PostgreSQL database, one schema per project
+    # (resources/postgres_warehouse.py); the local published file is then only a cache of it
+    postgres_url: str | None = None
 
     _run_id: str = PrivateAttr(default="")
-    _claims: dict[str, int] = PrivateAttr(default_factory=dict)
+    _instance: object = PrivateAttr(default=None)
+    _claims: set[str] = PrivateAttr(default_factory=set)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self._run_id = context.run_id or f"adhoc-{os.getpid()}"
+        self._instance = context.instance
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        self.release()
+        # A step process of a multiprocess run hands the lease on to the run's next step; a run
+        # in one process is over when its resources are torn down.
+        if multiprocessing.parent_process() is None:
+            self.release()
 
     # -- where things are -------------------------------------------------------------
     def published_path(self, project: str) -> Path:
@@ -78,51 +120,75 @@ class Warehouse(dg.ConfigurableResource):
 
     # -- claiming a project -------------------------------------------------------------
     def claim(self, project: str) -> None:
-        """Lock the project for this run and make its staged copy (once per run)."""
+        """Take (or continue) this run's lease on the project and make its staged copy."""
         if project in self._claims:
             return
         root = Path(self.directory) / project
         root.mkdir(parents=True, exist_ok=True)
-        lock = root / "run.lock"
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip()
-            os.close(fd)
-            try:
-                who = json.loads(holder)
-                named = f"Dagster run {who['run_id']} (pid {who['pid']}, since {who['since']})"
-            except (ValueError, KeyError):
-                named = "another run"
-            raise ProjectBusyError(
-                f"project '{project}' is being run by {named}; this run {self.run_id} stops before writing "
-                "so the two cannot mix their tables. It will run once started again after that one ends "
-                "(under `dagster dev` runs of one project queue instead)."
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"run_id": self.run_id, "pid": os.getpid(),
-                                  "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}).encode(), 0)
-        self._claims[project] = fd
-        staged = self.staged_path(project)
-        if not staged.exists():
-            staged.parent.mkdir(parents=True, exist_ok=True)
-            published = self.published_path(project)
-            if published.exists():
-                shutil.copyfile(published, staged)
+        with _locked_lease(root / "run.lock") as fd:
+            holder = _read_lease(fd)
+            if holder and holder.get("run_id") != self.run_id and self._still_running(holder):
+                raise ProjectBusyError(
+                    f"project '{project}' is being run by Dagster run {holder['run_id']} (pid {holder.get('pid')}, "
+                    f"since {holder.get('since')}); this run {self.run_id} stops before writing so the two cannot "
+                    "mix their tables. It will run once started again after that one ends (under `dagster dev` "
+                    "runs of one project queue instead)."
+                )
+            continued = holder if holder and holder.get("run_id") == self.run_id else {}
+            parent = multiprocessing.parent_process()  # a step process's executor, alive while the run is
+            lease = {"run_id": self.run_id, "pid": os.getpid(), "step_parent_pid": parent.pid if parent else None,
+                     "since": continued.get("since") or datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(lease).encode(), 0)
+            staged = self.staged_path(project)
+            if not staged.exists():
+                staged.parent.mkdir(parents=True, exist_ok=True)
+                published = self.published_path(project)
+                if not self._restore(project, published) and published.exists():
+                    shutil.copyfile(published, staged)
+        self._claims.add(project)
 
-    def release(self) -> None:
-        for fd in self._claims.values():
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-        self._claims.clear()
+    def _restore(self, project: str, published: Path) -> bool:
+        """Production: start from what PostgreSQL holds for the project (the last publish from any
+        machine), rebuilt as the local published file. False when there is nothing there yet."""
+        if not self.postgres_url:
+            return False
+        from leadscore_assets.resources.postgres_warehouse import restore_schema
+
+        if not restore_schema(self.postgres_url, project, published):
+            return False
+        shutil.copyfile(published, self.staged_path(project))
+        return True
+
+    def _still_running(self, holder: dict) -> bool:
+        """Is the run named in a lease still going? The Dagster instance knows for the runs it
+        holds; for any other run, whether a process named in the lease is alive."""
+        try:
+            run = self._instance.get_run_by_id(holder["run_id"]) if self._instance is not None else None
+        except Exception:  # an instance that cannot answer (e.g. a disposed test instance)
+            run = None
+        if run is not None:
+            return not run.is_finished
+        pids = [holder.get("pid"), holder.get("step_parent_pid")]
+        return any(_alive(int(pid)) for pid in pids if pid)
+
+    def release(self, project: str | None = None) -> None:
+        """End this run's lease on one project (or all it holds), if it is still ours."""
+        for name in [project] if project else sorted(self._claims):
+            if name not in self._claims:
+                continue
+            with _locked_lease(Path(self.directory) / name / "run.lock") as fd:
+                holder = _read_lease(fd)
+                if holder and holder.get("run_id") == self.run_id:
+                    os.ftruncate(fd, 0)
+            self._claims.discard(name)
 
     # -- using it -----------------------------------------------------------------------
     @contextmanager
     def connection(self, project: str) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection to this run's staged copy of the project, closed whatever happens."""
         self.claim(project)
-        conn = duckdb.connect(str(self.staged_path(project)))
+        conn = _connect(self.staged_path(project))
         try:
             yield conn
         finally:
@@ -137,8 +203,14 @@ class Warehouse(dg.ConfigurableResource):
             tables = conn.execute(
                 "SELECT table_name, estimated_size FROM duckdb_tables() WHERE schema_name = ? ORDER BY 1", [project]
             ).fetchall()
+        if self.postgres_url:
+            from leadscore_assets.resources.postgres_warehouse import publish_schema
+
+            # first, all or nothing: if it fails the run fails and neither copy changes
+            publish_schema(self.postgres_url, staged, project)
         os.replace(staged, published)
         self._prune(project)
+        self.release(project)
         return {"path": str(published), "tables": dict(tables), "published_at": time.time()}
 
     def _prune(self, project: str) -> None:
@@ -148,3 +220,20 @@ class Warehouse(dg.ConfigurableResource):
         for old in copies[KEEP_STAGED:]:
             old.unlink(missing_ok=True)
             Path(f"{old}.wal").unlink(missing_ok=True)
+
+
+def _connect(path: Path, wait_s: float = 60.0) -> duckdb.DuckDBPyConnection:
+    """Open a staged file, waiting while another process of the same run still has it open.
+
+    The project's steps take turns (one step per project at a time, definitions.py); this only
+    covers the moment a finished step process is still closing the file as the next one starts,
+    or a run on an executor without that limit.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return duckdb.connect(str(path))
+        except duckdb.IOException as err:
+            if "lock" not in str(err).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

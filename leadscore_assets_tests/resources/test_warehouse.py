@@ -1,5 +1,8 @@
 """Write-audit-publish and one run per project, on real DuckDB files and real file locks."""
 
+import json
+import multiprocessing
+import os
 import subprocess
 import sys
 import time
@@ -64,6 +67,54 @@ def test_a_killed_run_leaves_no_lock_behind(tmp_path):
     holder.kill()
     holder.wait()
     _run(tmp_path, "run-3").claim("p")  # the operating system dropped the dead run's lock
+
+
+def _step_process(directory: str, run_id: str) -> None:
+    """What a step process of a multiprocess run does: claim, write, tear its resources down, exit."""
+    warehouse = Warehouse(directory=directory)
+    warehouse._run_id = run_id
+    with warehouse.connection("p") as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS p; CREATE TABLE p.step AS SELECT 1 AS v")
+    warehouse.teardown_after_execution(None)
+
+
+def test_a_multiprocess_run_keeps_the_project_between_its_step_processes(tmp_path):
+    step = multiprocessing.get_context("spawn").Process(target=_step_process, args=(str(tmp_path), "run-1"))
+    step.start()
+    step.join(60)
+    assert step.exitcode == 0
+    # the step process is gone, but its run (whose executor is this process) is not over
+    with pytest.raises(ProjectBusyError, match="being run by Dagster run run-1"):
+        _run(tmp_path, "run-2").claim("p")
+    next_step = _run(tmp_path, "run-1")  # the run's next step continues its lease and its staged copy
+    with next_step.connection("p") as conn:
+        assert conn.execute("SELECT v FROM p.step").fetchall() == [(1,)]
+    next_step.publish("p")  # the end of the project's part of the run ends the lease
+    _run(tmp_path, "run-2").claim("p")
+
+
+def test_a_lease_left_by_a_run_the_instance_has_finished_is_taken_over(tmp_path):
+    """A run killed between steps leaves its lease; once Dagster marks it failed, the next run goes."""
+
+    @dg.op
+    def dies() -> None:
+        raise RuntimeError("killed")
+
+    @dg.job
+    def dead():
+        dies()
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        failed = dead.execute_in_process(instance=instance, raise_on_error=False)
+        assert not failed.success
+        (tmp_path / "p").mkdir()
+        (tmp_path / "p" / "run.lock").write_text(json.dumps(
+            {"run_id": failed.run_id, "pid": os.getpid(), "step_parent_pid": None, "since": "earlier"}))
+        warehouse = Warehouse(directory=str(tmp_path))
+        warehouse.setup_for_execution(dg.build_init_resource_context(instance=instance))
+        warehouse._run_id = "run-2"
+        warehouse.claim("p")  # this process is alive, but the instance says that run is over
+        assert json.loads((tmp_path / "p" / "run.lock").read_text())["run_id"] == "run-2"
 
 
 def test_an_asset_connection_is_closed_when_its_body_raises(tmp_path, linkedin_config):
