@@ -1,8 +1,19 @@
-"""Shared by the tests that start real servers on loopback: a free port and Dagster's GraphQL."""
+"""Shared by the tests that start real servers on loopback: a free port, Dagster's GraphQL and a
+throw-away PostgreSQL server."""
 
+import importlib.util
 import json
+import os
+import pwd
+import secrets
+import shutil
 import socket
+import subprocess
+import tempfile
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -17,3 +28,84 @@ def graphql(port: int, query: str) -> dict:
                                  headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read())["data"]
+
+
+# -- a throw-away PostgreSQL server (the `scale` tests; scripts/postgres_run.sh does the same in shell) --
+
+PG_BIN = Path(os.environ.get("LEADSCORE_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+def postgres_missing() -> str | None:
+    """Why a local PostgreSQL server cannot be started here (None when it can)."""
+    missing = [name for name in ("initdb", "pg_ctl", "postgres") if not (PG_BIN / name).exists()]
+    if missing:
+        return (f"PostgreSQL server binaries {missing} not found in {PG_BIN} (Debian: apt-get install "
+                "postgresql-15; another folder: LEADSCORE_PG_BIN)")
+    if os.geteuid() == 0 and not shutil.which("runuser"):
+        return "running as root, and PostgreSQL refuses root: `runuser` is needed to run it as another user"
+    if importlib.util.find_spec("psycopg2") is None:
+        return "psycopg2 is not installed (pip install -e '.[scale]')"
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            return "running as root and there is no `postgres` user to run the server as"
+    return None
+
+
+@contextmanager
+def postgres_server(database: str = "leadscore", user: str = "leadscore") -> Iterator[dict]:
+    """Start a PostgreSQL server for the block and stop it after, whatever happens.
+
+    Its cluster lives in a new temp dir (removed afterwards), it listens only on 127.0.0.1 on a
+    free port with its unix socket in that dir, `user` is a superuser with a random password
+    (password authentication over TCP, like a real deployment) and `database` exists. Durability
+    settings are off: nothing here outlives the block. As root the server runs as `postgres`.
+    Yields host, port, user, password, database and dsn (a libpq URL), plus `env`: the
+    DAGSTER_PG_* variables deploy/prod/dagster.yaml reads.
+    """
+    import psycopg2
+
+    reason = postgres_missing()
+    if reason:
+        raise RuntimeError(reason)
+    root = Path(tempfile.mkdtemp(prefix="leadscore-pg-"))
+    as_root = os.geteuid() == 0
+    prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
+    if as_root:
+        os.chown(root, pwd.getpwnam("postgres").pw_uid, -1)
+    password = secrets.token_hex(12)
+    pwfile = root / "pw"
+    pwfile.write_text(password + "\n")
+    if as_root:
+        os.chown(pwfile, pwd.getpwnam("postgres").pw_uid, -1)
+    data, log, port = root / "data", root / "server.log", free_port()
+    pg_ctl = [*prefix, str(PG_BIN / "pg_ctl"), "-D", str(data)]
+    try:
+        made = subprocess.run([*prefix, str(PG_BIN / "initdb"), "-D", str(data), "-U", user, f"--pwfile={pwfile}",
+                               "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--locale=C.UTF-8"],
+                              capture_output=True, text=True)
+        pwfile.unlink()
+        if made.returncode != 0:
+            raise RuntimeError(f"initdb failed: {made.stdout}{made.stderr}")
+        options = (f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={root} "
+                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=50")
+        started = subprocess.run([*pg_ctl, "-l", str(log), "-o", options, "-w", "-t", "60", "start"],
+                                 capture_output=True, text=True)
+        if started.returncode != 0:
+            raise RuntimeError(f"PostgreSQL did not start: {started.stdout}{started.stderr}\n"
+                               f"{log.read_text() if log.exists() else ''}")
+        server = {"host": "127.0.0.1", "port": port, "user": user, "password": password, "database": database}
+        admin = psycopg2.connect(host="127.0.0.1", port=port, user=user, password=password, dbname="postgres")
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{database}"')
+        admin.close()
+        server["dsn"] = f"postgresql://{user}:{password}@127.0.0.1:{port}/{database}"
+        server["env"] = {"DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_PORT": str(port), "DAGSTER_PG_USER": user,
+                         "DAGSTER_PG_PASSWORD": password, "DAGSTER_PG_DB": database}
+        yield server
+    finally:
+        if (data / "postmaster.pid").exists():
+            subprocess.run([*pg_ctl, "-m", "immediate", "-w", "-t", "60", "stop"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)

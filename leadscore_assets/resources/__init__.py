@@ -44,7 +44,8 @@ def resources_for_env(env: str | None = None) -> dict[str, object]:
         )
         return {
             "storage": LeadscoreStorage(data_dir=dg.EnvVar("LEADSCORE_DATA_DIR")),
-            "warehouse": Warehouse(directory=dg.EnvVar("LEADSCORE_WAREHOUSE_DIR")),
+            "warehouse": Warehouse(directory=dg.EnvVar("LEADSCORE_WAREHOUSE_DIR"),
+                                   postgres_url=dg.EnvVar("LEADSCORE_WAREHOUSE_URL")),
             "mlflow_store": store,
             "mlflow": store,
         }

@@ -11,6 +11,7 @@ from leadscore_assets.resources.warehouse import Warehouse
 PROD_ENV = {
     "LEADSCORE_DATA_DIR": "/srv/leadscore/data",
     "LEADSCORE_WAREHOUSE_DIR": "/srv/leadscore/warehouse",
+    "LEADSCORE_WAREHOUSE_URL": "postgresql://leadscore@db.internal/leadscore",
     "MLFLOW_TRACKING_URI": "postgresql://mlflow@db.internal/mlflow",
     "MLFLOW_ARTIFACT_LOCATION": "s3://leadscore-models",
     "LEADSCORE_MLFLOW_UI_URL": "https://mlflow.internal",
@@ -51,6 +52,7 @@ def test_prod_reads_every_location_from_the_environment(monkeypatch, mlflow_uris
         assert store.ui_url == PROD_ENV["LEADSCORE_MLFLOW_UI_URL"]
         warehouse: Warehouse = built.warehouse
         assert warehouse.directory == PROD_ENV["LEADSCORE_WAREHOUSE_DIR"]
+        assert warehouse.postgres_url == PROD_ENV["LEADSCORE_WAREHOUSE_URL"]
         assert built.storage.data_dir == PROD_ENV["LEADSCORE_DATA_DIR"]
 
 
