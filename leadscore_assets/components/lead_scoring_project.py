@@ -11,6 +11,7 @@ import pydantic
 from dagster_mlflow import end_mlflow_on_run_finished
 
 from leadscore_assets.assets import (
+    daily_scoring,
     feedback,
     featurisation,
     ingestion,
@@ -25,6 +26,7 @@ from leadscore_assets.assets import (
 )
 from leadscore_assets.lib.config import ProjectConfig, located
 
+DAILY_ASSETS = dg.AssetSelection.tag("leadscore/layer", daily_scoring.LAYER)  # partitioned, run on their own
 LAYERS = (ingestion, validation, feedback, labelling, featurisation, modelling, monitoring, promotion, revenue, scoring)
 
 
@@ -37,7 +39,7 @@ def project_definitions(config: ProjectConfig) -> dg.Definitions:
     assets += publishing.build(config, upstream=sorted({k for a in assets for k in a.keys}, key=str))
     job = dg.define_asset_job(
         f"{config.name}_pipeline",
-        selection=dg.AssetSelection.key_prefixes([config.name]),
+        selection=dg.AssetSelection.key_prefixes([config.name]) - DAILY_ASSETS,
         description=f"Raw export to scores for the {config.name} project: load, validate, label, train, "
                     "judge the challenger, rescore.",
         tags={"leadscore/project": config.name},
@@ -51,8 +53,10 @@ def project_definitions(config: ProjectConfig) -> dg.Definitions:
             description="OFF until switched on (Automation > Schedules): retrain, judge and rescore every night.",
         ))
     outcomes = next((a for a in assets if dg.AssetKey([config.name, "feedback_outcomes"]) in a.keys), None)
-    return dg.Definitions(assets=assets, asset_checks=checks, jobs=[job], schedules=schedules,
-                          sensors=feedback.build_sensor(config, job, outcomes))
+    pipeline = dg.Definitions(assets=assets, asset_checks=checks, jobs=[job], schedules=schedules,
+                              sensors=feedback.build_sensor(config, job, outcomes))
+    # partitioned by day: its own job and schedule, outside the pipeline and `published`
+    return dg.Definitions.merge(pipeline, daily_scoring.build(config))
 
 
 class LeadScoringProject(dg.Component, dg.Resolvable, ProjectConfig):

@@ -289,6 +289,31 @@ class TargetSpec(StrictModel):
     note: str = ""
 
 
+class DailyScoringSpec(StrictModel):
+    """Score each day's new or changed leads on their own (`<project>/daily_scores`, one
+    partition per day), instead of rescoring every lead in every run.
+
+    `date_column` says when a lead arrived or last changed (as the export names it); a day's
+    partition scores the source rows whose value falls on that day (UTC) with the champion.
+    """
+
+    date_column: str
+    start_date: str  # the first day with a partition, YYYY-MM-DD
+    schedule_hour: int = 6  # the daily schedule scores yesterday at this hour (UTC)
+
+    @model_validator(mode="after")
+    def _valid(self) -> DailyScoringSpec:
+        from datetime import date
+
+        try:
+            date.fromisoformat(self.start_date)
+        except ValueError:
+            raise ValueError(f"start_date {self.start_date!r} is not a YYYY-MM-DD date") from None
+        if not 0 <= self.schedule_hour <= 23:
+            raise ValueError(f"schedule_hour {self.schedule_hour} is not an hour of the day (0-23)")
+        return self
+
+
 class ProjectConfig(StrictModel):
     """One lead-scoring project: a source and everything needed to score it."""
 
@@ -313,6 +338,7 @@ class ProjectConfig(StrictModel):
     # Test-set figures shown next to the measured value (met or not) in the evaluation report:
     # classification metric names (roc_auc, f1, precision, recall, ...) and revenue_<metric>.
     targets: dict[str, TargetSpec] = Field(default_factory=dict)
+    daily_scoring: DailyScoringSpec | None = None
     retrain_schedule: str | None = "0 2 * * *"  # nightly retrain + rescore, off until switched on in the UI
 
     _written: dict[str, str] = PrivateAttr(default_factory=dict)  # canonical name -> as the YAML wrote it
@@ -342,6 +368,8 @@ class ProjectConfig(StrictModel):
         f.not_personal = [canon(c) for c in f.not_personal]
         if self.split.time_column:
             self.split.time_column = canon(self.split.time_column)
+        if self.daily_scoring:
+            self.daily_scoring.date_column = canon(self.daily_scoring.date_column)
         self.call_list.columns = [canon(c) for c in self.call_list.columns]
         if personal := [c for c in self.call_list.columns if c in self.personal_data]:
             raise ConfigValueError(f"call_list.columns names personal data {[self.written(c) for c in personal]}: "
@@ -403,6 +431,8 @@ class ProjectConfig(StrictModel):
             problems.append(f"revenue.column {self.written(self.revenue.column)} is not a column")
         if self.split.time_column and self.split.time_column not in known:
             problems.append(f"split.time_column {self.written(self.split.time_column)} is not a column")
+        if self.daily_scoring and self.daily_scoring.date_column not in known:
+            problems.append(f"daily_scoring.date_column {self.written(self.daily_scoring.date_column)} is not a column")
         return problems
 
     @property

@@ -214,6 +214,12 @@ class MlflowStore(dg.ConfigurableResource):
         mlflow.set_tracking_uri(self.tracking_uri)
         return mlflow.sklearn.load_model(model_uri)
 
+    def load_served_model(self, name: str, alias: str):
+        """The registered pyfunc under an alias (what `mlflow models serve` serves) and its version."""
+        mlflow.set_tracking_uri(self.tracking_uri)
+        version = self.client.get_model_version_by_alias(name, alias).version
+        return mlflow.pyfunc.load_model(f"models:/{name}/{version}"), version
+
     # links for asset metadata: one click from the Dagster UI to MLflow's
     def experiment_url(self, project: str) -> str:
         return f"{self.ui_url.rstrip('/')}/#/experiments/{self.experiment_id(project)}"

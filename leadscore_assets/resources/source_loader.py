@@ -200,3 +200,33 @@ def load_source(
         )
     counts[RAW] = conn.execute(f"SELECT count(*) FROM {schema}.{RAW}").fetchall()[0][0]
     return counts
+
+
+def load_rows_between(config: ProjectConfig, data_dir: Path, column: str, start, end) -> pd.DataFrame:
+    """The source rows, as `raw_contacts` holds them, whose `column` (a canonical name) falls in
+    [start, end): one day's leads for `daily_scores`.
+
+    A single Parquet source is filtered by DuckDB as it reads, so reading a day costs about a
+    day plus one pass over the date column, not a load of the whole table. Other sources are
+    loaded as the pipeline loads them (into a throw-away in-memory database), then filtered:
+    their reading grows with the table, the scoring after it only with the day.
+    """
+    conn = duckdb.connect()
+    try:
+        spec = config.source.table_specs().get("contacts")
+        if not config.source.tables and spec.kind == "parquet":
+            path = data_dir / spec.path
+            _check_file(path)
+            table = (f"(SELECT file_row_number + 1 AS {ROW}, {_sql_str(path.name)} AS {FILE}, * EXCLUDE (file_row_number) "
+                     f"FROM read_parquet({_sql_str(str(path))}, file_row_number = true))")
+        else:
+            load_source(conn, config, data_dir, log=lambda _note: None)
+            table = f"{config.name}.{RAW}"
+        names = [r[0] for r in conn.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()]
+        raw = next((n for n in names if config.naming().canonical(n) == column), None)
+        if raw is None:
+            raise SourceFileError(f"project '{config.name}': daily_scoring.date_column '{column}' is not a source column")
+        return conn.execute(f'SELECT * FROM {table} WHERE TRY_CAST("{raw}" AS TIMESTAMP) >= ? '
+                            f'AND TRY_CAST("{raw}" AS TIMESTAMP) < ? ORDER BY {ROW}', [start, end]).df()
+    finally:
+        conn.close()
