@@ -5,8 +5,9 @@ metadata. Table names and typed reads and writes: assets/tables.py."""
 import base64
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import dagster as dg
 import duckdb
@@ -69,6 +70,38 @@ def step_tags(config: ProjectConfig) -> dict[str, str]:
     limits steps per unique value of PROJECT_TAG to one, so one project's steps take turns on its
     DuckDB file while other projects' steps run beside them (definitions.py)."""
     return {PROJECT_TAG: config.name}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One asset check: its spec and how it is evaluated from the warehouse."""
+
+    name: str
+    blocking: bool
+    description: str
+    evaluate: Callable[[Warehouse], dg.AssetCheckResult]
+
+
+def check(name: str, description: str, blocking: bool = False) -> Callable[[Callable], Check]:
+    def wrap(evaluate: Callable[[Warehouse], dg.AssetCheckResult]) -> Check:
+        return Check(name, blocking, description, evaluate)
+    return wrap
+
+
+def checks_step(config: ProjectConfig, asset: dg.AssetKey, checks: list[Check]) -> dg.AssetChecksDefinition:
+    """An asset's checks evaluated in one step. Each is still its own check in the UI (blocking or
+    not); one step instead of one each saves a process start per check under the multiprocess
+    executor of `score_all_sources`."""
+    specs = [dg.AssetCheckSpec(c.name, asset=asset, blocking=c.blocking, description=c.description) for c in checks]
+
+    @dg.multi_asset_check(specs=specs, name=f"{config.name}__{asset.path[-1]}_checks", op_tags=step_tags(config))
+    def evaluate(warehouse: Warehouse):
+        for c in checks:
+            result = c.evaluate(warehouse)
+            yield dg.AssetCheckResult(check_name=c.name, asset_key=asset, passed=result.passed, metadata=result.metadata,
+                                      description=result.description, severity=result.severity)
+
+    return evaluate
 
 
 def asset_kwargs(config: ProjectConfig, name: str, layer: str, description: str, kinds: set[str]) -> dict:

@@ -6,6 +6,8 @@ import matplotlib.pyplot as plt
 
 from leadscore_assets.assets.common import (
     asset_kwargs,
+    check,
+    checks_step,
     column_schema,
     figure_markdown,
     load_feature_set,
@@ -126,10 +128,10 @@ def build(config: ProjectConfig) -> list:
             }
         )
 
-    @dg.asset_check(op_tags=step_tags(config), asset=FEATURES.key(config), name="no_personal_data", blocking=True,
-                    description="No personal-data or excluded (post-outcome) column reaches the features, and no "
-                                "feature's values look like emails, phone numbers, URLs or people's names "
-                                "(unless listed under features.not_personal).")
+    @check("no_personal_data", blocking=True,
+           description="No personal-data or excluded (post-outcome) column reaches the features, and no "
+                       "feature's values look like emails, phone numbers, URLs or people's names "
+                       "(unless listed under features.not_personal).")
     def no_personal_data(warehouse: Warehouse) -> dg.AssetCheckResult:
         with warehouse_connection(warehouse, config) as conn:
             cols = [r[0] for r in conn.execute(f"DESCRIBE {FEATURES.of(config)}").fetchall()]
@@ -152,10 +154,10 @@ def build(config: ProjectConfig) -> list:
 
     limit = config.features.max_single_feature_auc
 
-    @dg.asset_check(op_tags=step_tags(config), asset=FEATURES.key(config), name="no_label_leakage", blocking=True,
-                    description=f"No single feature separates the training labels with ROC-AUC above {limit} "
-                                "(either way): such a column is almost always recorded after the outcome. "
-                                "Accept a legitimate one under features.accept_leaky.")
+    @check("no_label_leakage", blocking=True,
+           description=f"No single feature separates the training labels with ROC-AUC above {limit} "
+                       "(either way): such a column is almost always recorded after the outcome. "
+                       "Accept a legitimate one under features.accept_leaky.")
     def no_label_leakage(warehouse: Warehouse) -> dg.AssetCheckResult:
         with warehouse_connection(warehouse, config) as conn:
             train = FEATURES.read(conn, config, f"WHERE {SPLIT} = 'train'")
@@ -175,4 +177,4 @@ def build(config: ProjectConfig) -> list:
             },
         )
 
-    return [features, data_profile, no_personal_data, no_label_leakage]
+    return [features, data_profile, checks_step(config, FEATURES.key(config), [no_personal_data, no_label_leakage])]

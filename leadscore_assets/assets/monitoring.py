@@ -10,7 +10,7 @@ feed the promotion gate; each report is an HTML file under data/reports, logged 
 import dagster as dg
 import pandas as pd
 
-from leadscore_assets.assets.common import asset_kwargs, load_feature_set, step_tags, warehouse_connection
+from leadscore_assets.assets.common import asset_kwargs, check, checks_step, load_feature_set, step_tags, warehouse_connection
 from leadscore_assets.assets.tables import (
     DRIFT_SUMMARY,
     EVALUATION_REPORT,
@@ -123,8 +123,8 @@ def build(config: ProjectConfig) -> list:
             ).fetchall()
         return rows[0] if rows else None
 
-    @dg.asset_check(op_tags=step_tags(config), asset=reports_spec.key, name="feature_drift_within_policy",
-                    description=f"Share of drifted features <= {promo.max_feature_drift_share}.")
+    @check("feature_drift_within_policy",
+           description=f"Share of drifted features <= {promo.max_feature_drift_share}.")
     def feature_drift_within_policy(warehouse: Warehouse) -> dg.AssetCheckResult:
         share, cols, _, html = _summary(warehouse, "features")
         return dg.AssetCheckResult(
@@ -132,8 +132,8 @@ def build(config: ProjectConfig) -> list:
             metadata={"drift_share": share, "drifted_columns": cols, "report": dg.MetadataValue.path(html)},
         )
 
-    @dg.asset_check(op_tags=step_tags(config), asset=reports_spec.key, name="prediction_psi_within_policy",
-                    description=f"Score PSI <= {promo.max_prediction_psi}.")
+    @check("prediction_psi_within_policy",
+           description=f"Score PSI <= {promo.max_prediction_psi}.")
     def prediction_psi_within_policy(warehouse: Warehouse) -> dg.AssetCheckResult:
         _, _, psi, html = _summary(warehouse, "scores")
         return dg.AssetCheckResult(
@@ -141,8 +141,8 @@ def build(config: ProjectConfig) -> list:
             metadata={"psi": psi, "report": dg.MetadataValue.path(html)},
         )
 
-    @dg.asset_check(op_tags=step_tags(config), asset=reports_spec.key, name="label_drift_absent",
-                    description="The positive rate of newly labelled leads matches the champion's training data.")
+    @check("label_drift_absent",
+           description="The positive rate of newly labelled leads matches the champion's training data.")
     def label_drift_absent(warehouse: Warehouse) -> dg.AssetCheckResult:
         row = _summary(warehouse, "labels")
         if row is None:
@@ -152,4 +152,4 @@ def build(config: ProjectConfig) -> list:
         return dg.AssetCheckResult(passed=share == 0, severity=dg.AssetCheckSeverity.WARN,
                                    metadata={"report": dg.MetadataValue.path(html)})
 
-    return [drift_reports, feature_drift_within_policy, prediction_psi_within_policy, label_drift_absent]
+    return [drift_reports, checks_step(config, reports_spec.key, [feature_drift_within_policy, prediction_psi_within_policy, label_drift_absent])]

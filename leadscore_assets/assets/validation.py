@@ -8,6 +8,8 @@ import pandas as pd
 
 from leadscore_assets.assets.common import (
     asset_kwargs,
+    check,
+    checks_step,
     column_schema,
     preview,
     resolved_config,
@@ -107,8 +109,8 @@ def build_checks(config: ProjectConfig) -> list:
     valid_key = VALIDATED_CONTACTS.key(config)
     valid_t, raw_t, quar_t = (t.of(config) for t in (VALIDATED_CONTACTS, RAW_CONTACTS, QUARANTINED_CONTACTS))
 
-    @dg.asset_check(op_tags=step_tags(config), asset=valid_key, name="schema_matches_config", blocking=True,
-                    description="Every configured column is present in the source and the validated table.")
+    @check("schema_matches_config", blocking=True,
+           description="Every configured column is present in the source and the validated table.")
     def schema_matches_config(warehouse: Warehouse) -> dg.AssetCheckResult:
         with warehouse_connection(warehouse, config) as conn:
             declared = resolved_config(conn, config).columns
@@ -125,8 +127,8 @@ def build_checks(config: ProjectConfig) -> list:
             description="; ".join(problems) or None,
         )
 
-    @dg.asset_check(op_tags=step_tags(config), asset=valid_key, name="ids_unique", blocking=True,
-                    description=f"'{config.id_column}' is non-null and unique in the validated table.")
+    @check("ids_unique", blocking=True,
+           description=f"'{config.id_column}' is non-null and unique in the validated table.")
     def ids_unique(warehouse: Warehouse) -> dg.AssetCheckResult:
         with warehouse_connection(warehouse, config) as conn:
             total, distinct, nulls = conn.execute(
@@ -137,8 +139,8 @@ def build_checks(config: ProjectConfig) -> list:
             metadata={"rows": total, "distinct_ids": distinct, "null_ids": nulls},
         )
 
-    @dg.asset_check(op_tags=step_tags(config), asset=valid_key, name="rows_accounted_for", blocking=True,
-                    description="Every raw row is in exactly one of validated and quarantined.")
+    @check("rows_accounted_for", blocking=True,
+           description="Every raw row is in exactly one of validated and quarantined.")
     def rows_accounted_for(warehouse: Warehouse) -> dg.AssetCheckResult:
         with warehouse_connection(warehouse, config) as conn:
             raw, valid, quar, lost, twice = conn.execute(f"""
@@ -152,8 +154,8 @@ def build_checks(config: ProjectConfig) -> list:
             metadata={"raw": raw, "validated": valid, "quarantined": quar, "lost": lost, "counted_twice": twice},
         )
 
-    @dg.asset_check(op_tags=step_tags(config), asset=valid_key, name="quarantine_within_limits", blocking=True,
-                    description="Enough valid rows, and a quarantined share under the configured maximum.")
+    @check("quarantine_within_limits", blocking=True,
+           description="Enough valid rows, and a quarantined share under the configured maximum.")
     def quarantine_within_limits(warehouse: Warehouse) -> dg.AssetCheckResult:
         with warehouse_connection(warehouse, config) as conn:
             valid, quar, collapsed = conn.execute(
@@ -174,4 +176,4 @@ def build_checks(config: ProjectConfig) -> list:
             ),
         )
 
-    return [schema_matches_config, ids_unique, rows_accounted_for, quarantine_within_limits]
+    return [checks_step(config, valid_key, [schema_matches_config, ids_unique, rows_accounted_for, quarantine_within_limits])]
