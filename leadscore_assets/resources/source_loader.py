@@ -223,7 +223,7 @@ def load_rows_between(config: ProjectConfig, data_dir: Path, column: str, start,
             load_source(conn, config, data_dir, log=lambda _note: None)
             table = f"{config.name}.{RAW}"
         names = [r[0] for r in conn.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()]
-        raw = next((n for n in names if config.naming().canonical(n) == column), None)
+        raw = next((n for n in names if config.naming.canonical(n) == column), None)
         if raw is None:
             raise SourceFileError(f"project '{config.name}': daily_scoring.date_column '{column}' is not a source column")
         return conn.execute(f'SELECT * FROM {table} WHERE TRY_CAST("{raw}" AS TIMESTAMP) >= ? '
