@@ -15,6 +15,8 @@ parents can be open in one process and candidate, evaluation and drift runs nest
 
 from __future__ import annotations
 
+import fcntl
+
 import os
 import tempfile
 from contextlib import contextmanager
@@ -68,13 +70,23 @@ class MlflowStore(dg.ConfigurableResource):
     _parents: dict = PrivateAttr(default_factory=dict)  # (Dagster run id, project) -> parent run id
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        if self.tracking_uri.startswith("sqlite:///"):
-            Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
+        if self.tracking_uri.startswith("sqlite:///"):
+            self._create_sqlite_store(Path(self.tracking_uri.removeprefix("sqlite:///")))
         self._dagster_run_id = context.run_id
         run = getattr(context, "dagster_run", None)
         self._job_name = run.job_name if run is not None else ""
+
+    def _create_sqlite_store(self, db: Path) -> None:
+        """Create (or migrate) the SQLite store's tables one process at a time: step processes of
+        a multiprocess run start together, and MLflow's first-use schema creation is not safe
+        against a second process doing the same ("table ... already exists")."""
+        db.parent.mkdir(parents=True, exist_ok=True)
+        with open(db.parent / ".schema.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self.client.search_experiments(max_results=1)
+            self.client.search_registered_models(max_results=1)
 
     @property
     def client(self) -> MlflowClient:
