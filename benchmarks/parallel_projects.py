@@ -31,7 +31,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-PROJECTS = ("linkedin", "email_crm", "saas_crm", "web_sessions", "byo_example")
+ALL_PROJECTS = ("linkedin", "email_crm", "saas_crm", "web_sessions", "byo_example")
+# which projects, and optionally fewer candidates: the slow test runs two small ones
+PROJECTS = tuple(os.environ.get("LEADSCORE_BENCH_PROJECTS", ",".join(ALL_PROJECTS)).split(","))
 SMALL_ROWS = {"linkedin": 2000, "email_crm": 2000, "saas_crm": 2000, "byo_table": 3000, "web_sessions": 30000}
 COMPARED = {  # table -> (key, columns that must be equal; run ids and times differ by design)
     "validated_contacts": None,
@@ -57,7 +59,10 @@ def benchmark_job():
     for project in PROJECTS:
         config = load_project_config(ROOT / "leadscore_assets" / "defs" / project / "defs.yaml")
         search = config.models.search.model_copy(update={"n_trials": trials, "timeout_s": None})
-        config = config.model_copy(update={"models": config.models.model_copy(update={"search": search})})
+        models = {"search": search}
+        if os.environ.get("LEADSCORE_BENCH_CANDIDATES"):
+            models["candidates"] = os.environ["LEADSCORE_BENCH_CANDIDATES"].split(",")
+        config = config.model_copy(update={"models": config.models.model_copy(update=models)})
         defs.append(project_definitions(config))
     merged = dg.Definitions.merge(*defs, dg.Definitions(
         jobs=[all_sources_job()], resources=build_resources(os.environ["LEADSCORE_DATA_DIR"]),
