@@ -12,9 +12,9 @@ multiprocess run had two projects' steps running at once, and whether both runs 
 same tables and champions: every project's validated rows, decisions and lead scores
 (probability, decile, grade, reasons) compared row by row.
 
-Both runs must make the same choices, so the search budget is a trial count with no time limit
-(`--trials`, default 12: a time budget would let the busier run try fewer trials). Everything
-else is the shipped YAML.
+Both runs must make the same choices, so the search budget is each YAML's trial count with no
+time limit (a time budget would let the busier run try fewer trials); `--trials N` sets N for
+every project instead. Everything else is the shipped YAML.
 """
 
 from __future__ import annotations
@@ -54,11 +54,11 @@ def benchmark_job():
     from leadscore_assets.lib.config import load_project_config
     from leadscore_assets.resources import build_resources
 
-    trials = int(os.environ["LEADSCORE_BENCH_TRIALS"])
+    trials = os.environ.get("LEADSCORE_BENCH_TRIALS", "")
     defs = []
     for project in PROJECTS:
         config = load_project_config(ROOT / "leadscore_assets" / "defs" / project / "defs.yaml")
-        search = config.models.search.model_copy(update={"n_trials": trials, "timeout_s": None})
+        search = config.models.search.model_copy(update={"timeout_s": None, **({"n_trials": int(trials)} if trials else {})})
         models = {"search": search}
         if os.environ.get("LEADSCORE_BENCH_CANDIDATES"):
             models["candidates"] = os.environ["LEADSCORE_BENCH_CANDIDATES"].split(",")
@@ -70,13 +70,13 @@ def benchmark_job():
     return merged.resolve_job_def(ALL_SOURCES_JOB)
 
 
-def run(mode: str, data_dir: Path, home: Path, trials: int) -> tuple[float, object]:
+def run(mode: str, data_dir: Path, home: Path, trials: int | None) -> tuple[float, object]:
     """One run of the job; returns wall seconds and the run's step timeline."""
     import dagster as dg
 
     home.mkdir(parents=True)
     shutil.copy(ROOT / "deploy" / "local" / "dagster.yaml", home / "dagster.yaml")
-    os.environ.update({"LEADSCORE_DATA_DIR": str(data_dir), "LEADSCORE_BENCH_TRIALS": str(trials),
+    os.environ.update({"LEADSCORE_DATA_DIR": str(data_dir), "LEADSCORE_BENCH_TRIALS": "" if trials is None else str(trials),
                        "DAGSTER_HOME": str(home)})
     run_config = {"execution": {"config": {"in_process": {}}}} if mode == "in_process" else None
     with dg.DagsterInstance.get() as instance:
@@ -150,7 +150,8 @@ def differences(first: Path, second: Path) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--small", action="store_true", help="about 2,000 rows per source, 30,000 sessions")
-    parser.add_argument("--trials", type=int, default=12, help="Optuna trials per tuned candidate (no time limit)")
+    parser.add_argument("--trials", type=int, default=None,
+                        help="Optuna trials per tuned candidate for every project (default: each YAML's; no time limit)")
     parser.add_argument("--work-dir", type=Path, default=None, help="keep the runs here (default: a temp dir)")
     args = parser.parse_args()
 

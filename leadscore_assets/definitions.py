@@ -23,7 +23,7 @@ PARALLEL_PROJECTS = {
 }
 
 
-def all_sources_job(selection: dg.AssetSelection = dg.AssetSelection.all()):
+def all_sources_job(selection: dg.AssetSelection = dg.AssetSelection.all() - DAILY_ASSETS):
     """The main job. Multiprocess by default; `execution: {config: {in_process: {}}}` in the run
     config runs it in one process (benchmarks/parallel_projects.py compares the two)."""
     return dg.define_asset_job(
@@ -38,7 +38,7 @@ def all_sources_job(selection: dg.AssetSelection = dg.AssetSelection.all()):
 @dg.definitions
 def defs() -> dg.Definitions:
     projects = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
-    main = all_sources_job(dg.AssetSelection.all() - DAILY_ASSETS)
+    main = all_sources_job()
     return dg.Definitions.merge(
         projects,
         dg.Definitions(jobs=[main], resources=resources_for_env(), executor=dg.in_process_executor),
