@@ -114,18 +114,20 @@ def stages(model_uri: str, tracking_uri: str, records: list[dict], size: int, n:
     enforced = [_enforce_schema(f, schema) for f in frames]
     raws = [_restore_dtypes(_as_any_typed(e.reset_index(drop=True))) for e in enforced]
     lined = [r.assign(**{ROW: np.arange(1, len(r) + 1), FILE: REQUEST}) for r in raws]
-    valid = [validate(x, scorer.config).valid for x in lined]
-    features = [scorer.features(v)[scorer.fs.columns] for v in valid]
+    typed = [scorer.batch.typed(r) for r in raws]
+    assert all(t is not None for t in typed), "every lead of a benchmark batch is valid: the clean-batch path takes it"
+    features = [scorer.features(t)[scorer.fs.columns] for t in typed]
     answers = [scorer.score(_as_any_typed(e), with_reasons=False) for e in enforced]
     steps = {
-        "parse JSON": lambda i: json.loads(bodies[i]),
+        "parse JSON (the server parses each request twice)": lambda i: json.loads(bodies[i]),
         "records -> DataFrame (typed by the signature)":
             lambda i: dataframe_from_parsed_json(parsed[i], "records", schema),
         "MLflow schema enforcement": lambda i: _enforce_schema(frames[i], schema),
         "as an Any column would be (_as_any_typed, _restore_dtypes)":
             lambda i: _restore_dtypes(_as_any_typed(enforced[i].reset_index(drop=True))),
-        "validate": lambda i: validate(lined[i], scorer.config),
-        "features": lambda i: scorer.features(valid[i]),
+        "validate (the general path: any lead may be invalid)": lambda i: validate(lined[i], scorer.config),
+        "CleanBatch.typed (validate's clean path: every lead valid)": lambda i: scorer.batch.typed(raws[i]),
+        "features (serving: no labels, no splits)": lambda i: scorer.features(typed[i]),
         "predict_proba": lambda i: scorer.pipeline.predict_proba(features[i]),
         "LeadScorer.score (all model steps)": lambda i: scorer.score(raws[i], with_reasons=False),
         "answer -> JSON": lambda i: predictions_to_json(answers[i], io.StringIO()),

@@ -92,10 +92,13 @@ def category_level(values: pd.Series) -> pd.Series:
     inner spaces collapsed, so 'CEO', 'ceo ' and 'Ceo' are one level."""
     given = values.notna().to_numpy()
     present = values.to_numpy(dtype=object)[given]
-    if all(type(v) is str for v in present):  # validated text: one pass per value, no regex
+    if set(map(type, present)) <= {str}:  # validated text: str methods mapped over its distinct values
+        codes, distinct = pd.factorize(present)  # a category has few levels: each is folded once
         # str.split() splits on, and str.strip() trims, exactly what the regex \s matches (str.isspace)
+        levels = np.array(list(map(str.casefold, map(" ".join, map(str.split, distinct)))), dtype=object)
+        levels[levels == ""] = np.nan
         out = np.full(len(values), np.nan, dtype=object)
-        out[given] = [" ".join(v.split()).casefold() or np.nan for v in present]
+        out[given] = levels[codes]
         return pd.Series(out, index=values.index, name=values.name)
     text = values.astype("string").str.strip().str.replace(r"\s+", " ", regex=True).str.casefold()
     return text.astype(object).where(text.notna() & (text != ""), np.nan)
@@ -124,43 +127,66 @@ def date_part(ts: pd.Series, part: str, reference: pd.Timestamp) -> pd.Series:
     return (reference - ts).dt.total_seconds() / 86400.0  # days_since
 
 
+def feature_rows(
+    validated: pd.DataFrame, config: ProjectConfig, fs: FeatureSet | None = None,
+    references: dict[str, pd.Timestamp] | None = None,
+) -> tuple[pd.DataFrame, FeatureSet]:
+    """Id and readable features of validated leads, one row each in their order: what
+    `build_feature_frame` builds before labels and splits, which is all a served model needs.
+
+    Personal-data columns are read for nothing but whether a value is present (`has_<column>`)
+    and never reach the rows. `fs` defaults to the feature set these rows decide (the levels of
+    each text column); `references` gives the date a `days_since` counts back from, per date
+    column (default: `features.reference_date`, or the column's newest date).
+    """
+    presence = {flag: validated[col].notna().to_numpy(dtype="float64")
+                for flag, col in presence_columns(config).items()}
+    features = config.feature_columns()
+    levels = {c: category_level(validated[c]) for c in features
+              if config.columns[c].type == "string" and c not in config.features.multi_hot}
+    if fs is None:
+        fs = feature_set(config, cardinality={c: int((levels[c] if c in levels else validated[c]).nunique())
+                                              for c in features})
+    columns = {ID: validated[config.id_column].astype(str).to_numpy(), **presence}
+    for col in features:
+        kind = config.columns[col].type
+        if kind == "datetime":
+            ts = as_datetime(validated[col])
+            if references is not None and col in references:
+                reference = references[col]
+            elif config.features.reference_date:
+                reference = pd.Timestamp(config.features.reference_date)
+            else:
+                reference = ts.max()
+            for part in config.features.dates[col]:
+                values = date_part(ts, part, reference)
+                columns[f"{col}_{part}"] = values.astype(object).where(values.notna(), np.nan).to_numpy() \
+                    if part in CATEGORICAL_PARTS else values.to_numpy()
+        elif col in fs.multi_hot:
+            columns[col] = validated[col].fillna("").astype(str).to_numpy()
+        elif kind == "string":
+            columns[col] = levels[col].to_numpy()
+        else:
+            columns[col] = pd.to_numeric(validated[col].astype("Float64"), errors="coerce").astype("float64").to_numpy()
+    return pd.DataFrame(columns), fs
+
+
 def build_feature_frame(
     validated: pd.DataFrame, labels: pd.DataFrame, config: ProjectConfig, newest_feedback_ids: set[str] = frozenset(),
     feedback_ids: set[str] = frozenset(),
 ) -> tuple[pd.DataFrame, FeatureSet]:
-    """One row per lead: id, readable features, label (or NaN) and split assignment.
+    """One row per lead: id, readable features (`feature_rows`), label (or NaN) and split assignment.
 
-    Personal-data columns are dropped before anything else touches the frame (only whether a
-    value was present survives, as `has_<column>`). Leads labelled by CRM feedback are learnt
-    from, except a stratified share of the newest batch that goes to the test split, so a
-    retrained challenger and the champion are compared on outcomes neither has seen.
+    Leads labelled by CRM feedback are learnt from, except a stratified share of the newest
+    batch that goes to the test split, so a retrained challenger and the champion are compared
+    on outcomes neither has seen.
     """
-    presence = {flag: validated[col].notna().astype("float64").to_numpy() for flag, col in presence_columns(config).items()}
-    df = validated.drop(columns=[c for c in config.personal_data if c in validated.columns])
-    strings = [c for c in config.feature_columns() if config.columns[c].type == "string" and c not in config.features.multi_hot]
-    df = df.assign(**{c: category_level(df[c]) for c in strings})
-    fs = feature_set(config, cardinality={c: int(df[c].nunique()) for c in config.feature_columns()})
-    out = pd.DataFrame({ID: df[config.id_column].astype(str).to_numpy(), **presence})
-    for col in config.feature_columns():
-        kind = config.columns[col].type
-        if kind == "datetime":
-            ts = as_datetime(df[col])
-            reference = pd.Timestamp(config.features.reference_date) if config.features.reference_date else ts.max()
-            for part in config.features.dates[col]:
-                values = date_part(ts, part, reference)
-                out[f"{col}_{part}"] = values.astype(object).where(values.notna(), np.nan).to_numpy() \
-                    if part in CATEGORICAL_PARTS else values.to_numpy()
-        elif col in fs.multi_hot:
-            out[col] = df[col].fillna("").astype(str).to_numpy()
-        elif kind == "string":
-            out[col] = df[col].to_numpy()
-        else:
-            out[col] = pd.to_numeric(df[col].astype("Float64"), errors="coerce").astype("float64").to_numpy()
+    out, fs = feature_rows(validated, config)
     out = out.merge(labels[[ID, LABEL]], on=ID, how="left")
     out[LABEL] = out[LABEL].astype("float64")
     out[NEWEST_FEEDBACK] = out[ID].isin(newest_feedback_ids) & out[LABEL].notna()
     out[FEEDBACK] = (out[ID].isin(feedback_ids) | out[NEWEST_FEEDBACK]) & out[LABEL].notna()
-    time = as_datetime(df[config.split.time_column]).to_numpy() if config.split.time_column else None
+    time = as_datetime(validated[config.split.time_column]).to_numpy() if config.split.time_column else None
     out[SPLIT] = assign_splits(out[LABEL].to_numpy(), time, config, out[NEWEST_FEEDBACK].to_numpy(),
                                out[FEEDBACK].to_numpy())
     return out[[ID, *fs.columns, LABEL, SPLIT, NEWEST_FEEDBACK, FEEDBACK]], fs

@@ -6,7 +6,7 @@ HTTP gets what `<project>.lead_scores` gives it:
 
     raw records (the source's own columns, as exported)
       -> lib.validation.validate     (normalise, type checks, row rules; bad leads reported)
-      -> lib.features.build_feature_frame   (personal data dropped first)
+      -> lib.features.feature_rows   (build_feature_frame's features; personal data only as presence)
       -> the champion's sklearn pipeline    (preprocessing + model + calibration)
       -> threshold, grade, decile (build-time cut points), reasons (lib.explain)
       [-> E[order value] for projects with a revenue stage]
@@ -16,6 +16,11 @@ resolved project config, feature set, raw column names, threshold, decile cut po
 references), `background.npz` (the explainer's background rows, already encoded) and the
 sklearn models as `mlflow.sklearn` sub-model directories (`sklearn_model`, `revenue_model`),
 which `registry.load_version` loads for code that needs the sklearn pipeline itself.
+
+Two shortcuts take `validate`'s place when they can vouch for its answer, and are tested against
+it on every project's raw rows: `OneLead` (a one-record request, value by value) and
+`CleanBatch` (a request every lead of which is valid, column by column without the quarantine
+bookkeeping). Anything else goes through `validate` itself, which names each invalid lead.
 
 Batch-dependent steps of the pipeline are pinned at build time so one lead scores as it does
 among all leads: `days_since` counts back from the reference date the features were built with
@@ -40,11 +45,11 @@ from pydantic import PrivateAttr
 
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.explain import BACKGROUND_ROWS, REASON_COLUMNS, explain, reasons as reason_table
-from leadscore_assets.lib.features import CATEGORICAL_PARTS, ID, LABEL, SPLIT, FeatureSet, as_datetime, \
-    build_feature_frame, date_part, presence_columns
+from leadscore_assets.lib.features import CATEGORICAL_PARTS, ID, SPLIT, FeatureSet, feature_rows, presence_columns
 from leadscore_assets.lib.thresholds import grades
 from leadscore_assets.lib.validation import (
-    FILE, LINEAGE, NULL_TOKENS, REASON, ROW, _FALSE, _TRUE, _coerce, _load_time, _rule_failures, validate,
+    FILE, LINEAGE, NULL_TOKENS, REASON, ROW, _FALSE, _TRUE, _clean_texts, _coerce, _load_time, _passes_schema,
+    _rule_failures, validate,
 )
 
 SERVING_FILE, BACKGROUND_FILE = "serving.json", "background.npz"
@@ -392,7 +397,7 @@ class OneLead:
             return (True, False) if text in _TRUE else (False, False) if text in _FALSE else (None, True)
         parsed, bad = _coerce(pd.Series([value]), spec)  # datetimes: pandas' own parser, as validate uses
         when = parsed.iloc[0]
-        return (None if pd.isna(when) else pd.Timestamp(when)), bool(bad.iloc[0])
+        return (None if pd.isna(when) else pd.Timestamp(when)), bool(bad[0])
 
     @staticmethod
     def _checks(value, spec):
@@ -444,6 +449,79 @@ class OneLead:
                 row[col] = float("nan") if value is None else float(value)
         numeric = set(self.fs.numeric)  # numbers as float64 even when missing; text as object
         return pd.DataFrame({c: np.array([row[c]], dtype="float64" if c in numeric else object) for c in self.fs.columns})
+
+
+class CleanBatch:
+    """`validate` for a request every lead of which is valid, column by column on arrays.
+
+    On 1,000 leads `validate` spends about a third of its time on what only invalid leads need
+    (row numbers, reasons, duplicate hashing, counts, the quarantine table) and much of the rest
+    on pandas steps repeated per column. Here each configured column is normalised, typed and
+    checked once, with the pipeline's own functions: `validation._clean_texts` (normalisation),
+    `validation._coerce` (types), future dates, unique ids, `validation._rule_failures` (row
+    rules) and `validation._passes_schema` (pandera's checks). It answers the typed leads only
+    when it can vouch that every lead passes: any failure, a missing or misordered column, or a
+    column not sent as text (a typed source) sends the request the general way, which names
+    each lead, field and rule. Tests hold it to `validate` on every project's raw rows.
+    """
+
+    def __init__(self, config: ProjectConfig):
+        self.config = config
+        self._names: dict[tuple, dict[str, str] | None] = {}
+
+    def _canonical(self, columns: tuple) -> dict[str, str] | None:
+        if columns in self._names:
+            return self._names[columns]
+        try:
+            names = self.config.naming.columns([c for c in columns if c not in LINEAGE])
+        except ValueError:  # colliding names: the general path says so
+            names = None
+        if len(self._names) >= 64:  # requests may send any columns: keep the cache small
+            self._names.clear()
+        self._names[columns] = names
+        return names
+
+    def typed(self, raw: pd.DataFrame) -> pd.DataFrame | None:
+        """The typed leads (the configured columns, as `validate` types them), or None."""
+        config = self.config
+        names = self._canonical(tuple(raw.columns))
+        if names is None:
+            return None
+        found = [c for c in names.values() if c in config.columns]
+        if sorted(found) != sorted(config.columns):  # a column missing: every lead refused, the general way
+            return None
+        if config.validation.ordered_columns and found != list(config.columns):
+            return None
+        lowercase, columns = set(config.normalise.lowercase), {}
+        for source, col in names.items():
+            spec = config.columns.get(col)
+            if spec is None:
+                continue  # validate types and checks the configured columns only
+            values = raw[source].to_numpy()
+            null = pd.isna(values)
+            if values.dtype != object or not set(map(type, values[~null])) <= {str}:
+                return None
+            text = _clean_texts(values, col in lowercase)
+            if spec.type in ("string", "text"):
+                text[pd.isna(text)] = None
+                columns[col] = text
+                continue
+            columns[col], bad = _coerce(pd.Series(text, name=col), spec)
+            if bad.any():
+                return None
+        typed = pd.DataFrame({c: columns[c] for c in config.columns})
+        latest = _load_time(None) + pd.Timedelta(hours=config.validation.future_tolerance_hours)
+        if any((typed[c] > latest).any() for c, spec in config.columns.items() if spec.type == "datetime"):
+            return None
+        ids = typed[config.id_column]
+        if ids.isna().any() or not ids.astype(str).is_unique:  # repeated ids and exact copies
+            return None
+        try:
+            if any(_rule_failures(typed, rule.expression, config.name) for rule in config.validation.row_rules):
+                return None
+        except ValueError:  # a broken rule: the general path refuses the request
+            return None
+        return typed if _passes_schema(typed, config) else None
 
 
 class ServingConfig(ProjectConfig):
@@ -502,6 +580,19 @@ def _restore_dtypes(raw: pd.DataFrame) -> pd.DataFrame:
     return raw.assign(**out) if out else raw
 
 
+class Answers(pd.DataFrame):
+    """The answer frame, whose `to_dict(orient="records")` builds the records from each column's
+    `tolist()` (Python scalars, as pandas gives them). MLflow's scoring server writes predictions
+    as `to_dict(orient="records")`, which pandas builds value by value (~4 ms for 1,000 answers);
+    any other use is pandas' own."""
+
+    def to_dict(self, orient="dict", *args, **kwargs):
+        if orient != "records" or args or kwargs or not self.columns.is_unique:
+            return super().to_dict(orient, *args, **kwargs)
+        names = [str(c) for c in self.columns]
+        return [dict(zip(names, row)) for row in zip(*(self[c].tolist() for c in self.columns))]
+
+
 @dataclass
 class LeadScorer:
     """Scores raw leads the way the pipeline scores them. Built by `load`, used by the pyfunc."""
@@ -551,17 +642,17 @@ class LeadScorer:
         return text.where(text.notna() & (text != ""), None)
 
     def features(self, valid: pd.DataFrame) -> pd.DataFrame:
-        """The feature rows of validated leads, as `build_feature_frame` builds them for the run."""
-        labels = pd.DataFrame({ID: pd.Series(dtype=object), LABEL: pd.Series(dtype="float64")})
-        frame, _ = build_feature_frame(valid, labels, self.config)
-        for col, reference in self.references.items():  # the run's reference, not this batch's newest date
-            name = f"{col}_days_since"
-            if name in frame.columns and reference is not None:
-                frame[name] = date_part(as_datetime(valid[col]), "days_since", pd.Timestamp(reference)).to_numpy()
+        """The feature rows of validated leads (id and `fs` columns), as `build_feature_frame` builds
+        them for the run: its `feature_rows`, with the run's feature set and reference dates (not
+        this batch's newest date), without the labels and splits only training needs."""
+        references = {c: pd.Timestamp(r) for c, r in self.references.items() if r is not None}
+        frame, _ = feature_rows(valid, self.config, self.fs, references)
         # as the run's models read them: out of the `features` table, where DuckDB gives a missing text
         # value back as None (not NaN), and the fitted encoders treat the two differently
-        text = [c for c in self.fs.columns if frame[c].dtype == object]
-        frame[text] = frame[text].astype(object).where(frame[text].notna(), None)
+        for col in self.fs.columns:
+            values = frame[col].to_numpy()
+            if values.dtype == object and pd.isna(values).any():
+                frame[col] = np.where(pd.isna(values), None, values)
         return frame
 
     def __post_init__(self):
@@ -569,6 +660,7 @@ class LeadScorer:
             self.one = OneLead(self.config, self.fs, self.references)
         except _Unsupported:
             self.one = None
+        self.batch = CleanBatch(self.config)
 
     def _one_lead(self, raw: pd.DataFrame):
         """(feature frame, request rows scored, messages, errors, ids) of a one-record request, or
@@ -587,14 +679,21 @@ class LeadScorer:
         frame.insert(0, ID, str(typed[self.config.id_column]))
         return frame, np.array([1]), {}, [], ids
 
+    def _clean_batch(self, raw: pd.DataFrame):
+        """The same for a request every lead of which is valid (see `CleanBatch`), or None."""
+        typed = self.batch.typed(raw)
+        if typed is None:
+            return None
+        return self.features(typed), np.arange(1, len(raw) + 1), {}, [], None
+
     def _many_leads(self, raw: pd.DataFrame):
         """The same for any request, through `validate` and `build_feature_frame` themselves."""
-        ids = self._ids(raw)
         lined = raw.assign(**{ROW: np.arange(1, len(raw) + 1), FILE: REQUEST})
         try:
             result = validate(lined, self.config)
         except ValueError as err:  # columns the naming cannot map, a broken rule: the request is refused
             raise InvalidLeads(str(err), []) from err
+        ids = self._ids(raw) if len(result.quarantined) else None  # only errors name leads
         messages, errors = {}, []
         for row, reason in zip(result.quarantined[ROW].astype(int), result.quarantined[REASON]):
             messages[int(row)], parts = _describe(reason, int(row), ids.iloc[row - 1])
@@ -609,10 +708,12 @@ class LeadScorer:
         Raises InvalidLeads when no record can be scored (every lead invalid, a required column
         missing, or no records), naming each lead, field and rule.
         """
-        raw = _restore_dtypes(raw.reset_index(drop=True)[[c for c in raw.columns if c not in LINEAGE]])
+        lineage = [c for c in raw.columns if c in LINEAGE]
+        raw = raw.drop(columns=lineage) if lineage else raw
+        raw = _restore_dtypes(raw if raw.index.equals(pd.RangeIndex(len(raw))) else raw.reset_index(drop=True))
         if raw.empty:
             raise InvalidLeads("the request holds no lead records", [])
-        frame, at, messages, errors, ids = self._one_lead(raw) or self._many_leads(raw)
+        frame, at, messages, errors, ids = self._one_lead(raw) or self._clean_batch(raw) or self._many_leads(raw)
         if frame is None:
             shown = "; ".join(list(messages.values())[:20])
             more = f" (and {len(messages) - 20} more)" if len(messages) > 20 else ""
@@ -639,16 +740,16 @@ class LeadScorer:
         else:
             scored.update({c: np.full(len(p), None, dtype=object) for c in REASON_COLUMNS})
         scored[ERROR] = np.full(len(p), None, dtype=object)
-        scored = pd.DataFrame(scored, index=at)
         if not messages:  # every lead scored: typed columns
-            return scored[self.output_columns].reset_index(drop=True)
+            return Answers({c: scored[c] for c in self.output_columns})
+        scored = pd.DataFrame(scored, index=at)
         # otherwise one row per record, null (not NaN: NaN is not JSON) where a lead was not scored
         out = pd.DataFrame(index=np.arange(1, len(raw) + 1), columns=self.output_columns, dtype=object)
         out.loc[at, :] = scored[self.output_columns].astype(object).to_numpy()
         out[ID] = out[ID].where(out[ID].notna(), pd.Series(ids.to_numpy(), index=out.index))
         for row, text in messages.items():
             out.loc[row, ERROR] = text
-        return out.astype(object).where(out.notna(), None).reset_index(drop=True)
+        return Answers(out.astype(object).where(out.notna(), None).reset_index(drop=True))
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ written into a reason (reasons reach logs and the UI).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -38,36 +39,53 @@ def normalise(raw: pd.DataFrame, config: ProjectConfig) -> pd.DataFrame:
         names = config.naming.columns([c for c in raw.columns if c not in LINEAGE])
     except ValueError as err:
         raise ValueError(f"project '{config.name}': {err}") from err
-    df = raw.rename(columns=names)
-    cleaned = {}  # built apart and assigned once: one frame rebuild, not one per column
+    # one frame built from the columns at once: a rename and a column-by-column assign would
+    # each rebuild the frame (~2 ms of 6 on 1,000 rows of 19 columns)
+    columns = {names.get(c, c): raw[c] for c in raw.columns}
+    cleaned = _cleaned_columns(columns, config)
+    return pd.DataFrame({c: cleaned.get(c, values) for c, values in columns.items()}, index=raw.index)
+
+
+def _cleaned_columns(columns: dict[str, pd.Series], config: ProjectConfig) -> dict[str, pd.Series]:
+    """The columns `normalise` changes, cleaned: text trimmed, blanks as nulls, lowercased."""
+    cleaned = {}
     lowercase, lowered = set(config.normalise.lowercase), set()
-    for col in df.columns:
-        if col in LINEAGE or df[col].dtype != object:
+    for col, values in columns.items():
+        if col in LINEAGE or values.dtype != object:
             continue
-        if pd.api.types.infer_dtype(df[col], skipna=True) == "string":  # text and nulls: one pass per value
+        if pd.api.types.infer_dtype(values, skipna=True) == "string":  # text and nulls
             lower = col in lowercase
-            cleaned[col] = pd.Series([_clean_text(v, lower) if isinstance(v, str) else v for v in df[col].to_numpy()],
-                                     index=df.index, name=col, dtype=object)
+            cleaned[col] = pd.Series(_clean_texts(values.to_numpy(), lower), index=values.index, name=col,
+                                     dtype=object)
             lowered |= {col} if lower else set()
             continue
-        s = df[col].str.strip()
+        s = values.str.strip()
         blank = s.isin(_BLANKS)
         cleaned[col] = s.mask(blank) if blank.any() else s
     for col in config.normalise.lowercase:
-        if col in df.columns and col not in lowered:
-            cleaned[col] = (cleaned[col] if col in cleaned else df[col]).str.lower()
-    return df.assign(**cleaned) if cleaned else df
+        if col in columns and col not in lowered:
+            cleaned[col] = (cleaned[col] if col in cleaned else columns[col]).str.lower()
+    return cleaned
 
 
 _BLANK_SET = frozenset(_BLANKS)
 
 
-def _clean_text(value: str, lower: bool):
-    """One text value as `normalise` gives it: trimmed, NaN when blank or a written-out null, lowercased."""
-    text = value.strip()
-    if text in _BLANK_SET:
-        return np.nan
-    return text.lower() if lower else text
+def _clean_texts(values: np.ndarray, lower: bool) -> np.ndarray:
+    """A column of text and nulls as `normalise` gives it: each text trimmed, NaN when blank or
+    a written-out null, else lowercased when `lower`; nulls as they are. `str` methods are
+    mapped over the texts (no Python call per value: ~4x faster on a 1,000-row column)."""
+    null = pd.isna(values)
+    given = values[~null] if null.any() else values
+    trimmed = list(map(str.strip, given))
+    text = np.array(list(map(str.lower, trimmed)) if lower else trimmed, dtype=object)
+    if not _BLANK_SET.isdisjoint(trimmed):
+        text[[t in _BLANK_SET for t in trimmed]] = np.nan
+    if not null.any():
+        return text
+    out = values.copy()
+    out[~null] = text
+    return out
 
 
 @dataclass
@@ -81,33 +99,38 @@ class Failures:
         self.by_row.setdefault(int(row), []).append(message)
 
 
-def _coerce(series: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, pd.Series]:
-    """Return (typed series, mask of values present but not parseable as the declared type)."""
-    present = series.notna()
+def _coerce(series: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, np.ndarray]:
+    """Return (typed series, boolean array of values present but not parseable as the declared type)."""
     if spec.type in ("string", "text"):
-        values, given = series.to_numpy(dtype=object), present.to_numpy()
-        if all(type(v) is str for v in values[given]):  # text already (a CSV export): no conversion
+        values = series.to_numpy(dtype=object)
+        given = ~pd.isna(values)
+        if set(map(type, values[given])) <= {str}:  # text already (a CSV export): no conversion
             text = values.copy()
             text[~given] = None
-            return pd.Series(text, index=series.index, name=series.name), pd.Series(False, index=series.index)
+            return pd.Series(text, index=series.index, name=series.name), np.zeros(len(series), dtype=bool)
+        present = series.notna()
         as_text = series.astype(object).where(~present, series.astype(str))
-        return as_text.where(present, None), pd.Series(False, index=series.index)
+        return as_text.where(present, None), np.zeros(len(series), dtype=bool)
+    present = series.notna().to_numpy(dtype=bool)
     if spec.type in ("integer", "float"):
-        num = pd.to_numeric(series, errors="coerce").astype("float64")
-        bad = present & num.isna()
+        given = series.to_numpy() if series.dtype == object else series  # text: parsed as an array, no Series steps
+        values = np.asarray(pd.to_numeric(given, errors="coerce").astype("float64"))
+        bad = present & np.isnan(values)
         if spec.type == "integer":
-            frac = num.notna() & (num % 1 != 0)
+            with np.errstate(invalid="ignore"):  # inf % 1 is NaN: not an integer
+                frac = ~np.isnan(values) & (values % 1 != 0)
             bad |= frac
-            num = num.where(~frac).astype("Int64")
-        return num, bad
+            values = np.where(frac, np.nan, values)
+        num = pd.Series(values, index=series.index, name=series.name)
+        return (num.astype("Int64") if spec.type == "integer" else num), bad
     if spec.type == "boolean":
         low = series.astype(str).str.lower()
         out = pd.Series(pd.NA, index=series.index, dtype="boolean")
         out[low.isin(_TRUE)] = True
         out[low.isin(_FALSE)] = False
-        return out, present & out.isna()
+        return out, present & out.isna().to_numpy(dtype=bool)
     parsed = pd.to_datetime(series, errors="coerce", utc=True, format="mixed").dt.tz_localize(None)
-    return parsed.astype("datetime64[ns]"), present & parsed.isna()
+    return parsed.astype("datetime64[ns]"), present & parsed.isna().to_numpy(dtype=bool)
 
 
 def _schema_key(config: ProjectConfig) -> tuple:
@@ -144,16 +167,56 @@ def _schema_for(key: tuple) -> pa.DataFrameSchema:
     return pa.DataFrameSchema(columns, strict=False, ordered=False)
 
 
+_SCHEMA_DTYPES = {kind: pd.api.types.pandas_dtype(object if kind in ("string", "text") else dtype)
+                  for kind, dtype in _PANDAS_TYPES.items()}  # the dtype pandera checks a column for
+
+
+def _passes_schema(typed: pd.DataFrame, config: ProjectConfig) -> bool:
+    """True when the pandera schema of `config` cannot fail on `typed`: the checks pandera runs,
+    vectorised (dtype, nullability, uniqueness, pattern, allowed values, min, max on the values
+    present). pandera costs ~10 ms per call on 1,000 rows even when nothing fails, and a clean
+    file is the common case; when this says no (or cannot tell), pandera runs and names each
+    failure. It may refuse rows pandera would pass (it treats repeated nulls as repeats), never
+    the reverse, so the result of `validate` does not depend on it."""
+    try:
+        for col, spec in config.columns.items():
+            values = typed[col]
+            if values.dtype != _SCHEMA_DTYPES[spec.type]:
+                return False
+            checked = spec.pattern or spec.allowed is not None or spec.min is not None or spec.max is not None
+            if spec.nullable and not checked and not spec.unique:
+                continue
+            present = values.notna().to_numpy(dtype=bool)
+            if not spec.nullable and not present.all():
+                return False
+            if spec.unique and not values.is_unique:
+                return False
+            given = values if present.all() else values[present]
+            if spec.pattern and not all(map(re.compile(spec.pattern).match, given)):  # str.match, without pandas' steps
+                return False
+            if spec.allowed is not None:
+                allowed = [float(v) for v in spec.allowed] if spec.type in ("integer", "float") else spec.allowed
+                if not given.isin(allowed).all():
+                    return False
+            if spec.min is not None and not (given >= spec.min).all():
+                return False
+            if spec.max is not None and not (given <= spec.max).all():
+                return False
+    except (TypeError, ValueError):  # a comparison pandera would report as a failure
+        return False
+    return True
+
+
 def _collapse_exact_duplicates(
     df: pd.DataFrame, source: str, failures: Failures, id_column: str | None = None
 ) -> set[int]:
     """Rows whose every value repeats an earlier row (a re-export, a double paste): set aside
     naming the row they repeat. They are not errors and do not count against the quarantine limit.
     Rows compare as text; when the `id_column`'s text is unique no two rows can, and none is hashed."""
+    if id_column in df.columns and len(df) and df[id_column].astype(str).is_unique:
+        return set()
     data = df.drop(columns=[c for c in LINEAGE if c in df.columns])
     if data.empty:
-        return set()
-    if id_column in data.columns and data[id_column].astype(str).is_unique:
         return set()
     digest = pd.Series(pd.util.hash_pandas_object(data.astype(str), index=False).to_numpy(), index=df.index)
     first = pd.Series(df.index, index=df.index).groupby(digest.to_numpy()).transform("first")
@@ -280,7 +343,8 @@ def validate(raw: pd.DataFrame, config: ProjectConfig, now: datetime | pd.Timest
     if not missing:
         candidate = typed.drop(index=list(failures.by_row)) if failures.by_row else typed
         try:
-            _pandera_schema(config).validate(candidate, lazy=True)
+            if not _passes_schema(candidate, config):
+                _pandera_schema(config).validate(candidate, lazy=True)
         except pa.errors.SchemaErrors as err:
             for case in err.failure_cases.itertuples(index=False):
                 col, check = case.column, str(case.check)

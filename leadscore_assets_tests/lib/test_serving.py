@@ -146,6 +146,33 @@ def test_one_lead_path_decides_as_validate_on_every_kind_of_raw_row(served):
             pd.testing.assert_frame_equal(scorer.one.features(typed)[scorer.fs.columns], general, check_dtype=False)
 
 
+def test_clean_batch_path_decides_as_validate_on_every_kind_of_raw_row(served):
+    """The clean-batch path against `validate` on batches of raw rows: it types a batch of valid
+    leads as `validate` does (and their features are the general path's), and declines a batch
+    holding any lead `validate` quarantines, or a source it does not take (typed columns)."""
+    scorer = served.scorer
+    raw = served.raw.drop(columns=LINEAGE)
+    bad_rows = ~served.raw[ROW].isin(served.valid_rows._row_number).to_numpy()
+    text_only = all(raw[c].dtype == object for c in raw.columns)
+    good = raw[~bad_rows]
+    batches = [good.sample(min(300, len(good)), random_state=seed) for seed in range(3)]
+    batches += [pd.concat([good.head(20), raw.iloc[[i]]]) for i in np.flatnonzero(bad_rows)[:40]]  # a bad row each
+    batches.append(pd.concat([good.head(20), good.iloc[[3]]]))  # a lead sent twice
+    taken = 0
+    for batch in batches:
+        batch = batch.reset_index(drop=True)
+        result = validate(batch.assign(**{ROW: np.arange(1, len(batch) + 1), FILE: "request"}), scorer.config)
+        typed = scorer.batch.typed(batch)
+        if len(result.valid) < len(batch) or not text_only:  # a lead to report, or a typed source: declined
+            assert typed is None, result.quarantined._quarantine_reason.tolist()
+            continue
+        taken += 1
+        pd.testing.assert_frame_equal(typed, result.valid[list(scorer.config.columns)])
+        pd.testing.assert_frame_equal(scorer.features(typed)[scorer.fs.columns],
+                                      scorer.features(result.valid)[scorer.fs.columns])
+    assert taken or not text_only
+
+
 def test_load_version_gives_the_sklearn_pipeline_inside_the_served_model(served):
     model = load_version(f"leadscore-{served.project}", "champion")
     assert hasattr(model, "predict_proba") and not hasattr(model, "unwrap_python_model")
@@ -228,6 +255,21 @@ def test_one_lead_invalid_is_refused_like_a_batch(linkedin_served):
 # ---------------------------------------------------------------------------------------------
 # Pure parts
 # ---------------------------------------------------------------------------------------------
+
+
+def test_answer_records_are_what_pandas_gives():
+    """MLflow writes the answer as `to_dict(orient="records")`: `Answers` builds them faster, the same."""
+    from leadscore_assets.lib.serving import Answers
+
+    frame = pd.DataFrame({"lead_id": ["a", "b"], "probability": [0.25, 0.5], "decile": np.array([3, 1]),
+                          "grade": ["C", "A"], "contact": [False, True], "reason_1_up": [None, "x"],
+                          "error": pd.Series([None, None], dtype=object), "value": [np.nan, 2.0]})
+    for answer in (frame, frame.astype(object)):
+        records = Answers(answer).to_dict(orient="records")
+        expected = pd.DataFrame(answer).to_dict(orient="records")
+        assert records == expected or str(records) == str(expected)  # NaN != NaN
+        assert [[type(v) for v in r.values()] for r in records] == [[type(v) for v in r.values()] for r in expected]
+    assert str(Answers(frame).to_dict()) == str(frame.to_dict())  # any other orient: pandas itself
 
 
 def test_decile_cut_points_reproduce_population_deciles():
