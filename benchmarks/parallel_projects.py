@@ -37,7 +37,7 @@ PROJECTS = tuple(os.environ.get("LEADSCORE_BENCH_PROJECTS", ",".join(ALL_PROJECT
 SMALL_ROWS = {"linkedin": 2000, "email_crm": 2000, "saas_crm": 2000, "byo_table": 3000, "web_sessions": 30000}
 COMPARED = {  # table -> (key, columns that must be equal; run ids and times differ by design)
     "validated_contacts": None,
-    "model_decisions": ("challenger_candidate", ["decision", "challenger_candidate"]),
+    "model_decisions": ("decision", ["decision", "selection_metric", "challenger_metric", "held_out_rows"]),
     "lead_scores": ("lead_id", ["probability", "decile", "grade", "contact", "reason_1_up", "reason_1_down"]),
 }
 
