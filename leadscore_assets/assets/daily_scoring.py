@@ -25,9 +25,8 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from leadscore_assets.assets.common import asset_kwargs, key, preview, step_tags
+from leadscore_assets.assets.common import PROJECT_TAG, asset_kwargs, key, preview, step_tags
 from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.validation import LINEAGE
 from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.source_loader import load_rows_between
 from leadscore_assets.resources.storage import LeadscoreStorage
@@ -36,8 +35,12 @@ from leadscore_assets.resources.warehouse import Warehouse
 LAYER = "daily"
 
 
+def daily_scores_folder(warehouse: Warehouse, config: ProjectConfig) -> Path:
+    return Path(warehouse.directory) / config.name / "daily_scores"
+
+
 def daily_scores_file(warehouse: Warehouse, config: ProjectConfig, day: str) -> Path:
-    return Path(warehouse.directory) / config.name / "daily_scores" / f"{day}.parquet"
+    return daily_scores_folder(warehouse, config) / f"{day}.parquet"
 
 
 def write_atomically(frame: pd.DataFrame, target: Path) -> None:
@@ -78,9 +81,9 @@ def build(config: ProjectConfig) -> dg.Definitions:
             window = days.time_window_for_partition_key(day)
             start, end = (t.astimezone(timezone.utc).replace(tzinfo=None) for t in (window.start, window.end))
             rows = load_rows_between(config, Path(storage.data_dir), spec.date_column, start, end)
-            rows = rows.drop(columns=[c for c in LINEAGE if c in rows.columns])  # the served model's input: the source's columns
+            # the model drops the lineage columns itself; an empty day has the answers' columns and no row
             scores = model.predict(rows, params={"reasons": True}) if len(rows) else pd.DataFrame(
-                {c: pd.Series(dtype="object") for c in ("lead_id", "probability", "decile", "grade", "error")})
+                columns=model.unwrap_python_model().scorer.output_columns, dtype=object)
             scores = scores.assign(champion_version=str(version), scored_at=datetime.now(timezone.utc))
             write_atomically(scores, daily_scores_file(warehouse, config, day))
             counts[day] = (len(rows), int(scores["error"].notna().sum()))
@@ -92,14 +95,14 @@ def build(config: ProjectConfig) -> dg.Definitions:
             "scored": leads - invalid,
             "invalid": invalid,
             "champion_version": str(version),
-            "folder": dg.MetadataValue.path(str(daily_scores_file(warehouse, config, "x").parent)),
+            "folder": dg.MetadataValue.path(str(daily_scores_folder(warehouse, config))),
             "top_leads_of_last_day": preview(newest.sort_values("probability", ascending=False, na_position="last")),
         })
 
     job = dg.define_asset_job(
         f"{config.name}_daily_scoring", selection=[daily_scores.key], partitions_def=days,
         description=f"Score one day's new or changed {config.name} leads with the champion.",
-        tags={"leadscore/project": config.name},
+        tags={PROJECT_TAG: config.name},
     )
     schedule = dg.build_schedule_from_partitioned_job(
         job, hour_of_day=spec.schedule_hour, default_status=dg.DefaultScheduleStatus.STOPPED,

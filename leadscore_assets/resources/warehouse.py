@@ -144,21 +144,18 @@ class Warehouse(dg.ConfigurableResource):
             if not staged.exists():
                 staged.parent.mkdir(parents=True, exist_ok=True)
                 published = self.published_path(project)
-                if not self._restore(project, published) and published.exists():
+                self._restore(project, published)
+                if published.exists():
                     shutil.copyfile(published, staged)
         self._claims.add(project)
 
-    def _restore(self, project: str, published: Path) -> bool:
-        """Production: start from what PostgreSQL holds for the project (the last publish from any
-        machine), rebuilt as the local published file. False when there is nothing there yet."""
-        if not self.postgres_url:
-            return False
-        from leadscore_assets.resources.postgres_warehouse import restore_schema
+    def _restore(self, project: str, published: Path) -> None:
+        """Production: rebuild the local published file from what PostgreSQL holds for the project
+        (the last publish from any machine); nothing when PostgreSQL holds nothing yet."""
+        if self.postgres_url:
+            from leadscore_assets.resources.postgres_warehouse import restore_schema
 
-        if not restore_schema(self.postgres_url, project, published):
-            return False
-        shutil.copyfile(published, self.staged_path(project))
-        return True
+            restore_schema(self.postgres_url, project, published)
 
     def _still_running(self, holder: dict) -> bool:
         """Is the run named in a lease still going? The Dagster instance knows for the runs it
