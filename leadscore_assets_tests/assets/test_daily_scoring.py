@@ -3,7 +3,6 @@ as `lead_scores` scores them, and a backfill of several days is one run writing 
 
 import dagster as dg
 import duckdb
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -11,11 +10,10 @@ from leadscore_assets.assets.daily_scoring import daily_scores_file
 from leadscore_assets.components.lead_scoring_project import project_definitions
 from leadscore_assets.demo_data import web_sessions
 from leadscore_assets.lib.config import load_project_config
-from leadscore_assets.lib.explain import REASON_COLUMNS
 from leadscore_assets.resources import build_resources
 from leadscore_assets.resources.warehouse import Warehouse
 from leadscore_assets_tests.conftest import DEFS_DIR, materialize_project, warehouse_file
-from leadscore_assets_tests.lib.test_serving import fast
+from leadscore_assets_tests.lib.test_serving import assert_same_as_lead_scores, fast
 
 pytestmark = pytest.mark.slow  # a web_sessions run and three scoring runs: `pytest -m slow`
 
@@ -50,10 +48,7 @@ def day_file(data_dir, config, day: str) -> pd.DataFrame:
 def assert_as_lead_scores(answer: pd.DataFrame, scores: pd.DataFrame) -> None:
     valid = answer[answer.error.isna()]
     assert len(valid) >= 0.9 * len(answer), answer.error.dropna().head().tolist()
-    expected = scores.loc[valid.lead_id.astype(str)]
-    np.testing.assert_allclose(valid.probability.astype(float), expected.probability, rtol=0, atol=1e-9)
-    for column in ["decile", "grade", "contact", *REASON_COLUMNS]:
-        assert valid[column].fillna("-").tolist() == expected[column].fillna("-").tolist(), column
+    assert_same_as_lead_scores(scores, valid)
 
 
 def test_a_day_scores_exactly_that_days_sessions_as_lead_scores_does(web_run):

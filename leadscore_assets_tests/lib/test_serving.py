@@ -95,9 +95,10 @@ def served(request, tmp_path_factory):
     return Served(project, data_dir)
 
 
-def assert_same_as_lead_scores(served: Served, answer: pd.DataFrame):
+def assert_same_as_lead_scores(scores: pd.DataFrame, answer: pd.DataFrame):
+    """The answers equal `lead_scores` (indexed by lead id) for their leads."""
     assert answer.error.isna().all(), answer.error.dropna().head().tolist()
-    expected = served.scores.loc[answer.lead_id.astype(str)]
+    expected = scores.loc[answer.lead_id.astype(str)]
     np.testing.assert_allclose(answer.probability.astype(float), expected.probability, rtol=0, atol=1e-9)
     for column in ["decile", "grade", "contact"]:
         assert answer[column].tolist() == expected[column].tolist(), column
@@ -114,13 +115,13 @@ def test_served_champion_answers_raw_leads_as_lead_scores(served):
     assert len(answer) == len(records)
     if (served.splits == "unlabelled").any():  # open leads answered too, where the project has them
         assert (served.splits.loc[answer.lead_id.astype(str)] == "unlabelled").any()
-    assert_same_as_lead_scores(served, answer)
+    assert_same_as_lead_scores(served.scores, answer)
 
 
 def test_one_lead_at_a_time_answers_as_lead_scores(served):
     records = served.records(n=20, seed=1)
     answers = pd.concat([served.model.predict(records.iloc[[i]]) for i in range(len(records))], ignore_index=True)
-    assert_same_as_lead_scores(served, answers)
+    assert_same_as_lead_scores(served.scores, answers)
     without = served.model.predict(records.iloc[[0]], params={"reasons": False})
     assert without.probability.iloc[0] == answers.probability.iloc[0] and without[REASON_COLUMNS].isna().all(axis=None)
 
@@ -223,7 +224,7 @@ def test_a_batch_scores_its_valid_leads_and_reports_each_invalid_one(linkedin_se
     assert "jane.doe" not in answer.to_string()  # personal values are never repeated
     assert answer.lead_id.tolist() == records["_id"].str.strip().tolist()
     ok = answer[answer.error.isna()]
-    assert_same_as_lead_scores(linkedin_served, ok.assign(decile=ok.decile.astype(int)))
+    assert_same_as_lead_scores(linkedin_served.scores, ok.assign(decile=ok.decile.astype(int)))
 
 
 def test_a_request_with_no_valid_lead_is_refused_naming_lead_field_and_rule(linkedin_served):
