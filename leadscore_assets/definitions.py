@@ -13,12 +13,14 @@ ALL_SOURCES_JOB = "score_all_sources"
 
 # Projects run side by side, each project's steps one at a time: a step process per step, at
 # most one per project (its DuckDB file takes one writer), as many as there are cores. The
-# forkserver starts from a process that has imported the code location once, so a step costs a
-# fork, not a fresh interpreter importing Dagster, MLflow and the ML libraries.
+# forkserver starts from a process that has imported the code location and what a step needs
+# (step_preload) once, so a step costs a fork, not a fresh interpreter importing Dagster, MLflow
+# and the ML libraries.
 PARALLEL_PROJECTS = {
     "multiprocess": {
         "tag_concurrency_limits": [{"key": PROJECT_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}],
-        "start_method": {"forkserver": {"preload_modules": ["leadscore_assets.definitions", "leadscore_assets.components"]}},
+        "start_method": {"forkserver": {"preload_modules": [
+            "leadscore_assets.definitions", "leadscore_assets.components", "leadscore_assets.step_preload"]}},
     }
 }
 
