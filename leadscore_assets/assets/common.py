@@ -63,13 +63,15 @@ def figure_markdown(figures: dict[str, object]) -> str:
 
 
 PROJECT_TAG = "leadscore/project"
+PRIORITY_TAG = "dagster/priority"
 
 
 def step_tags(config: ProjectConfig) -> dict[str, str]:
     """Tags on every step (op) of a project. The multiprocess executor of `score_all_sources`
     limits steps per unique value of PROJECT_TAG to one, so one project's steps take turns on its
-    DuckDB file while other projects' steps run beside them (definitions.py)."""
-    return {PROJECT_TAG: config.name}
+    DuckDB file while other projects' steps run beside them (definitions.py); the executor starts
+    the ready step of the project with the highest `run_priority` first."""
+    return {PROJECT_TAG: config.name, PRIORITY_TAG: str(config.run_priority)}
 
 
 @dataclass(frozen=True)
@@ -88,20 +90,22 @@ def check(name: str, description: str, blocking: bool = False) -> Callable[[Call
     return wrap
 
 
-def checks_step(config: ProjectConfig, asset: dg.AssetKey, checks: list[Check]) -> dg.AssetChecksDefinition:
-    """An asset's checks evaluated in one step. Each is still its own check in the UI (blocking or
-    not); one step instead of one each saves a process start per check under the multiprocess
-    executor of `score_all_sources`."""
-    specs = [dg.AssetCheckSpec(c.name, asset=asset, blocking=c.blocking, description=c.description) for c in checks]
+def check_specs(asset: dg.AssetKey, checks: list[Check]) -> list[dg.AssetCheckSpec]:
+    """The specs of an asset's checks, declared on the asset itself: they run in the asset's own
+    step, right after it writes (no step process of their own under the multiprocess executor of
+    `score_all_sources`), and each is still its own blocking or advisory check in the UI."""
+    return [dg.AssetCheckSpec(c.name, asset=asset, blocking=c.blocking, description=c.description) for c in checks]
 
-    @dg.multi_asset_check(specs=specs, name=f"{config.name}__{asset.path[-1]}_checks", op_tags=step_tags(config))
-    def evaluate(warehouse: Warehouse):
-        for c in checks:
-            result = c.evaluate(warehouse)
-            yield dg.AssetCheckResult(check_name=c.name, asset_key=asset, passed=result.passed, metadata=result.metadata,
-                                      description=result.description, severity=result.severity)
 
-    return evaluate
+def check_results(warehouse: Warehouse, asset: dg.AssetKey, checks: list[Check]) -> list[dg.AssetCheckResult]:
+    """Evaluate the checks against what the asset just wrote. A failed blocking check fails the
+    step after the asset is recorded, so nothing downstream runs (Dagster's in-step check rule)."""
+    results = []
+    for c in checks:
+        r = c.evaluate(warehouse)
+        results.append(dg.AssetCheckResult(check_name=c.name, asset_key=asset, passed=r.passed, metadata=r.metadata,
+                                           description=r.description, severity=r.severity))
+    return results
 
 
 def asset_kwargs(config: ProjectConfig, name: str, layer: str, description: str, kinds: set[str]) -> dict:

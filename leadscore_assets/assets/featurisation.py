@@ -5,9 +5,11 @@ import dagster as dg
 import matplotlib.pyplot as plt
 
 from leadscore_assets.assets.common import (
+    Check,
     asset_kwargs,
     check,
-    checks_step,
+    check_results,
+    check_specs,
     column_schema,
     figure_markdown,
     load_feature_set,
@@ -50,8 +52,10 @@ def build(config: ProjectConfig) -> list:
         "label and split (out-of-time when the source has a creation date).",
         {"pandas", "duckdb"}))
 
+    checks = build_checks(config)
+
     @dg.multi_asset(op_tags=step_tags(config), specs=[features_spec, FEATURE_SCHEMA.spec(config, "features", {"duckdb"}, reads)],
-                    name=f"{config.name}_build_features")
+                    check_specs=check_specs(FEATURES.key(config), checks), name=f"{config.name}_build_features")
     def features(warehouse: Warehouse):
         with warehouse_connection(warehouse, config) as conn:
             resolved = resolved_config(conn, config)
@@ -88,6 +92,7 @@ def build(config: ProjectConfig) -> list:
                 "preview": preview(frame),
             }
         )
+        yield from check_results(warehouse, FEATURES.key(config), checks)
 
     @dg.asset(
         op_tags=step_tags(config),
@@ -127,6 +132,12 @@ def build(config: ProjectConfig) -> list:
                 "max_missing_share": round(float(cols.missing_share.max()), 4) if len(cols) else 0.0,
             }
         )
+
+    return [features, data_profile]
+
+
+def build_checks(config: ProjectConfig) -> list[Check]:
+    """Blocking checks on the features: no personal data and no single column that gives the label away."""
 
     @check("no_personal_data", blocking=True,
            description="No personal-data or excluded (post-outcome) column reaches the features, and no "
@@ -177,4 +188,4 @@ def build(config: ProjectConfig) -> list:
             },
         )
 
-    return [features, data_profile, checks_step(config, FEATURES.key(config), [no_personal_data, no_label_leakage])]
+    return [no_personal_data, no_label_leakage]

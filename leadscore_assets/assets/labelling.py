@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from leadscore_assets.assets.common import asset_kwargs, step_tags, warehouse_connection
+from leadscore_assets.assets.common import asset_kwargs, check, check_results, check_specs, step_tags, warehouse_connection
 from leadscore_assets.assets.tables import (
     FEEDBACK_LABELS,
     LABELS,
@@ -15,8 +15,29 @@ from leadscore_assets.resources.warehouse import Warehouse
 
 
 def build(config: ProjectConfig) -> list:
+    low, high = config.validation.positive_rate
+
+    @check("positive_rate_plausible", blocking=True,
+           description=f"Both classes present and the labelled positive rate within [{low:.0%}, {high:.0%}].")
+    def positive_rate_plausible(warehouse: Warehouse) -> dg.AssetCheckResult:
+        with warehouse_connection(warehouse, config) as conn:
+            pos, neg = conn.execute(
+                f"SELECT count(*) FILTER (label = 1), count(*) FILTER (label = 0) FROM {LABELS.of(config)}"
+            ).fetchall()[0]
+        rate = pos / max(pos + neg, 1)
+        passed = pos > 0 and neg > 0 and low <= rate <= high
+        return dg.AssetCheckResult(
+            passed=passed,
+            metadata={"positive": pos, "negative": neg, "positive_rate": float(rate)},
+            description=None if passed else (
+                f"no positives ({neg} negatives): the label rule never holds" if pos == 0 else
+                f"no negatives ({pos} positives): the label rule always holds" if neg == 0 else
+                f"{pos} positives, {neg} negatives: rate {rate:.1%} outside [{low:.0%}, {high:.0%}]"),
+        )
+
     @dg.asset(
         op_tags=step_tags(config),
+        check_specs=check_specs(LABELS.key(config), [positive_rate_plausible]),
         deps=[VALIDATED_CONTACTS.key(config), *([FEEDBACK_LABELS.key(config)] if config.feedback else [])],
         **asset_kwargs(
             config, "labels", "labels",
@@ -46,27 +67,8 @@ def build(config: ProjectConfig) -> list:
                 "unlabelled": unl,
                 "labelled_by_crm_feedback": from_crm,
                 "positive_rate": float(pos / max(pos + neg, 1)),
-            }
+            },
+            check_results=check_results(warehouse, LABELS.key(config), [positive_rate_plausible]),
         )
 
-    low, high = config.validation.positive_rate
-
-    @dg.asset_check(op_tags=step_tags(config), asset=labels, name="positive_rate_plausible", blocking=True,
-                    description=f"Both classes present and the labelled positive rate within [{low:.0%}, {high:.0%}].")
-    def positive_rate_plausible(warehouse: Warehouse) -> dg.AssetCheckResult:
-        with warehouse_connection(warehouse, config) as conn:
-            pos, neg = conn.execute(
-                f"SELECT count(*) FILTER (label = 1), count(*) FILTER (label = 0) FROM {LABELS.of(config)}"
-            ).fetchall()[0]
-        rate = pos / max(pos + neg, 1)
-        passed = pos > 0 and neg > 0 and low <= rate <= high
-        return dg.AssetCheckResult(
-            passed=passed,
-            metadata={"positive": pos, "negative": neg, "positive_rate": float(rate)},
-            description=None if passed else (
-                f"no positives ({neg} negatives): the label rule never holds" if pos == 0 else
-                f"no negatives ({pos} positives): the label rule always holds" if neg == 0 else
-                f"{pos} positives, {neg} negatives: rate {rate:.1%} outside [{low:.0%}, {high:.0%}]"),
-        )
-
-    return [labels, positive_rate_plausible]
+    return [labels]

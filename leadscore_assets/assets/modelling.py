@@ -12,6 +12,9 @@ import pandas as pd
 
 from leadscore_assets.assets.common import (
     asset_kwargs,
+    check,
+    check_results,
+    check_specs,
     figure_markdown,
     load_feature_set,
     step_tags,
@@ -125,8 +128,31 @@ def track_candidate(name: str, frame: pd.DataFrame, fs, config: ProjectConfig, m
 
 
 def build(config: ProjectConfig) -> list:
+    search = config.models.search
+
+    @check("search_within_budget",
+           description=f"Each tuned candidate's search stayed within its {search.timeout_s} s budget "
+                       "(plus the trial in progress when it ran out).")
+    def search_within_budget(warehouse: Warehouse) -> dg.AssetCheckResult:
+        with warehouse_connection(warehouse, config) as conn:
+            spent = dict(conn.execute(f"SELECT candidate, search_seconds FROM {CANDIDATE_MODELS.of(config)}").fetchall())
+        limit = None if search.timeout_s is None else search.timeout_s * 1.5
+        over = {k: round(v, 1) for k, v in spent.items() if limit is not None and v > limit}
+        return dg.AssetCheckResult(passed=not over, severity=dg.AssetCheckSeverity.WARN,
+                                   metadata={"search_seconds": dg.MetadataValue.json({k: round(v, 1) for k, v in spent.items()}),
+                                             "budget_s": search.timeout_s or 0, "over_budget": dg.MetadataValue.json(over)})
+
+    @check("beats_dummy_baseline", blocking=True, description="The selected model's test ROC-AUC beats the dummy baseline's.")
+    def beats_dummy_baseline(warehouse: Warehouse) -> dg.AssetCheckResult:
+        with warehouse_connection(warehouse, config) as conn:
+            auc, dummy_auc = conn.execute(
+                f"SELECT test_roc_auc, dummy_test_roc_auc FROM {EVALUATION_REPORT.of(config)}"
+            ).fetchall()[0]
+        return dg.AssetCheckResult(passed=bool(auc > dummy_auc), metadata={"test_roc_auc": auc, "dummy_test_roc_auc": dummy_auc})
+
     @dg.asset(
         op_tags=step_tags(config),
+        check_specs=check_specs(CANDIDATE_MODELS.key(config), [search_within_budget]),
         deps=[FEATURES.key(config), FEATURE_SCHEMA.key(config)],
         **asset_kwargs(
             config, "candidate_models", "models",
@@ -173,11 +199,13 @@ def build(config: ProjectConfig) -> list:
                 "search_history": dg.MetadataValue.md("\n\n".join(search_md) or "_no search configured_"),
                 "training_seconds_total": round(float(results.train_seconds.sum()), 1),
                 "mlflow_experiment": dg.MetadataValue.url(mlflow_store.experiment_url(config.name)),
-            }
+            },
+            check_results=check_results(warehouse, CANDIDATE_MODELS.key(config), [search_within_budget]),
         )
 
     @dg.asset(
         op_tags=step_tags(config),
+        check_specs=check_specs(EVALUATION_REPORT.key(config), [beats_dummy_baseline]),
         deps=[candidate_models, FEATURES.key(config), FEATURE_SCHEMA.key(config), VALIDATED_CONTACTS.key(config)],
         **asset_kwargs(
             config, "evaluation_report", "evaluation",
@@ -222,29 +250,7 @@ def build(config: ProjectConfig) -> list:
             EVALUATION_REPORT.write(conn, config, pd.DataFrame([row]))
         metadata = evaluation_metadata(ev, config, mlflow_store.run_url(config.name, run.info.run_id), out)
         ev.close_figures()
-        return dg.MaterializeResult(metadata=metadata)
+        return dg.MaterializeResult(
+            metadata=metadata, check_results=check_results(warehouse, EVALUATION_REPORT.key(config), [beats_dummy_baseline]))
 
-    search = config.models.search
-
-    @dg.asset_check(op_tags=step_tags(config), asset=candidate_models, name="search_within_budget",
-                    description=f"Each tuned candidate's search stayed within its {search.timeout_s} s budget "
-                                "(plus the trial in progress when it ran out).")
-    def search_within_budget(warehouse: Warehouse) -> dg.AssetCheckResult:
-        with warehouse_connection(warehouse, config) as conn:
-            spent = dict(conn.execute(f"SELECT candidate, search_seconds FROM {CANDIDATE_MODELS.of(config)}").fetchall())
-        limit = None if search.timeout_s is None else search.timeout_s * 1.5
-        over = {k: round(v, 1) for k, v in spent.items() if limit is not None and v > limit}
-        return dg.AssetCheckResult(passed=not over, severity=dg.AssetCheckSeverity.WARN,
-                                   metadata={"search_seconds": dg.MetadataValue.json({k: round(v, 1) for k, v in spent.items()}),
-                                             "budget_s": search.timeout_s or 0, "over_budget": dg.MetadataValue.json(over)})
-
-    @dg.asset_check(op_tags=step_tags(config), asset=evaluation_report, name="beats_dummy_baseline", blocking=True,
-                    description="The selected model's test ROC-AUC beats the dummy baseline's.")
-    def beats_dummy_baseline(warehouse: Warehouse) -> dg.AssetCheckResult:
-        with warehouse_connection(warehouse, config) as conn:
-            auc, dummy_auc = conn.execute(
-                f"SELECT test_roc_auc, dummy_test_roc_auc FROM {EVALUATION_REPORT.of(config)}"
-            ).fetchall()[0]
-        return dg.AssetCheckResult(passed=bool(auc > dummy_auc), metadata={"test_roc_auc": auc, "dummy_test_roc_auc": dummy_auc})
-
-    return [candidate_models, search_within_budget, evaluation_report, beats_dummy_baseline]
+    return [candidate_models, evaluation_report]

@@ -10,7 +10,15 @@ feed the promotion gate; each report is an HTML file under data/reports, logged 
 import dagster as dg
 import pandas as pd
 
-from leadscore_assets.assets.common import asset_kwargs, check, checks_step, load_feature_set, step_tags, warehouse_connection
+from leadscore_assets.assets.common import (
+    asset_kwargs,
+    check,
+    check_results,
+    check_specs,
+    load_feature_set,
+    step_tags,
+    warehouse_connection,
+)
 from leadscore_assets.assets.tables import (
     DRIFT_SUMMARY,
     EVALUATION_REPORT,
@@ -46,7 +54,47 @@ def build(config: ProjectConfig) -> list:
         {"evidently", "mlflow"}))
     summary_spec = DRIFT_SUMMARY.spec(config, "monitoring", {"duckdb"}, reads)
 
-    @dg.multi_asset(op_tags=step_tags(config), specs=[reports_spec, summary_spec], name=f"{config.name}_measure_drift")
+    def _summary(warehouse: Warehouse, kind: str):
+        with warehouse_connection(warehouse, config) as conn:
+            rows = conn.execute(
+                f"SELECT drift_share, drifted_columns, psi, html_path FROM {DRIFT_SUMMARY.of(config)} WHERE kind = ?",
+                [kind],
+            ).fetchall()
+        return rows[0] if rows else None
+
+    @check("feature_drift_within_policy",
+           description=f"Share of drifted features <= {promo.max_feature_drift_share}.")
+    def feature_drift_within_policy(warehouse: Warehouse) -> dg.AssetCheckResult:
+        share, cols, _, html = _summary(warehouse, "features")
+        return dg.AssetCheckResult(
+            passed=share <= promo.max_feature_drift_share, severity=dg.AssetCheckSeverity.WARN,
+            metadata={"drift_share": share, "drifted_columns": cols, "report": dg.MetadataValue.path(html)},
+        )
+
+    @check("prediction_psi_within_policy",
+           description=f"Score PSI <= {promo.max_prediction_psi}.")
+    def prediction_psi_within_policy(warehouse: Warehouse) -> dg.AssetCheckResult:
+        _, _, psi, html = _summary(warehouse, "scores")
+        return dg.AssetCheckResult(
+            passed=psi <= promo.max_prediction_psi, severity=dg.AssetCheckSeverity.WARN,
+            metadata={"psi": psi, "report": dg.MetadataValue.path(html)},
+        )
+
+    @check("label_drift_absent",
+           description="The positive rate of newly labelled leads matches the champion's training data.")
+    def label_drift_absent(warehouse: Warehouse) -> dg.AssetCheckResult:
+        row = _summary(warehouse, "labels")
+        if row is None:
+            return dg.AssetCheckResult(passed=True, severity=dg.AssetCheckSeverity.WARN,
+                                       description="not enough labelled new leads to compare")
+        share, _, _, html = row
+        return dg.AssetCheckResult(passed=share == 0, severity=dg.AssetCheckSeverity.WARN,
+                                   metadata={"report": dg.MetadataValue.path(html)})
+
+    checks = [feature_drift_within_policy, prediction_psi_within_policy, label_drift_absent]
+
+    @dg.multi_asset(op_tags=step_tags(config), specs=[reports_spec, summary_spec], check_specs=check_specs(reports_spec.key, checks),
+                    name=f"{config.name}_measure_drift")
     def drift_reports(context: dg.AssetExecutionContext, warehouse: Warehouse, mlflow_store: MlflowStore,
                       storage: LeadscoreStorage):
         name = config.registered_model_name
@@ -114,42 +162,6 @@ def build(config: ProjectConfig) -> list:
                 "per_feature": dg.MetadataValue.md(feat.per_column.round(4).to_markdown(index=False)),
             }
         )
+        yield from check_results(warehouse, reports_spec.key, checks)
 
-    def _summary(warehouse: Warehouse, kind: str):
-        with warehouse_connection(warehouse, config) as conn:
-            rows = conn.execute(
-                f"SELECT drift_share, drifted_columns, psi, html_path FROM {DRIFT_SUMMARY.of(config)} WHERE kind = ?",
-                [kind],
-            ).fetchall()
-        return rows[0] if rows else None
-
-    @check("feature_drift_within_policy",
-           description=f"Share of drifted features <= {promo.max_feature_drift_share}.")
-    def feature_drift_within_policy(warehouse: Warehouse) -> dg.AssetCheckResult:
-        share, cols, _, html = _summary(warehouse, "features")
-        return dg.AssetCheckResult(
-            passed=share <= promo.max_feature_drift_share, severity=dg.AssetCheckSeverity.WARN,
-            metadata={"drift_share": share, "drifted_columns": cols, "report": dg.MetadataValue.path(html)},
-        )
-
-    @check("prediction_psi_within_policy",
-           description=f"Score PSI <= {promo.max_prediction_psi}.")
-    def prediction_psi_within_policy(warehouse: Warehouse) -> dg.AssetCheckResult:
-        _, _, psi, html = _summary(warehouse, "scores")
-        return dg.AssetCheckResult(
-            passed=psi <= promo.max_prediction_psi, severity=dg.AssetCheckSeverity.WARN,
-            metadata={"psi": psi, "report": dg.MetadataValue.path(html)},
-        )
-
-    @check("label_drift_absent",
-           description="The positive rate of newly labelled leads matches the champion's training data.")
-    def label_drift_absent(warehouse: Warehouse) -> dg.AssetCheckResult:
-        row = _summary(warehouse, "labels")
-        if row is None:
-            return dg.AssetCheckResult(passed=True, severity=dg.AssetCheckSeverity.WARN,
-                                       description="not enough labelled new leads to compare")
-        share, _, _, html = row
-        return dg.AssetCheckResult(passed=share == 0, severity=dg.AssetCheckSeverity.WARN,
-                                   metadata={"report": dg.MetadataValue.path(html)})
-
-    return [drift_reports, checks_step(config, reports_spec.key, [feature_drift_within_policy, prediction_psi_within_policy, label_drift_absent])]
+    return [drift_reports]

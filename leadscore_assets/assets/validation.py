@@ -7,9 +7,11 @@ import dagster as dg
 import pandas as pd
 
 from leadscore_assets.assets.common import (
+    Check,
     asset_kwargs,
     check,
-    checks_step,
+    check_results,
+    check_specs,
     column_schema,
     preview,
     resolved_config,
@@ -52,7 +54,10 @@ def build(config: ProjectConfig) -> list:
 
     types_spec = COLUMN_TYPES.spec(config, "validated", {"duckdb"}, deps=[raw_key])
 
-    @dg.multi_asset(op_tags=step_tags(config), specs=[valid_spec, quarantine_spec, types_spec], name=f"{config.name}_validate_contacts")
+    checks = build_checks(config)
+
+    @dg.multi_asset(op_tags=step_tags(config), specs=[valid_spec, quarantine_spec, types_spec],
+                    check_specs=check_specs(valid_key, checks), name=f"{config.name}_validate_contacts")
     def validate_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: LeadscoreStorage):
         with warehouse_connection(warehouse, config) as conn:
             raw = RAW_CONTACTS.read(conn, config)
@@ -100,11 +105,12 @@ def build(config: ProjectConfig) -> list:
                 "reasons": preview(result.quarantined[[ROW, REASON]], rows=20),
             },
         )
+        yield from check_results(warehouse, valid_key, checks)
 
-    return [validate_contacts, *build_checks(config)]
+    return [validate_contacts]
 
 
-def build_checks(config: ProjectConfig) -> list:
+def build_checks(config: ProjectConfig) -> list[Check]:
     """Blocking checks: a failed one stops labels, features, models and scores downstream."""
     valid_key = VALIDATED_CONTACTS.key(config)
     valid_t, raw_t, quar_t = (t.of(config) for t in (VALIDATED_CONTACTS, RAW_CONTACTS, QUARANTINED_CONTACTS))
@@ -176,4 +182,4 @@ def build_checks(config: ProjectConfig) -> list:
             ),
         )
 
-    return [checks_step(config, valid_key, [schema_matches_config, ids_unique, rows_accounted_for, quarantine_within_limits])]
+    return [schema_matches_config, ids_unique, rows_accounted_for, quarantine_within_limits]

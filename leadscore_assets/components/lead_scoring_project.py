@@ -33,9 +33,7 @@ LAYERS = (ingestion, validation, feedback, labelling, featurisation, modelling, 
 def project_definitions(config: ProjectConfig) -> dg.Definitions:
     """All assets and checks of one project, its pipeline job (raw export to scores, also the
     retrain run the feedback sensor starts), the feedback sensor and the nightly schedule."""
-    defs = [d for layer in LAYERS for d in layer.build(config)]
-    checks = [d for d in defs if isinstance(d, dg.AssetChecksDefinition)]
-    assets = [d for d in defs if not isinstance(d, dg.AssetChecksDefinition)]
+    assets = [d for layer in LAYERS for d in layer.build(config)]  # checks are declared on their assets
     assets += publishing.build(config, upstream=sorted({k for a in assets for k in a.keys}, key=str))
     job = dg.define_asset_job(
         f"{config.name}_pipeline",
@@ -53,7 +51,7 @@ def project_definitions(config: ProjectConfig) -> dg.Definitions:
             description="OFF until switched on (Automation > Schedules): retrain, judge and rescore every night.",
         ))
     outcomes = next((a for a in assets if dg.AssetKey([config.name, "feedback_outcomes"]) in a.keys), None)
-    pipeline = dg.Definitions(assets=assets, asset_checks=checks, jobs=[job], schedules=schedules,
+    pipeline = dg.Definitions(assets=assets, jobs=[job], schedules=schedules,
                               sensors=feedback.build_sensor(config, job, outcomes))
     # partitioned by day: its own job and schedule, outside the pipeline and `published`
     return dg.Definitions.merge(pipeline, daily_scoring.build(config))
