@@ -7,8 +7,10 @@ Writes the demo data once, then runs `score_all_sources` twice on copies of it, 
 fresh data directory and Dagster instance (`deploy/local/dagster.yaml`): with the in-process
 executor (`execution: {config: {in_process: {}}}`) and with the job's default, the multiprocess
 executor (each step its own process forked from a preloaded forkserver, one step per project at
-a time). It prints both wall times and their ratio (target <= 0.65 on 2 cores), how much of the
-multiprocess run had two projects' steps running at once, and whether both runs produced the
+a time). It prints both wall times and their ratio (target <= 0.65 on 2 cores), the machine's
+busy CPU seconds in each run and the floor they set (the in-process run's CPU work spread over
+every core), how much of the multiprocess run had two projects' steps running at once, and
+whether both runs produced the
 same tables and champions: every project's validated rows, decisions and lead scores
 (probability, decile, grade, reasons) compared row by row.
 
@@ -70,8 +72,18 @@ def benchmark_job():
     return merged.resolve_job_def(ALL_SOURCES_JOB)
 
 
-def run(mode: str, data_dir: Path, home: Path, trials: int | None) -> tuple[float, object]:
-    """One run of the job; returns wall seconds and the run's step timeline."""
+def busy_cpu_seconds() -> float | None:
+    """CPU seconds the whole machine has spent busy so far (Linux /proc/stat), or None elsewhere.
+    Machine-wide, so it counts every step process, the forkserver and the run's own process."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return None
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+
+
+def run(mode: str, data_dir: Path, home: Path, trials: int | None) -> tuple[float, float | None, object]:
+    """One run of the job; returns wall seconds, busy CPU seconds and the run's step timeline."""
     import dagster as dg
 
     home.mkdir(parents=True)
@@ -80,14 +92,15 @@ def run(mode: str, data_dir: Path, home: Path, trials: int | None) -> tuple[floa
                        "DAGSTER_HOME": str(home)})
     run_config = {"execution": {"config": {"in_process": {}}}} if mode == "in_process" else None
     with dg.DagsterInstance.get() as instance:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), busy_cpu_seconds()
         with dg.execute_job(dg.reconstructable(benchmark_job), instance, run_config=run_config) as result:
             seconds = time.perf_counter() - started
+            cpu = None if cpu_started is None else busy_cpu_seconds() - cpu_started
             if not result.success:
                 failed = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
                 raise SystemExit(f"{mode} run failed at {failed}")
             steps = step_intervals(instance, result.run_id)
-    return seconds, steps
+    return seconds, cpu, steps
 
 
 def step_intervals(instance, run_id: str) -> list[tuple[str, float, float]]:
@@ -169,12 +182,18 @@ def main() -> None:
         timings[mode] = run(mode, data_dir, work / mode / "dagster_home", args.trials)
         print(f"  {timings[mode][0]:.0f} s", flush=True)
 
-    (single, _), (parallel, spans) = timings["in_process"], timings["multiprocess"]
+    (single, single_cpu, _), (parallel, parallel_cpu, spans) = timings["in_process"], timings["multiprocess"]
     together, same = overlap(spans)
     diffs = differences(work / "in_process" / "data", work / "multiprocess" / "data")
     print()
-    print(f"| executor | wall time | ratio |\n| --- | ---: | ---: |\n| in-process | {single:.0f} s | 1.00 |\n"
-          f"| multiprocess | {parallel:.0f} s | {parallel / single:.2f} |")
+    cores = os.cpu_count() or 1
+    cpu = {m: "-" if c is None else f"{c:.0f} s ({c / w:.2f} cores)" for m, (w, c, _) in timings.items()}
+    print(f"| executor | wall time | ratio | busy CPU |\n| --- | ---: | ---: | ---: |\n"
+          f"| in-process | {single:.0f} s | 1.00 | {cpu['in_process']} |\n"
+          f"| multiprocess | {parallel:.0f} s | {parallel / single:.2f} | {cpu['multiprocess']} |")
+    if single_cpu is not None:
+        # no schedule on these cores can do the in-process run's CPU work in less time than this
+        print(f"floor on {cores} cores (in-process CPU / cores / in-process wall): {single_cpu / cores / single:.2f}")
     print(f"two projects' steps at once: {together:.0f} s of {parallel:.0f} s; one project's steps at once: {same:.1f} s")
     print("tables and champions: " + ("identical" if not diffs else "DIFFER: " + "; ".join(diffs)))
     print(f"target <= 0.65: {'met' if parallel / single <= 0.65 else 'NOT met'}; runs kept in {work}")

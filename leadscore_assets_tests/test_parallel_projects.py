@@ -26,7 +26,7 @@ def test_projects_run_side_by_side_and_each_projects_steps_in_turn(tmp_path, mon
     data_dir = tmp_path / "data"
     linkedin.write(data_dir, rows=1500, seed=3)
     saas_crm.write(data_dir, rows=1200, seed=3)
-    seconds, spans = parallel_projects.run("multiprocess", data_dir, tmp_path / "dagster_home", trials=0)
+    seconds, _cpu, spans = parallel_projects.run("multiprocess", data_dir, tmp_path / "dagster_home", trials=0)
     together, same_project = parallel_projects.overlap(spans)
     assert same_project == 0  # a project's DuckDB file never had two steps at once
     assert together > 0  # and the two projects did run side by side
