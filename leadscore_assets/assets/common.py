@@ -63,15 +63,13 @@ def figure_markdown(figures: dict[str, object]) -> str:
 
 
 PROJECT_TAG = "leadscore/project"
-PRIORITY_TAG = "dagster/priority"
 
 
 def step_tags(config: ProjectConfig) -> dict[str, str]:
     """Tags on every step (op) of a project. The multiprocess executor of `score_all_sources`
     limits steps per unique value of PROJECT_TAG to one, so one project's steps take turns on its
-    DuckDB file while other projects' steps run beside them (definitions.py); the executor starts
-    the ready step of the project with the highest `run_priority` first."""
-    return {PROJECT_TAG: config.name, PRIORITY_TAG: str(config.run_priority)}
+    DuckDB file while other projects' steps run beside them (definitions.py)."""
+    return {PROJECT_TAG: config.name}
 
 
 @dataclass(frozen=True)

@@ -340,9 +340,6 @@ class ProjectConfig(StrictModel):
     targets: dict[str, TargetSpec] = Field(default_factory=dict)
     daily_scoring: DailyScoringSpec | None = None
     retrain_schedule: str | None = "0 2 * * *"  # nightly retrain + rescore, off until switched on in the UI
-    # When score_all_sources runs projects side by side, a higher priority starts first (Dagster's
-    # dagster/priority on every step): the longest project first, so it is not left running alone.
-    run_priority: int = 0
 
     _written: dict[str, str] = PrivateAttr(default_factory=dict)  # canonical name -> as the YAML wrote it
 
