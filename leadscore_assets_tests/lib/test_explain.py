@@ -16,6 +16,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler, TargetEncoder
 
 from leadscore_assets.lib.explain import (
+    Explanation,
     explain,
     global_importance,
     readable_value,
@@ -172,6 +173,15 @@ def test_company_size_lowers_big_companies_and_missing_reads_missing(explained, 
     ]
     assert values and set(values) == {"missing"}
     assert not table[REASON_COLUMNS].stack().str.contains(" = (?:nan|None|<NA>) ").any()
+
+
+def test_reasons_do_not_flip_on_float_noise():
+    """Two features with the same contribution up to rounding noise (as another BLAS thread count
+    gives) rank in column order both ways, so the reasons a lead gets do not depend on the machine."""
+    rows = pd.DataFrame({"a": ["x", "x"], "b": ["y", "y"]}, index=[0, 1])
+    tied = pd.DataFrame({"a": [0.3, 0.3], "b": [0.3 + 4e-17, 0.3 - 4e-17]}, index=[0, 1])
+    table = reasons(Explanation(tied, base_value=0.0), rows, k=1)
+    assert table.reason_1_up.tolist() == ["a = x raises the score"] * 2
 
 
 def test_dummy_gives_no_reasons(data):
