@@ -131,9 +131,9 @@ def reasons(explanation: Explanation, x: pd.DataFrame, k: int = REASONS_PER_SIDE
     out: dict[str, list] = {}
     for direction, sign, verb in (("up", 1.0, "raises"), ("down", -1.0, "lowers")):
         signed = values * sign
-        # contributions within float noise of each other tie, and a tie goes to the earlier feature:
-        # the same model on another thread count (or machine) gives the same reasons
-        strongest = np.argsort(-np.round(signed, 9), axis=1, kind="stable")[:, :k]
+        # contributions within float noise (NOISE) of each other tie, and a tie goes to the earlier
+        # feature: the same model on another thread count (or machine) gives the same reasons
+        strongest = np.argsort(-np.rint(signed / NOISE), axis=1, kind="stable")[:, :k]
         as_json, as_text = [], [[] for _ in range(k)]
         for row_pos, columns in enumerate(strongest):
             items = [
