@@ -24,7 +24,7 @@ from leadscore_assets.assets.tables import (
 )
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.feedback_resolution import resolve_conflicts
-from leadscore_assets.resources.feedback_inbox import read_feedback_file, scan_folder
+from leadscore_assets.resources.feedback_inbox import feedback_folder, read_feedback_file, scan_folder
 from leadscore_assets.resources.storage import LeadscoreStorage
 from leadscore_assets.resources.warehouse import Warehouse
 
@@ -135,9 +135,9 @@ def build_sensor(config: ProjectConfig, job, outcomes_asset: dg.AssetsDefinition
         description=f"New complete CRM outcome files in data/{folder_rel}/ -> one retrain run per file.",
     )
     def feedback_sensor(context: dg.SensorEvaluationContext, storage: LeadscoreStorage):
-        folder = storage.path(folder_rel)
+        folder = feedback_folder(storage.data_dir, folder_rel)  # refused when it resolves outside the data folder
         folder.mkdir(parents=True, exist_ok=True)
-        result = scan_folder(folder, json.loads(context.cursor) if context.cursor else None)
+        result = scan_folder(folder, json.loads(context.cursor) if context.cursor else None, data_dir=Path(storage.data_dir))
         requests = [
             dg.RunRequest(
                 run_key=f.content_hash,
@@ -150,12 +150,14 @@ def build_sensor(config: ProjectConfig, job, outcomes_asset: dg.AssetsDefinition
         waiting = [f"{p.name} (not complete yet)" for p in result.pending]
         repeated = [f"{f.path.name} (skipped: same content as {f.duplicate_of}, already landed)"
                     for f in result.duplicates]
-        for line in repeated:
+        refused = [f"{p.name} (refused: a symlink resolving outside the data folder {storage.data_dir})"
+                   for p in result.refused]
+        for line in repeated + refused:
             context.log.info(line)
         if requests:
             return dg.SensorResult(run_requests=requests)
         return dg.SkipReason("no new complete feedback file"
-                             + (f"; {'; '.join(repeated)}" if repeated else "")
+                             + (f"; {'; '.join(repeated + refused)}" if repeated or refused else "")
                              + (f"; waiting on: {', '.join(waiting)}" if waiting else ""))
 
     return [feedback_sensor]

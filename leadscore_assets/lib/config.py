@@ -14,7 +14,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from leadscore_assets.lib.column_names import ColumnNaming
-from leadscore_assets.lib.sql_rules import columns_read, parse_row_expression, parse_select
+from leadscore_assets.lib.data_paths import relative_path
+from leadscore_assets.lib.sql_rules import check_reads_only, columns_read, parse_row_expression, parse_select
 
 ColumnType = Literal["string", "integer", "float", "boolean", "datetime", "text"]
 DatePart = Literal["weekday", "hour", "month", "day_of_year", "quarter", "weekend", "days_since"]
@@ -70,8 +71,10 @@ class SourceSpec(TableSpec):
         if self.tables and not self.query:
             raise ValueError("source `tables:` need a `query:` that builds one row per lead")
         if self.query:
-            parse_select(self.query, "source.query", ("source", "query"))
+            tree = parse_select(self.query, "source.query", ("source", "query"))
+            check_reads_only(tree, list(self.tables), "source.query", ("source", "query"))
         for name, table in self.table_specs().items():
+            relative_path(table.path, ("source", "tables", name, "path") if self.tables else ("source", "path"))
             key = ("source", "tables", name, "row_rules") if self.tables else ("source", "row_rules")
             for rule in table.row_rules:
                 parse_row_expression(rule.expression, f"source table {name!r} row rule {rule.name!r}", key)
@@ -241,6 +244,11 @@ class FeedbackSpec(StrictModel):
     outcome_labels: dict[str, int] = Field(
         default_factory=lambda: {"won": 1, "replied": 1, "lost": 0, "no_reply": 0}
     )
+
+    @field_validator("folder")
+    @classmethod
+    def _inside_data_dir(cls, v: str) -> str:
+        return relative_path(v, ("feedback", "folder"))
 
 
 class PromotionSpec(StrictModel):

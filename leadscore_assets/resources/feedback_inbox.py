@@ -7,7 +7,9 @@ complete (untouched for QUIET_S when first seen, or the same size and mtime as o
 tick; not empty, not a temporary name) and only once per content: a copy under another name
 with the same content (byte for byte, or re-saved with other line endings, a byte-order mark or
 trailing blank lines: see `canonical_content`) is reported as a duplicate, once, never handed out.
-`read_feedback_file` reads one file for `lib.feedback_parsing`.
+`read_feedback_file` reads one file for `lib.feedback_parsing`. `feedback_folder` is the YAML's
+`feedback.folder` under the data folder, refused when it resolves outside it (symlinks followed);
+a file in the folder that is a symlink resolving outside the data folder is refused too, never read.
 
 Cursor-state contract (what the sensor stores between ticks, a JSON-serialisable dict)::
 
@@ -31,10 +33,11 @@ import hashlib
 import re
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from leadscore_assets.lib.data_paths import inside_data_dir
 from leadscore_assets.lib.feedback_parsing import OUTCOME_LABELS_DEFAULT, FeedbackBatch, parse_feedback
 
 STATE_VERSION = 1
@@ -55,6 +58,7 @@ class ScanResult:
     pending: list[Path]  # present but not ready yet (first seen, still changing, or empty)
     duplicates: list[FeedbackFile]  # complete but the same content as processed content; reported once
     state: dict  # the new cursor state to store
+    refused: list[Path] = field(default_factory=list)  # symlinks resolving outside the data folder: never read
 
 
 def is_temporary_name(name: str) -> bool:
@@ -121,18 +125,26 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(canonical_content(path.read_bytes())).hexdigest()
 
 
+def feedback_folder(data_dir: str | Path, folder: str) -> Path:
+    """The project's `feedback.folder` under `data_dir`; `DataPathError` (naming the YAML key, the
+    path and the data folder) when it resolves outside the data folder, symlinks followed."""
+    return inside_data_dir(data_dir, folder, ("feedback", "folder"))
+
+
 QUIET_S = 3.0  # a file untouched this long when first seen is complete: no need to wait a tick
 
 
 def scan_folder(
     folder: Path, state: dict | None, pattern: str = "*.csv", quiet_s: float = QUIET_S, now: float | None = None,
+    data_dir: Path | None = None,
 ) -> ScanResult:
     """One sensor tick over the files directly in `folder` whose name matches `pattern`.
 
     A file is ready when it is not empty, its content hash was never processed, and either its
     size and mtime equal those seen on the previous tick or, first seen, it has not been written
     to for `quiet_s` seconds (so settling does not cost a whole extra tick). A missing folder is
-    an empty scan.
+    an empty scan. A file that resolves outside `data_dir` (default: `folder`), a symlink pointing
+    out, is never hashed or read: it is listed in `refused`.
     """
     now = time.time() if now is None else now
     old = _copy_state(state)
@@ -140,6 +152,8 @@ def scan_folder(
     ready: list[FeedbackFile] = []
     pending: list[Path] = []
     duplicates: list[FeedbackFile] = []
+    refused: list[Path] = []
+    root = Path(data_dir if data_dir is not None else folder).resolve()
 
     candidates = sorted(folder.iterdir()) if folder.is_dir() else []
     for path in candidates:
@@ -148,6 +162,9 @@ def scan_folder(
             continue
         try:
             if not path.is_file():
+                continue
+            if not path.resolve().is_relative_to(root):
+                refused.append(path)
                 continue
             stat = path.stat()
         except OSError:  # removed between listing and stat
@@ -178,7 +195,7 @@ def scan_folder(
             new["processed"][content_hash] = name
         elif first_name != name:  # same name, same bytes: only touched, nothing to report
             duplicates.append(found)
-    return ScanResult(ready=ready, pending=pending, duplicates=duplicates, state=new)
+    return ScanResult(ready=ready, pending=pending, duplicates=duplicates, state=new, refused=refused)
 
 
 def read_feedback_file(

@@ -21,6 +21,8 @@ import pandas as pd
 
 from leadscore_assets.lib.config import ProjectConfig, TableSpec
 from leadscore_assets.lib.csv_text import SNIFF_BYTES, CsvText, SourceFileError, choose_delimiter, csv_as_text
+from leadscore_assets.lib.data_paths import DataPathError, inside_data_dir
+from leadscore_assets.lib.sql_rules import ConfigSqlError, check_reads_only, parse_select
 from leadscore_assets.lib.validation import FILE, ROW
 
 RAW = "raw_contacts"
@@ -31,6 +33,17 @@ _log = logging.getLogger(__name__)
 
 def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
+
+
+def source_path(config: ProjectConfig, data_dir: Path, name: str) -> Path:
+    """Where source table `name` is read from: its YAML path under `data_dir`, refused (naming the
+    YAML key, the path and the data folder) when it resolves outside the data folder, symlinks
+    followed. The YAML's own check at load time is lexical only: here the real folder is known."""
+    key = ("source", "tables", name, "path") if config.source.tables else ("source", "path")
+    try:
+        return inside_data_dir(data_dir, config.source.table_specs()[name].path, key)
+    except DataPathError as err:
+        raise SourceFileError(f"project '{config.name}': {err}") from err
 
 
 def _check_file(path: Path) -> None:
@@ -173,7 +186,7 @@ def load_source(
     counts: dict[str, int] = {}
 
     def load(name: str, spec: TableSpec, target: str, as_text: bool) -> None:
-        loaded = load_table(conn, target, data_dir / spec.path, spec, as_text=as_text)
+        loaded = load_table(conn, target, source_path(config, data_dir, name), spec, as_text=as_text)
         for note in loaded.notes:
             log(note)
         counts[name] = loaded.rows
@@ -188,6 +201,10 @@ def load_source(
         target = f"{schema}.source_{name}"
         load(name, spec, target, as_text=False)
         conn.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {target}")
+    try:  # checked when the YAML loaded; again here for a config built in code (model_copy skips validators)
+        check_reads_only(parse_select(source.query, "source.query"), list(source.tables), "source.query")
+    except ConfigSqlError as err:
+        raise SourceFileError(f"project '{config.name}': {err}") from err
     try:
         conn.execute(f"CREATE OR REPLACE TABLE {schema}.{RAW} AS {source.query}")
     except duckdb.Error as err:
@@ -215,7 +232,7 @@ def load_rows_between(config: ProjectConfig, data_dir: Path, column: str, start,
     try:
         spec = config.source.table_specs().get("contacts")
         if not config.source.tables and spec.kind == "parquet":
-            path = data_dir / spec.path
+            path = source_path(config, data_dir, "contacts")
             _check_file(path)
             table = (f"(SELECT file_row_number + 1 AS {ROW}, {_sql_str(path.name)} AS {FILE}, * EXCLUDE (file_row_number) "
                      f"FROM read_parquet({_sql_str(str(path))}, file_row_number = true))")

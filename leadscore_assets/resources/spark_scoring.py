@@ -227,7 +227,12 @@ def project_source(project: str, data_dir: Path, work_dir: Path) -> tuple[Path, 
         raise SystemExit(f"no project '{project}' (no {defs})")
     source = load_project_config(defs).source
     if source.path and source.kind in ("csv", "parquet"):
-        return data_dir / source.path, source.delimiter
+        from leadscore_assets.lib.data_paths import DataPathError, inside_data_dir
+
+        try:
+            return inside_data_dir(data_dir, source.path, ("source", "path")), source.delimiter
+        except DataPathError as err:
+            raise SystemExit(f"{project}: {err}") from None
     import duckdb
 
     warehouse = published_file(data_dir / "warehouse", project)

@@ -107,3 +107,87 @@ def test_a_statement_in_a_yaml_file_is_refused_naming_file_line_and_key(tmp_path
     line = next(i for i, row in enumerate(text.splitlines(), 1) if "DROP TABLE" in row)
     with pytest.raises(ProjectConfigError, match=rf"defs.yaml line {line}: label.positive: .* holds 3 statements"):
         load_project_config(path)
+
+
+# --- every path stays inside the data folder; a source query reads only its declared tables -----
+
+
+_TWO_TABLES = {"companies": {"path": "saas/companies.csv"}, "events": {"path": "saas/events.csv"}}
+_JOINED = "SELECT c._row_number, c._source_file, c.lead_id, c.converted FROM companies c"
+
+
+@pytest.mark.parametrize("over, message", [
+    ({"source": {"path": "../x.csv"}}, r"source.path '../x.csv' climbs out of the data folder"),
+    ({"source": {"path": "exports/../../x.csv"}}, r"source.path 'exports/../../x.csv' climbs out"),
+    ({"source": {"path": "/etc/passwd"}}, r"source.path '/etc/passwd' is an absolute path"),
+    ({"source": {"path": "C:\\exports\\x.csv"}}, r"source.path .* is an absolute path"),
+    ({"source": {"tables": {**_TWO_TABLES, "events": {"path": "/tmp/events.csv"}}, "query": _JOINED}},
+     r"source.tables.events.path '/tmp/events.csv' is an absolute path"),
+    ({"feedback": {"folder": "../../../etc"}}, r"feedback.folder '../../../etc' climbs out of the data folder"),
+    ({"feedback": {"folder": "/var/crm"}}, r"feedback.folder '/var/crm' is an absolute path"),
+])
+def test_a_path_leaving_the_data_folder_is_refused(over, message):
+    with pytest.raises(ValidationError, match=message):
+        ProjectConfig.model_validate(_as_exported(**over))
+
+
+def test_a_path_that_stays_inside_is_accepted():
+    config = ProjectConfig.model_validate(_as_exported(source={"path": "exports/old/../leads.csv"},
+                                                       feedback={"folder": "feedback/crm"}))
+    assert config.source.path == "exports/old/../leads.csv" and config.feedback.folder == "feedback/crm"
+
+
+@pytest.mark.parametrize("query, shown", [
+    ("SELECT * FROM read_csv('/etc/passwd')", "read_csv('/etc/passwd')"),
+    ("SELECT c.* FROM companies c JOIN read_parquet('/data/other.parquet') o USING (lead_id)",
+     "read_parquet('/data/other.parquet')"),
+    ("SELECT * FROM read_json_auto('s3://bucket/x.json')", "read_json_auto('s3://bucket/x.json')"),
+    ("SELECT * FROM companies WHERE lead_id IN (SELECT file FROM glob('/home/*'))", "glob('/home/*')"),
+    ("SELECT * FROM 'other.csv'", "'other.csv' (a file name)"),
+    ("SELECT * FROM companies JOIN invoices USING (lead_id)", "'invoices' (not a declared table)"),
+    ("SELECT * FROM main.companies", "main.companies (a qualified name)"),
+])
+def test_a_source_query_reads_only_the_declared_tables(query, shown):
+    with pytest.raises(ValidationError) as err:
+        ProjectConfig.model_validate(_as_exported(source={"tables": _TWO_TABLES, "query": query}))
+    assert f"source.query reads {shown}; a query may read only the declared tables: companies, events" in str(err.value)
+
+
+def test_a_query_over_declared_tables_and_its_own_ctes_is_accepted():
+    query = ("WITH usage AS (SELECT lead_id, count(*) AS n FROM events GROUP BY lead_id) "
+             "SELECT c._row_number, c._source_file, c.lead_id, u.n FROM Companies c LEFT JOIN usage u USING (lead_id)")
+    config = ProjectConfig.model_validate(_as_exported(source={"tables": _TWO_TABLES, "query": query}))
+    assert config.source.query == query
+
+
+def test_a_path_out_of_the_data_folder_in_a_yaml_file_names_file_line_and_key(tmp_path):
+    from leadscore_assets.lib.config import ProjectConfigError, load_project_config
+
+    text = (DEFS_DIR / "saas_crm" / "defs.yaml").read_text().replace("path: saas_crm/usage_events.csv",
+                                                                       "path: ../../etc/usage_events.csv")
+    path = tmp_path / "defs.yaml"
+    path.write_text(text)
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if "../../etc" in row)
+    with pytest.raises(ProjectConfigError, match=rf"defs.yaml line {line}: source.tables.usage.path "
+                                                 r"'../../etc/usage_events.csv' climbs out of the data folder"):
+        load_project_config(path)
+
+
+def test_a_file_reading_query_in_a_yaml_file_names_file_line_and_key(tmp_path):
+    from leadscore_assets.lib.config import ProjectConfigError, load_project_config
+
+    text = (DEFS_DIR / "saas_crm" / "defs.yaml").read_text().replace("FROM companies c", "FROM read_csv('/etc/passwd') c")
+    assert "read_csv('/etc/passwd')" in text
+    path = tmp_path / "defs.yaml"
+    path.write_text(text)
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if row.strip().startswith("query:"))
+    with pytest.raises(ProjectConfigError, match=rf"defs.yaml line {line}: source.query reads read_csv\('/etc/passwd'\)"):
+        load_project_config(path)
+
+
+@pytest.mark.parametrize("project", sorted(p.name for p in DEFS_DIR.iterdir() if (p / "defs.yaml").exists()))
+def test_shipped_projects_keep_their_paths_inside_and_queries_on_declared_tables(project):
+    from leadscore_assets.lib.config import load_project_config
+
+    config = load_project_config(DEFS_DIR / project / "defs.yaml")
+    assert all(not spec.path.startswith(("/", "..")) for spec in config.source.table_specs().values())

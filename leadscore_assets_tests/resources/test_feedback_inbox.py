@@ -194,3 +194,35 @@ def test_a_file_already_quiet_when_first_seen_is_ready_on_that_tick(folder):
     assert names(result.pending) == ["crm_being_written.csv"]  # written just now: one more look
     result, _ = tick(folder, state)
     assert names(result.ready) == ["crm_being_written.csv"]
+
+
+# --- only folders and files inside the data folder --------------------------------------------
+
+
+def test_a_feedback_folder_resolving_outside_the_data_folder_is_refused(tmp_path):
+    from leadscore_assets.lib.data_paths import DataPathError
+    from leadscore_assets.resources.feedback_inbox import feedback_folder
+
+    data_dir, outside = tmp_path / "data", tmp_path / "etc"
+    (data_dir / "feedback").mkdir(parents=True), outside.mkdir()
+    (data_dir / "feedback" / "crm").symlink_to(outside, target_is_directory=True)
+    assert feedback_folder(data_dir, "feedback/linkedin") == data_dir / "feedback" / "linkedin"
+    with pytest.raises(DataPathError, match=rf"feedback.folder 'feedback/crm' resolves to {outside}, "
+                                            rf"outside the data folder {data_dir.resolve()}"):
+        feedback_folder(data_dir, "feedback/crm")
+    with pytest.raises(DataPathError, match="feedback.folder '../../../etc' climbs out of the data folder"):
+        feedback_folder(data_dir, "../../../etc")
+
+
+def test_a_symlinked_file_pointing_outside_the_data_folder_is_never_read(tmp_path):
+    data_dir = tmp_path / "data"
+    folder = data_dir / "feedback" / "linkedin"
+    folder.mkdir(parents=True)
+    secret = tmp_path / "secret.csv"
+    secret.write_text(HEADER + "L9,won,2026-05-01\n")
+    (folder / "outcomes.csv").symlink_to(secret)
+    write(folder, "fb_001.csv", HEADER + "L1,won,2026-05-01\n")
+    old = time.time() - 60
+    os.utime(folder / "fb_001.csv", (old, old)), os.utime(secret, (old, old))
+    result = scan_folder(folder, None, data_dir=data_dir)
+    assert names(result.ready) == ["fb_001.csv"] and names(result.refused) == ["outcomes.csv"]

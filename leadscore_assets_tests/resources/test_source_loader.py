@@ -155,3 +155,48 @@ def test_utf8_with_byte_order_mark_and_crlf_reads_cleanly(tmp_path):
 def test_binary_file_is_refused(tmp_path):
     with pytest.raises(SourceFileError, match=r"contacts\.csv: file is binary"):
         read_csv_as_text(_write(tmp_path, b"PK\x03\x04\x00\x00binary"))
+
+
+# --- only files inside the data folder are read -------------------------------------------------
+
+
+def test_a_symlink_to_a_file_outside_the_data_folder_is_refused(tmp_path):
+    data_dir, outside = tmp_path / "data", tmp_path / "elsewhere"
+    data_dir.mkdir(), outside.mkdir()
+    secret = _write(outside, HEADER + "1,a,won,2026-01-28T10:00,web\n", "secret.csv")
+    (data_dir / "contacts.csv").symlink_to(secret)
+    with pytest.raises(SourceFileError) as err:
+        _load(data_dir)
+    message = str(err.value)
+    assert "source.path 'contacts.csv'" in message and str(secret) in message
+    assert f"outside the data folder {data_dir.resolve()}" in message
+
+
+def test_a_symlinked_table_of_a_query_source_is_refused_naming_its_key(tmp_path):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    _write(data_dir, "id,status\n1,won\n", "companies.csv")
+    _write(tmp_path, "id,status\n9,won\n", "other.csv")
+    (data_dir / "events.csv").symlink_to(tmp_path / "other.csv")
+    config = _config(tables={"companies": {"path": "companies.csv"}, "events": {"path": "events.csv"}},
+                     query="SELECT _row_number, _source_file, id, status FROM companies")
+    with pytest.raises(SourceFileError, match=r"source.tables.events.path 'events.csv' resolves to .*other.csv, "
+                                              r"outside the data folder"):
+        _load(data_dir, config)
+
+
+def test_a_symlink_inside_the_data_folder_is_read(tmp_path):
+    _write(tmp_path, HEADER + "1,a,won,2026-01-28T10:00,web\n", "export_v2.csv")
+    (tmp_path / "contacts.csv").symlink_to(tmp_path / "export_v2.csv")
+    counts, raw, _, _ = _load(tmp_path)
+    assert counts["contacts"] == 1 and raw.name.tolist() == ["a"]
+
+
+def test_a_query_reading_a_file_is_refused_even_when_the_config_was_built_in_code(tmp_path):
+    _write(tmp_path, "id,status\n1,won\n", "companies.csv")
+    config = _config(tables={"companies": {"path": "companies.csv"}},
+                     query="SELECT _row_number, _source_file, id, status FROM companies")
+    sneaky = config.source.model_copy(update={"query": "SELECT * FROM read_csv('/etc/passwd')"})
+    with pytest.raises(SourceFileError, match=r"source.query reads read_csv\('/etc/passwd'\); a query may read "
+                                              r"only the declared tables: companies"):
+        _load(tmp_path, config.model_copy(update={"source": sneaky}))
