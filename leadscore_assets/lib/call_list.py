@@ -15,6 +15,7 @@ import pandas as pd
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.explain import REASON_COLUMNS
 from leadscore_assets.lib.features import ID
+from leadscore_assets.lib.spreadsheet import write_spreadsheet_csv
 
 LATEST = "call_list"  # call_list.csv / call_list.parquet: the published list
 
@@ -45,10 +46,13 @@ def call_list_markdown(calls: pd.DataFrame, top: int) -> str:
 
 def write_call_list(calls: pd.DataFrame, directory: Path, run_id: str) -> dict[str, Path]:
     """This run's list as CSV and Parquet (`<run id>.csv/.parquet`); `publish_call_list` makes
-    them the published `call_list.*` once the run passed every check."""
+    them the published `call_list.*` once the run passed every check.
+
+    The CSV is for people: opened in a spreadsheet, so its text cells are neutralised (`'=...`,
+    see lib/spreadsheet.py) and quoted. The Parquet copy is for machines and keeps the raw values."""
     directory.mkdir(parents=True, exist_ok=True)
     files = {"csv": directory / f"{run_id}.csv", "parquet": directory / f"{run_id}.parquet"}
-    calls.to_csv(files["csv"], index=False)
+    write_spreadsheet_csv(calls, files["csv"])
     calls.to_parquet(files["parquet"], index=False)
     return files
 

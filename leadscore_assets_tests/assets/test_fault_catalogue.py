@@ -70,6 +70,8 @@ CASES = [
     "10 CRM outcomes re-saved with CRLF",
     "11 MLflow run left RUNNING",
     "12 two runs at once",
+    "13 source or feedback path outside the data folder",
+    "14 spreadsheet formulas in company, job title, location",
 ]
 CATALOGUE: list[dict] = []
 STARTED = time.perf_counter()
@@ -485,6 +487,85 @@ def test_12_two_runs_at_once_is_covered_elsewhere():
         name = "test_a_second_run_of_a_project_stops_at_once_naming_the_first"
         assert f"def {name}(" in CONCURRENT_TEST.read_text()
         row["observed"] = f"not re-run here: leadscore_assets_tests/test_concurrent_runs.py::{name}"
+
+
+def test_13_paths_outside_the_data_folder_are_refused(good, tmp_path):
+    with case(CASES[12], "refused at YAML load (.., absolute, read_csv in a query) naming file, line and key; "
+                         "a symlinked export pointing out stops raw_contacts; published unchanged") as row:
+        d = good.copy(tmp_path)
+        before = fingerprint(d)
+        refused = []
+        for key, value, expected in (
+            ("source", {"kind": "csv", "path": "../x.csv"}, "source.path '../x.csv' climbs out of the data folder"),
+            ("source", {"kind": "csv", "path": "/etc/passwd"}, "source.path '/etc/passwd' is an absolute path"),
+            ("source", {"tables": {"contacts": {"path": str(EXPORT)}},
+                        "query": "SELECT * FROM contacts UNION ALL BY NAME SELECT * FROM read_csv('/etc/passwd')"},
+             "source.query reads read_csv('/etc/passwd'); a query may read only the declared tables: contacts"),
+            ("feedback", {"folder": "../../../etc"}, "feedback.folder '../../../etc' climbs out of the data folder"),
+        ):
+            attrs = yaml.safe_load((DEFS_DIR / PROJECT / "defs.yaml").read_text())
+            attrs["attributes"][key] = value
+            bad_yaml = tmp_path / "defs.yaml"
+            bad_yaml.write_text(yaml.safe_dump(attrs, sort_keys=False))
+            with pytest.raises(ProjectConfigError) as err:
+                load_project_config(bad_yaml)
+            assert expected in str(err.value) and f"{bad_yaml} line " in str(err.value), str(err.value)
+            refused.append(expected.split(" ")[0])
+        # the YAML is fine, the file it names is a symlink pointing out of the data folder
+        outside = tmp_path / "outside.csv"
+        shutil.copy(d / EXPORT, outside)
+        (d / EXPORT).unlink()
+        (d / EXPORT).symlink_to(outside)
+        run = execute(good.config, d)
+        failures = [str(e.step_failure_data.user_failure_data.description if e.step_failure_data.user_failure_data
+                        else e.step_failure_data.error.message)
+                    for e in run.result.all_events if e.is_step_failure]
+        row["observed"] = f"YAML refused for {', '.join(refused)}; symlink run: " + (failures[0][:200] if failures else
+                                                                                        "NOT STOPPED")
+        assert not run.success and failures
+        assert "source.path 'linkedin/lemlist_export.csv'" in failures[0] and str(outside) in failures[0]
+        assert "outside the data folder" in failures[0]
+        assert "raw_contacts" not in run.materialized and "published" not in run.materialized
+        after = fingerprint(d)
+        assert after == before, f"published warehouse changed: {before} -> {after}"
+        row["observed"] += "; published unchanged"
+
+
+def test_14_spreadsheet_formulas_never_reach_the_call_list(good, tmp_path):
+    with case(CASES[13], "call_list.csv: every text cell starting with = + - @ tab CR is prefixed with '; "
+                         "parquet keeps the raw values; numbers stay numbers") as row:
+        d = good.copy(tmp_path)
+        export = good.export.copy()
+        hostile = ["=1+2", "+cmd|' /C calc'!A0", "@SUM(1+1)*cmd|' /C calc'!A0", "-2+3", "\t=2+2", "\r=3+3"]
+        rows = good.unique_rows(len(hostile))
+        for i, value in zip(rows, hostile):
+            export.loc[i, ["companyName", "jobTitle", "location"]] = value
+        # quoted, as a CRM writes a value holding a carriage return (unquoted, it would end the record)
+        path = write_export(d, lambda p: export.to_csv(p, index=False, quoting=csv.QUOTE_ALL))
+        run = execute(good.config, d)
+        row["observed"] = "run succeeded" if run.success else f"blocked by {run.blocked_by()}"
+        assert run.success, run.blocked_by()
+        folder = d / "reports" / PROJECT / "call_list"
+        with (folder / "call_list.csv").open(newline="") as fh:
+            written = list(csv.reader(fh))
+        header, body = written[0], written[1:]
+        numeric = {"rank", "probability", "decile", "company_size"}
+        live = [(c, v) for r in body for c, v in zip(header, r)
+                if c not in numeric and v.lstrip(" \t\r\n").startswith(("=", "+", "-", "@"))]
+        assert live == [], live[:5]
+        ids = set(export.loc[rows, "_id"])
+        shown = {r[header.index("lead_id")]: r for r in body if r[header.index("lead_id")] in ids}
+        quarantined = run.query(f"SELECT _id, _quarantine_reason AS r FROM {PROJECT}.quarantined_contacts")
+        assert set(shown) == ids, quarantined[quarantined._id.isin(ids - set(shown))].to_dict("records")
+        for r in shown.values():
+            for column in ("company_name", "job_title", "location"):
+                assert r[header.index(column)].startswith("'"), (column, r[header.index(column)])
+        raw = pd.read_parquet(folder / "call_list.parquet").set_index("lead_id").loc[list(shown)]
+        given = export.set_index("_id").loc[list(shown), "companyName"].str.strip()
+        assert raw.company_name.tolist() == given.tolist(), "the parquet copy keeps the raw values"
+        row["observed"] += (f"; {len(shown)} hostile rows x 3 columns all written as text, e.g. "
+                            f"{next(iter(shown.values()))[header.index('company_name')]!r}; parquet raw")
+        account(row, run, file_rows(path))
 
 
 # -- the table ------------------------------------------------------------------------------------
