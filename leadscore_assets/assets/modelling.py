@@ -27,6 +27,7 @@ from leadscore_assets.assets.tables import (
     FEATURE_SCHEMA,
     VALIDATED_CONTACTS,
 )
+from leadscore_assets.lib.blend import BLEND
 from leadscore_assets.lib.challenger_evaluation import ChallengerEvaluation, evaluate_challenger
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.evaluation import selection_score
@@ -34,7 +35,9 @@ from leadscore_assets.lib.features import SPLIT
 from leadscore_assets.lib.training import (
     choose_candidate,
     fit_and_judge,
+    fit_and_judge_blend,
     fit_splits,
+    search_seconds_for,
     selection_method,
     split_xy,
 )
@@ -44,7 +47,7 @@ from leadscore_assets.lib.targets import (
     targets_markdown,
     targets_met,
 )
-from leadscore_assets.lib.tuning import history_plots
+from leadscore_assets.lib.tuning import TUNABLE_MODELS, history_plots
 from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.storage import LeadscoreStorage
 from leadscore_assets.resources.warehouse import Warehouse
@@ -86,10 +89,11 @@ def evaluation_metadata(ev: ChallengerEvaluation, config: ProjectConfig, run_url
     }
 
 
-def track_candidate(name: str, frame: pd.DataFrame, fs, config: ProjectConfig, method: str,
-                    mlflow_store: MlflowStore, storage: LeadscoreStorage) -> tuple[dict, str | None]:
-    """Fit and judge one candidate in its own MLflow run (search trials nested under it): its
-    leaderboard row, and its search history as markdown when a search ran."""
+def track_candidate(name: str, judge, frame: pd.DataFrame, fs, config: ProjectConfig, method: str,
+                    mlflow_store: MlflowStore, storage: LeadscoreStorage) -> tuple[dict, str | None, object]:
+    """Fit and judge one candidate (`judge(on_trial)` -> JudgedCandidate) in its own MLflow run,
+    search trials nested under it: its leaderboard row, its search history as markdown when a
+    search ran, and the judged candidate."""
     split_rows = frame[SPLIT].value_counts().to_dict()
     search_md = None
     with mlflow_store.run(config.name, name, role="candidate", tags={"leadscore.candidate": name}) as run:
@@ -101,7 +105,7 @@ def track_candidate(name: str, frame: pd.DataFrame, fs, config: ProjectConfig, m
                 if value is not None:
                     mlflow_store.log_metrics({"cv_score": value})
 
-        judged = fit_and_judge(name, frame, fs, config, method, on_trial=log_trial)
+        judged = judge(log_trial)
         cand, metrics = judged.candidate, judged.metrics
         mlflow_store.log_params({"candidate": name, "features": ",".join(fs.columns), "selection": method,
                            "selection_metric": config.models.selection_metric,
@@ -124,23 +128,28 @@ def track_candidate(name: str, frame: pd.DataFrame, fs, config: ProjectConfig, m
            "train_seconds": judged.train_seconds, "search_seconds": judged.search_seconds,
            "search_trials": 0 if cand.tuning is None else len(cand.tuning.trials),
            **{f"validation_{k}": v for k, v in metrics.items()}}
-    return row, search_md
+    return row, search_md, judged
 
 
 def build(config: ProjectConfig) -> list:
     search = config.models.search
 
+    budget = config.models.time_budget_s
+
     @check("search_within_budget",
-           description=f"Each tuned candidate's search stayed within its {search.timeout_s} s budget "
-                       "(plus the trial in progress when it ran out).")
+           description=f"The tuned candidates' searches stayed within their shared {budget} s budget, each within "
+                       f"its {search.timeout_s} s cap (plus the trial in progress when time ran out).")
     def search_within_budget(warehouse: Warehouse) -> dg.AssetCheckResult:
         with warehouse_connection(warehouse, config) as conn:
             spent = dict(conn.execute(f"SELECT candidate, search_seconds FROM {CANDIDATE_MODELS.of(config)}").fetchall())
-        limit = None if search.timeout_s is None else search.timeout_s * 1.5
-        over = {k: round(v, 1) for k, v in spent.items() if limit is not None and v > limit}
+        cap = None if search.timeout_s is None else search.timeout_s * 1.5
+        over = {k: round(v, 1) for k, v in spent.items() if cap is not None and v > cap}
+        if budget is not None and sum(spent.values()) > budget * 1.5:
+            over["all searches"] = round(sum(spent.values()), 1)
         return dg.AssetCheckResult(passed=not over, severity=dg.AssetCheckSeverity.WARN,
                                    metadata={"search_seconds": dg.MetadataValue.json({k: round(v, 1) for k, v in spent.items()}),
-                                             "budget_s": search.timeout_s or 0, "over_budget": dg.MetadataValue.json(over)})
+                                             "budget_s": budget or 0, "cap_s": search.timeout_s or 0,
+                                             "over_budget": dg.MetadataValue.json(over)})
 
     @check("beats_dummy_baseline", blocking=True, description="The selected model's test ROC-AUC beats the dummy baseline's.")
     def beats_dummy_baseline(warehouse: Warehouse) -> dg.AssetCheckResult:
@@ -176,9 +185,22 @@ def build(config: ProjectConfig) -> list:
         judged_on = (f"{config.models.cv_folds}-fold CV over train + validation ({int(y_fit.sum())} positives)"
                      if method == "cv" else f"the validation split ({int(y_val.sum())} positives)")
         context.log.info(f"candidates judged on {judged_on}")
-        tracked = [track_candidate(name, frame, fs, config, method, mlflow_store, storage)
-                   for name in config.models.candidates]
-        rows, search_md = [row for row, _ in tracked], [md for _, md in tracked if md]
+        tracked, spent = [], 0.0
+        tunable = [c for c in config.models.candidates if c in TUNABLE_MODELS]
+        for name in config.models.candidates:
+            share = search_seconds_for(config, spent, len(tunable)) if name in tunable else None
+            tracked.append(track_candidate(
+                name, lambda on_trial, name=name, share=share: fit_and_judge(
+                    name, frame, fs, config, method, on_trial=on_trial, search_timeout_s=share),
+                frame, fs, config, method, mlflow_store, storage))
+            if name in tunable:
+                tunable.remove(name)
+                spent += tracked[-1][0]["search_seconds"]
+        judged = {row["candidate"]: j for row, _, j in tracked}
+        blend = fit_and_judge_blend(judged, frame, fs, config, method) if config.models.blend else None
+        if blend is not None:
+            tracked.append(track_candidate(BLEND, lambda _: blend, frame, fs, config, method, mlflow_store, storage))
+        rows, search_md = [row for row, _, _ in tracked], [md for _, md, _ in tracked if md]
         for row in rows:
             context.log.info(f"{row['candidate']}: {config.models.selection_metric} = {row['selection_score']:.4f}")
         results = pd.DataFrame(rows).sort_values("selection_score", ascending=False, kind="stable")
@@ -191,8 +213,7 @@ def build(config: ProjectConfig) -> list:
             metadata={
                 "best_candidate": str(results.candidate.iloc[0]),
                 "chosen_candidate": str(results.candidate[results.chosen].iloc[0]),
-                "chosen_because": ("simplest candidate within one standard error of the best CV score"
-                                   if method == "cv" else "best validation score"),
+                "chosen_because": ("best out-of-fold CV score" if method == "cv" else "best validation score"),
                 "best_validation_score": round(float(results.selection_score.iloc[0]), 4),
                 "judged_on": judged_on,
                 "leaderboard": dg.MetadataValue.md(shown.round(4).to_markdown(index=False)),

@@ -41,6 +41,8 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
+from leadscore_assets.lib.blend import LogitBlend
+
 LOG_ODDS, PROBABILITY = "log_odds", "probability"
 MISSING = "missing"
 BACKGROUND_ROWS = 500  # rows of background used by the linear explainer
@@ -96,12 +98,12 @@ def explain(
         raise ValueError(f"the preprocessor reads columns not in features: {unknown}")
     # imputers refuse empty frames; an empty chunk still gets its (empty) explanation
     encoded = _dense(preprocess.transform(rows)) if len(rows) else np.zeros((0, len(owners)))
-    if isinstance(model, DummyClassifier):
-        values, base, output = np.zeros(encoded.shape), _dummy_log_odds(model), LOG_ODDS
-    elif isinstance(model, LogisticRegression):
-        values, base, output = _linear_shap(model, encoded, _encoded_background(preprocess, background, rows, seed))
+    if isinstance(model, LogitBlend):  # margins add with the weights, and so do contributions
+        parts = [_shap_values(m, encoded, preprocess, background, rows, seed) for m in model.members_]
+        values = sum(w * part[0] for w, part in zip(model.weights_, parts))
+        base, output = float(sum(w * part[1] for w, part in zip(model.weights_, parts))), LOG_ODDS
     else:
-        values, base, output = _tree_shap(model, encoded)
+        values, base, output = _shap_values(model, encoded, preprocess, background, rows, seed)
     # sum each encoded column onto its source feature: (rows x encoded) @ (encoded x features)
     onto_feature = np.zeros((len(owners), len(features)))
     onto_feature[np.arange(len(owners)), [features.index(owner) for owner in owners]] = 1.0
@@ -237,6 +239,16 @@ def readable_value(value) -> str:
     if isinstance(value, (float, np.floating)):
         return str(int(value)) if float(value).is_integer() else f"{float(value):.4g}"
     return str(value)
+
+
+def _shap_values(model, encoded: np.ndarray, preprocess, background, rows: pd.DataFrame,
+                 seed: int) -> tuple[np.ndarray, float, str]:
+    """(contributions per encoded column, base value, output scale) of one fitted estimator."""
+    if isinstance(model, DummyClassifier):
+        return np.zeros(encoded.shape), _dummy_log_odds(model), LOG_ODDS
+    if isinstance(model, LogisticRegression):
+        return _linear_shap(model, encoded, _encoded_background(preprocess, background, rows, seed))
+    return _tree_shap(model, encoded)
 
 
 def _split_pipeline(pipeline: Pipeline):

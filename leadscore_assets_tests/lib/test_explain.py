@@ -15,6 +15,7 @@ from sklearn.model_selection import KFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler, TargetEncoder
 
+from leadscore_assets.lib.blend import LogitBlend
 from leadscore_assets.lib.explain import (
     Explanation,
     explain,
@@ -70,7 +71,9 @@ def estimator(name: str, y_train: np.ndarray):
 def fitted(name: str, data) -> Pipeline:
     x_train, y_train, x_valid, y_valid, _ = data
     base = "xgboost" if name == "calibrated_xgboost" else name
-    pipeline = Pipeline([("preprocess", preprocessor(FS, CONFIG)), ("model", estimator(base, y_train))])
+    model = (LogitBlend([estimator("logistic_regression", y_train), estimator("lightgbm", y_train)], [0.4, 0.6])
+             if name == "blend" else estimator(base, y_train))
+    pipeline = Pipeline([("preprocess", preprocessor(FS, CONFIG)), ("model", model)])
     pipeline.fit(x_train, y_train)
     if name == "calibrated_xgboost":
         encoder = pipeline.named_steps["preprocess"]
@@ -80,7 +83,7 @@ def fitted(name: str, data) -> Pipeline:
     return pipeline
 
 
-MODELS = ["logistic_regression", "random_forest", "xgboost", "lightgbm", "calibrated_xgboost"]
+MODELS = ["logistic_regression", "random_forest", "xgboost", "lightgbm", "calibrated_xgboost", "blend"]
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +111,7 @@ def raw_margin(pipeline: Pipeline, x: pd.DataFrame) -> np.ndarray:
     return model.decision_function(encoded)
 
 
-@pytest.mark.parametrize("name", ["xgboost", "lightgbm", "logistic_regression", "random_forest"])
+@pytest.mark.parametrize("name", ["xgboost", "lightgbm", "logistic_regression", "random_forest", "blend"])
 def test_contributions_add_up_to_the_raw_margin(explained, data, name):
     """Summing encoded columns back onto source features loses nothing (and shap reads XGBoost 3 models)."""
     pipeline, explanation = explained[name]

@@ -68,18 +68,27 @@ def test_few_validation_positives_pick_by_cv_and_the_model_learns_from_train_and
     assert roc_auc_score(y_test, final.model.predict_proba(x_test)[:, 1]) > 0.6
 
 
-def test_within_one_standard_error_the_simplest_candidate_is_chosen():
-    import json
-
+def test_the_best_out_of_fold_score_is_chosen_even_when_a_simpler_model_is_close():
+    """A boosted model that scored higher out of fold wins, however close the logistic one is:
+    the one-standard-error rule had picked the logistic model here and lost 0.014 AUC on test."""
     import pandas as pd
 
     from leadscore_assets.lib.training import choose_candidate
 
-    def board(scores: dict[str, float], folds: list[float]) -> pd.DataFrame:
-        return pd.DataFrame({"candidate": list(scores), "selection_score": list(scores.values()),
-                             "fold_scores": [json.dumps(folds)] * len(scores)})
+    def board(scores: dict[str, float]) -> pd.DataFrame:
+        return pd.DataFrame({"candidate": list(scores), "selection_score": list(scores.values())})
 
-    noisy = [0.86, 0.90, 0.84, 0.92, 0.88]  # standard error ~0.014
-    assert choose_candidate(board({"lightgbm": 0.880, "logistic_regression": 0.872, "dummy": 0.5}, noisy)) == "logistic_regression"
-    assert choose_candidate(board({"lightgbm": 0.920, "logistic_regression": 0.872}, noisy)) == "lightgbm"
-    assert choose_candidate(board({"xgboost": 0.9, "random_forest": 0.899}, [])) == "xgboost"  # no folds: the best
+    assert choose_candidate(board({"logistic_regression": 0.738, "lightgbm": 0.752, "dummy": 0.5})) == "lightgbm"
+    assert choose_candidate(board({"lightgbm": 0.80, "logistic_regression": 0.81})) == "logistic_regression"
+    assert choose_candidate(board({"xgboost": 0.9, "logistic_regression": 0.9})) == "logistic_regression"  # a tie
+
+
+def test_tuned_candidates_share_the_stage_budget(linkedin_config):
+    from leadscore_assets.lib.training import search_seconds_for
+
+    models = linkedin_config.models.model_copy(update={
+        "time_budget_s": 30.0, "search": linkedin_config.models.search.model_copy(update={"timeout_s": 20.0})})
+    config = linkedin_config.model_copy(update={"models": models})
+    assert search_seconds_for(config, spent_s=0.0, tunable_left=2) == 15.0
+    assert search_seconds_for(config, spent_s=5.0, tunable_left=1) == 20.0  # capped per search
+    assert search_seconds_for(config, spent_s=29.0, tunable_left=1) == 2.0  # a late one still gets a trial
