@@ -59,3 +59,31 @@ def test_a_second_run_of_a_project_stops_at_once_naming_the_first(tmp_path):
         scored = conn.execute("SELECT count(*) FROM linkedin.lead_scores").fetchall()[0][0]
     assert decided_by == [(holder,)]  # only the first run's decision, on the first run's split
     assert scored > 1000
+
+
+def test_a_run_killed_with_sigkill_does_not_lock_its_project(tmp_path):
+    """`kill -9` of a `dagster job execute`: nothing marks its run failed (the instance still says
+    STARTED), yet the next run takes the project at once, says whose lease it took, and marks
+    that run failed."""
+    data_dir, home = tmp_path / "data", tmp_path / "home"
+    home.mkdir()
+    linkedin.write(data_dir, rows=1500, seed=5)
+    env = {**os.environ, "DAGSTER_HOME": str(home), "LEADSCORE_DATA_DIR": str(data_dir)}
+    first = _launch(env)
+    lock = data_dir / "warehouse" / "linkedin" / "run.lock"
+    deadline = time.time() + 120
+    while not (lock.exists() and lock.read_text().strip()) and first.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    killed = json.loads(lock.read_text())["run_id"]
+    first.kill()  # SIGKILL: no teardown, no release
+    first.communicate(timeout=60)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert instance.get_run_by_id(killed).status == dg.DagsterRunStatus.STARTED
+    second = _launch(env)
+    out, _ = second.communicate(timeout=600)
+    assert second.returncode == 0, out[-3000:]
+    assert "ProjectBusyError" not in out and f"taking over the lease of Dagster run {killed}" in out, out[-3000:]
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert instance.get_run_by_id(killed).status == dg.DagsterRunStatus.FAILURE
+    with duckdb.connect(str(warehouse_file(data_dir, "linkedin")), read_only=True) as conn:
+        assert conn.execute("SELECT count(*) FROM linkedin.lead_scores").fetchall()[0][0] > 1000

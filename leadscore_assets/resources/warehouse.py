@@ -16,9 +16,15 @@ it, instead of mixing its tables with the first one's. The lease belongs to the 
 process: under the multiprocess executor every step is its own process, and the project's next
 step (another process of the same run) continues the lease. It ends when `published` swaps the
 copy in, when an in-process run's resources are torn down, or when the holder is over: the
-Dagster instance says its run finished (run monitoring marks a killed run failed), or, for a run
-the instance does not know, the processes named in the lease are gone. Runs of different
-projects never touch the same file, so they run side by side.
+Dagster instance says its run finished, or none of the processes named in the lease is alive.
+The process check wins over the instance: a `dagster job execute` killed with SIGKILL stays
+STARTED in the instance (nothing marks a CLI run dead, and run monitoring may take minutes), so
+trusting the instance alone would lock the project until someone cleans up by hand. Each process
+is recorded with its start time, so a pid the system has since given to another process counts
+as gone. A run that takes a dead run's lease over says so in its log, naming that run, and marks
+it failed in the instance. A lease written on another host is judged by the instance alone: its
+pids mean nothing here. Runs of different projects never touch the same file, so they run side
+by side.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -65,6 +72,33 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def process_start(pid: int) -> str | None:
+    """When a process started (clock ticks since boot, /proc/<pid>/stat field 22), or None when
+    it cannot be read. With the pid it names one process: a reused pid has another start."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2:].split()[19]  # fields from 3 on; the name may hold spaces
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import psutil  # not a dependency; used where /proc is not (macOS)
+
+        return repr(psutil.Process(pid).create_time())
+    except Exception:
+        return None
+
+
+def _process_alive(pid: int | None, started: str | None) -> bool:
+    """Is the process recorded in a lease still the one running? A pid whose start time differs
+    from the recorded one was reused by another process: the recorded one is gone."""
+    if not pid or not _alive(int(pid)):
+        return False
+    if started is None:  # a lease written before start times were recorded
+        return True
+    now = process_start(int(pid))
+    return now is None or now == started
+
+
 @contextmanager
 def _locked_lease(path: Path) -> Iterator[int]:
     """The lease file, locked against other processes for one read-modify-write (milliseconds)."""
@@ -95,11 +129,13 @@ class Warehouse(dg.ConfigurableResource):
 
     _run_id: str = PrivateAttr(default="")
     _instance: object = PrivateAttr(default=None)
+    _log: object = PrivateAttr(default=None)
     _claims: set[str] = PrivateAttr(default_factory=set)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self._run_id = context.run_id or f"adhoc-{os.getpid()}"
         self._instance = context.instance
+        self._log = context.log  # the run's log: a taken-over lease is reported where the run is watched
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         # A step process of a multiprocess run hands the lease on to the run's next step; a run
@@ -134,9 +170,14 @@ class Warehouse(dg.ConfigurableResource):
                     "mix their tables. It will run once started again after that one ends (under `dagster dev` "
                     "runs of one project queue instead)."
                 )
+            if holder and holder.get("run_id") != self.run_id:
+                self._take_over(project, holder)
             continued = holder if holder and holder.get("run_id") == self.run_id else {}
             parent = multiprocessing.parent_process()  # a step process's executor, alive while the run is
-            lease = {"run_id": self.run_id, "pid": os.getpid(), "step_parent_pid": parent.pid if parent else None,
+            lease = {"run_id": self.run_id, "host": socket.gethostname(),
+                     "pid": os.getpid(), "pid_start": process_start(os.getpid()),
+                     "step_parent_pid": parent.pid if parent else None,
+                     "step_parent_start": process_start(parent.pid) if parent else None,
                      "since": continued.get("since") or datetime.now(timezone.utc).isoformat(timespec="seconds")}
             os.ftruncate(fd, 0)
             os.pwrite(fd, json.dumps(lease).encode(), 0)
@@ -157,17 +198,41 @@ class Warehouse(dg.ConfigurableResource):
 
             restore_schema(self.postgres_url, project, published)
 
-    def _still_running(self, holder: dict) -> bool:
-        """Is the run named in a lease still going? The Dagster instance knows for the runs it
-        holds; for any other run, whether a process named in the lease is alive."""
+    def _holder_run(self, holder: dict):
+        """The lease's run as the Dagster instance records it, or None when it cannot say."""
         try:
-            run = self._instance.get_run_by_id(holder["run_id"]) if self._instance is not None else None
+            return self._instance.get_run_by_id(holder["run_id"]) if self._instance is not None else None
         except Exception:  # an instance that cannot answer (e.g. a disposed test instance)
-            run = None
-        if run is not None:
-            return not run.is_finished
-        pids = [holder.get("pid"), holder.get("step_parent_pid")]
-        return any(_alive(int(pid)) for pid in pids if pid)
+            return None
+
+    def _still_running(self, holder: dict) -> bool:
+        """Is the run named in a lease still going? Not when none of its processes is alive (even if
+        the instance still says STARTED: a killed CLI run is never marked), nor when the instance
+        says it finished. A lease from another host is judged by the instance alone."""
+        run = self._holder_run(holder)
+        if run is not None and run.is_finished:
+            return False
+        if holder.get("host") not in (None, socket.gethostname()):
+            return True  # its pids name processes on another machine: only the instance can tell
+        return any(_process_alive(holder.get(pid), holder.get(started))
+                   for pid, started in (("pid", "pid_start"), ("step_parent_pid", "step_parent_start")))
+
+    def _take_over(self, project: str, holder: dict) -> None:
+        """Say in this run's log whose lease is taken over and why; mark that run failed in the
+        instance when the instance still has it running (its processes are gone)."""
+        run = self._holder_run(holder)
+        why = "the Dagster instance says it finished" if run is not None and run.is_finished else \
+            f"none of its processes (pid {holder.get('pid')}, step parent {holder.get('step_parent_pid')}) is alive"
+        message = (f"project '{project}': taking over the lease of Dagster run {holder.get('run_id')} "
+                   f"(since {holder.get('since')}): {why}. Its staged copy is left for inspection.")
+        (self._log or dg.get_dagster_logger()).warning(message)
+        if run is not None and not run.is_finished:
+            try:
+                self._instance.report_run_failed(
+                    run, message=f"Its processes were gone when run {self.run_id} took over its lease on "
+                                 f"project '{project}' (killed?).")
+            except Exception as err:  # marking is a courtesy: the take-over stands without it
+                (self._log or dg.get_dagster_logger()).warning(f"could not mark run {run.run_id} failed: {err}")
 
     def release(self, project: str | None = None) -> None:
         """End this run's lease on one project (or all it holds), if it is still ours."""

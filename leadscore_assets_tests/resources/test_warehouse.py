@@ -1,6 +1,7 @@
 """Write-audit-publish and one run per project, on real DuckDB files and real file locks."""
 
 import json
+import logging
 import multiprocessing
 import os
 import subprocess
@@ -12,7 +13,7 @@ import duckdb
 import pytest
 
 from leadscore_assets.assets.common import warehouse_connection
-from leadscore_assets.resources.warehouse import ProjectBusyError, Warehouse
+from leadscore_assets.resources.warehouse import ProjectBusyError, Warehouse, process_start, staged_file
 
 
 def _run(directory, run_id: str) -> Warehouse:
@@ -115,6 +116,93 @@ def test_a_lease_left_by_a_run_the_instance_has_finished_is_taken_over(tmp_path)
         warehouse._run_id = "run-2"
         warehouse.claim("p")  # this process is alive, but the instance says that run is over
         assert json.loads((tmp_path / "p" / "run.lock").read_text())["run_id"] == "run-2"
+
+
+@dg.op
+def _step() -> None:
+    pass
+
+
+@dg.job
+def linkedin_pipeline():
+    _step()
+
+
+def _started_run(instance: dg.DagsterInstance) -> str:
+    """A run the instance shows as running (what a `dagster job execute` writes as it starts)."""
+    return instance.create_run_for_job(linkedin_pipeline, status=dg.DagsterRunStatus.STARTED).run_id
+
+
+def _claim_in_a_run(instance: dg.DagsterInstance, directory) -> dg.ExecuteInProcessResult:
+    """A real run whose one asset claims project 'p', as the first step of a pipeline does."""
+
+    @dg.asset
+    def first_step(warehouse: Warehouse) -> None:
+        with warehouse.connection("p") as conn:
+            conn.execute("CREATE TABLE written AS SELECT 1 AS v")
+
+    return dg.materialize([first_step], instance=instance, raise_on_error=False,
+                          resources={"warehouse": Warehouse(directory=str(directory))})
+
+
+def _holder(tmp_path, home, run_id: str) -> subprocess.Popen:
+    """Another process (a `dagster job execute` of the same instance) holding the lease of a STARTED run."""
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import time, dagster as dg\n"
+        "from leadscore_assets.resources.warehouse import Warehouse\n"
+        f"instance = dg.DagsterInstance.from_config({str(home)!r})\n"
+        f"w = Warehouse(directory={str(tmp_path / 'wh')!r})\n"
+        "w.setup_for_execution(dg.build_init_resource_context(instance=instance))\n"
+        f"w._run_id = {run_id!r}; w.claim('p')\n"
+        "print('claimed', flush=True); time.sleep(120)\n")], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "claimed"
+    return holder
+
+
+def test_a_run_killed_with_sigkill_is_taken_over_at_once_though_the_instance_says_started(tmp_path):
+    """`kill -9` of a CLI run leaves it STARTED in the instance; the next run must not wait on it."""
+    home = tmp_path / "home"
+    home.mkdir()
+    with dg.DagsterInstance.local_temp(str(home)) as instance:
+        doomed = _started_run(instance)
+        holder = _holder(tmp_path, home, doomed)
+        try:  # while it lives, its run holds the project
+            blocked = _claim_in_a_run(instance, tmp_path / "wh")
+            assert not blocked.success
+            error = blocked.get_step_failure_events()[0].event_specific_data.error
+            assert f"being run by Dagster run {doomed}" in str(error)
+        finally:
+            holder.kill()  # SIGKILL: no teardown, no release, the instance still says STARTED
+            holder.wait()
+        assert instance.get_run_by_id(doomed).status == dg.DagsterRunStatus.STARTED
+        started = time.perf_counter()
+        after = _claim_in_a_run(instance, tmp_path / "wh")
+        assert after.success and time.perf_counter() - started < 30
+        assert staged_file(tmp_path / "wh", "p", after.run_id).exists()  # it wrote its copy
+        warnings = [e.message for e in instance.all_logs(after.run_id) if e.level == logging.WARNING]
+        assert any(f"taking over the lease of Dagster run {doomed}" in w for w in warnings), warnings
+        assert instance.get_run_by_id(doomed).status == dg.DagsterRunStatus.FAILURE  # no longer shown running
+
+
+def test_a_live_run_the_instance_says_started_still_blocks(tmp_path):
+    with dg.DagsterInstance.ephemeral() as instance:
+        (tmp_path / "p").mkdir()
+        running = _started_run(instance)
+        (tmp_path / "p" / "run.lock").write_text(json.dumps(  # this process: alive, and the same process
+            {"run_id": running, "pid": os.getpid(), "pid_start": process_start(os.getpid()),
+             "step_parent_pid": None, "since": "earlier"}))
+        with pytest.raises(ProjectBusyError, match=running):
+            _run(tmp_path, "run-2").claim("p")
+
+
+def test_a_reused_pid_does_not_keep_a_dead_runs_lease(tmp_path):
+    """The lease's pid now belongs to another process (started at another time): its run is gone."""
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "run.lock").write_text(json.dumps(
+        {"run_id": "long-gone", "pid": os.getpid(), "pid_start": "1", "step_parent_pid": os.getppid(),
+         "step_parent_start": "2", "since": "earlier"}))
+    _run(tmp_path, "run-2").claim("p")
+    assert json.loads((tmp_path / "p" / "run.lock").read_text())["run_id"] == "run-2"
 
 
 def test_an_asset_connection_is_closed_when_its_body_raises(tmp_path, linkedin_config):
