@@ -1,4 +1,8 @@
-"""The code location: every project under defs/, the shared resources and the main job."""
+"""The code location: every project under defs/, the shared resources and the main job.
+
+A project whose YAML does not load does not stop the others (components/defs_folder.py): they
+load and run, and it shows up as its `<project>/config_error` asset.
+"""
 
 from pathlib import Path
 
@@ -6,6 +10,7 @@ import dagster as dg
 from dagster_mlflow import end_mlflow_on_run_finished
 
 from leadscore_assets.assets.common import PROJECT_TAG
+from leadscore_assets.components.defs_folder import load_projects
 from leadscore_assets.components.lead_scoring_project import DAILY_ASSETS
 from leadscore_assets.resources import resources_for_env
 
@@ -37,11 +42,17 @@ def all_sources_job(selection: dg.AssetSelection = dg.AssetSelection.all() - DAI
     )
 
 
-@dg.definitions
-def defs() -> dg.Definitions:
-    projects = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+def code_location(tree: dg.ComponentTree) -> dg.Definitions:
+    """Every project of a defs folder (a broken one reported, not fatal), the main job and the resources."""
+    projects = load_projects(tree)
     main = all_sources_job()
     return dg.Definitions.merge(
         projects,
         dg.Definitions(jobs=[main], resources=resources_for_env(), executor=dg.in_process_executor),
     )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    tree = dg.ComponentTree.for_project(Path(__file__).parent)  # defs/ where pyproject.toml's [tool.dg] says
+    return code_location(tree)

@@ -1,13 +1,18 @@
 """The code location loads from defs/, and the graph a user sees does not change by accident."""
 
+import importlib
 import json
+import logging
 import os
+import re
+import shutil
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from leadscore_assets.assets.tables import declared
-from leadscore_assets.definitions import ALL_SOURCES_JOB, defs
+from leadscore_assets.definitions import ALL_SOURCES_JOB, code_location, defs
 from leadscore_assets.lib.config import load_project_config
 
 DEFS_DIR = Path(__file__).resolve().parents[1] / "leadscore_assets" / "defs"
@@ -164,3 +169,55 @@ def test_every_project_is_one_group_holding_its_whole_chain():
     graph = _loaded().resolve_asset_graph()
     for k in graph.get_all_asset_keys():
         assert graph.get(k).group_name == k.path[0], k
+
+
+def _defs_copy(tmp_path, monkeypatch, package: str):
+    """The shipped defs folder copied into an importable package of its own, to break one YAML of."""
+    root = tmp_path / package
+    shutil.copytree(DEFS_DIR, root / "defs", ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "__init__.py").touch()
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return root
+
+
+@pytest.mark.parametrize("broken, fault, expected", [
+    # a value the project's own validation refuses: located by lib/config.located
+    ("linkedin", ("    columns: [company_name,", "    columns: [email, company_name,"),
+     r"defs\.yaml line \d+: call_list\.columns names personal data"),
+    # a key the component does not have: refused by Dagster's schema, which names file and line
+    ("saas_crm", ("  id_column: company_id\n", "  id_column: company_id\n  bogus_key: 3\n"),
+     r"bogus_key at \S*defs\.yaml:\d+"),
+    # not YAML at all: the parser names file and line
+    ("email_crm", ("  name: email_crm\n", "  name: [email_crm\n"), r"defs\.yaml\", line \d+"),
+])
+def test_one_broken_project_yaml_leaves_the_other_projects_loaded_and_runnable(
+        tmp_path, monkeypatch, caplog, broken, fault, expected):
+    package = f"defs_copy_{broken}"
+    root = _defs_copy(tmp_path, monkeypatch, package)
+    yaml_file = root / "defs" / broken / "defs.yaml"
+    text = yaml_file.read_text()
+    assert fault[0] in text
+    yaml_file.write_text(text.replace(fault[0], fault[1], 1))
+
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        d = code_location(dg.ComponentTree.from_module(importlib.import_module(f"{package}.defs"), tmp_path))
+        dg.Definitions.validate_loadable(d)
+    assert str(yaml_file.parent) in caplog.text  # said loudly where the code location is loaded
+
+    for project in set(PROJECTS) - {broken}:  # the others are whole: their pipelines and chains
+        job = d.resolve_job_def(f"{project}_pipeline")
+        assert dg.AssetKey([project, "published"]) in job.asset_layer.selected_asset_keys, project
+    graph = d.resolve_asset_graph()
+    assert {k.path[1] for k in graph.get_all_asset_keys() if k.path[0] == broken} == {"config_error"}
+    error = graph.get(dg.AssetKey([broken, "config_error"]))
+    assert str(yaml_file) in error.description and re.search(expected, error.description), error.description
+    assert error.group_name == broken
+
+    # running the broken project's job fails at once with the error; the main job still has every other project
+    result = d.resolve_job_def(f"{broken}_pipeline").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    assert not result.success
+    failure = result.get_step_failure_events()[0].event_specific_data.error.message
+    assert str(yaml_file) in failure and re.search(expected, failure), failure
+    main = d.resolve_job_def(ALL_SOURCES_JOB)
+    assert {k.path[0] for k in main.asset_layer.selected_asset_keys} == set(PROJECTS)
