@@ -34,6 +34,8 @@ from leadscore_assets.lib.features import (
     NEWEST_FEEDBACK,
     SPLIT,
     build_feature_frame,
+    short_splits,
+    split_minimums,
 )
 from leadscore_assets.lib.leakage import leaks, single_feature_separation
 from leadscore_assets.lib.personal_data import detect_personal_columns
@@ -137,7 +139,37 @@ def build(config: ProjectConfig) -> list:
 
 
 def build_checks(config: ProjectConfig) -> list[Check]:
-    """Blocking checks on the features: no personal data and no single column that gives the label away."""
+    """Blocking checks on the features: every split has enough of both classes, no personal data
+    and no single column that gives the label away."""
+
+    minimums = split_minimums(config)
+
+    @check("splits_have_both_classes", blocking=True,
+           description="Train, validation and test each hold enough positives and negatives to be trained "
+                       "on, judged and evaluated (each class at least: "
+                       + ", ".join(f"{k} {v}" for k, v in minimums.items())
+                       + "), checked before any model is trained: e.g. CRM feedback that labels every lead "
+                       "leaves no held-out rows.")
+    def splits_have_both_classes(warehouse: Warehouse) -> dg.AssetCheckResult:
+        with warehouse_connection(warehouse, config) as conn:
+            labelled = conn.execute(f"SELECT {SPLIT}, {LABEL}, {FEEDBACK} FROM {FEATURES.of(config)} "
+                                    f"WHERE {LABEL} IS NOT NULL").df()
+        short = short_splits(labelled[LABEL], labelled[SPLIT], minimums)
+        table = {name: {"positives": int(((labelled[SPLIT] == name) & (labelled[LABEL] == 1)).sum()),
+                        "negatives": int(((labelled[SPLIT] == name) & (labelled[LABEL] == 0)).sum())}
+                 for name in minimums}
+        fed = int(labelled[FEEDBACK].sum())
+        why = (f" {fed} of the {len(labelled)} labelled leads are labelled by CRM feedback, which is trained on "
+               "(only part of the newest batch is held out for test)." if fed else "")
+        return dg.AssetCheckResult(
+            passed=not short,
+            description=None if not short else (
+                "; ".join(short) + f": too few labelled leads for every split, so no model is trained.{why} "
+                "Label more leads, or wait for more outcomes."),
+            metadata={"labelled_by_split": dg.MetadataValue.json(table),
+                      "needed_per_class": dg.MetadataValue.json(minimums),
+                      "short": dg.MetadataValue.json(short)},
+        )
 
     @check("no_personal_data", blocking=True,
            description="No personal-data or excluded (post-outcome) column reaches the features, and no "
@@ -188,4 +220,4 @@ def build_checks(config: ProjectConfig) -> list[Check]:
             },
         )
 
-    return [no_personal_data, no_label_leakage]
+    return [splits_have_both_classes, no_personal_data, no_label_leakage]

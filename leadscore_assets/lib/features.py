@@ -25,6 +25,10 @@ NEWEST_FEEDBACK = "newest_feedback"  # labelled by the newest CRM feedback batch
 FEEDBACK = "crm_feedback"  # labelled by any CRM feedback batch
 SPLITS = ("train", "validation", "test")
 UNLABELLED = "unlabelled"
+# Positives, and negatives, each split needs at the least: a held-out split with one of a class
+# gives an ROC-AUC decided by one lead, and with none the metrics cannot be computed at all
+# (sklearn: "Found array with 0 sample(s)"). Train needs at least one per CV fold on top.
+MIN_CLASS_ROWS = 2
 
 
 CATEGORICAL_PARTS = {"weekday", "month", "quarter"}  # calendar parts treated as levels, not numbers
@@ -192,6 +196,43 @@ def build_feature_frame(
     return out[[ID, *fs.columns, LABEL, SPLIT, NEWEST_FEEDBACK, FEEDBACK]], fs
 
 
+def split_minimums(config: ProjectConfig) -> dict[str, int]:
+    """Positives and negatives each split needs: MIN_CLASS_ROWS, and on train one per fold of the
+    stratified CV that candidates are judged and tuned by (models.cv_folds, search.cv_folds)."""
+    folds = max(config.models.cv_folds, config.models.search.cv_folds)
+    return {"train": max(MIN_CLASS_ROWS, folds), "validation": MIN_CLASS_ROWS, "test": MIN_CLASS_ROWS}
+
+
+def short_splits(label: pd.Series, split: pd.Series, minimums: dict[str, int]) -> list[str]:
+    """Each split short of positives or negatives, by how much: 'test has 0 negatives (needs 2,
+    2 short)'. Empty when every split can be trained on, judged and evaluated."""
+    problems = []
+    for name, needed in minimums.items():
+        y = label[split == name]
+        for cls, word in ((1, "positives"), (0, "negatives")):
+            have = int((y == cls).sum())
+            if have < needed:
+                problems.append(f"{name} has {have} {word} (needs {needed}, {needed - have} short)")
+    return problems
+
+
+def _held_out(rows: np.ndarray, y: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """`train_test_split` of rows, stratified as before whenever it can be. Where sklearn would
+    refuse (a class with one row, fewer held-out rows than classes, one row in all) it splits
+    unstratified or holds nothing out, so the features are written and the split check names
+    what is short, instead of the asset failing with sklearn's message."""
+    if len(rows) < 2:
+        return rows, rows[:0]
+    stratify = y if np.unique(y, return_counts=True)[1].min() >= 2 else None
+    for by in (stratify, None):
+        try:
+            kept, held = train_test_split(rows, test_size=share, stratify=by, random_state=seed)
+            return kept, held
+        except ValueError:
+            continue
+    return rows, rows[:0]
+
+
 def assign_splits(
     label: np.ndarray, time: np.ndarray | None, config: ProjectConfig, newest_feedback: np.ndarray | None = None,
     feedback: np.ndarray | None = None,
@@ -226,10 +267,9 @@ def assign_splits(
         split[order[n - n_test - n_val : n - n_test]] = "validation"
         split[order[n - n_test :]] = "test"
         return split
-    y = label[labelled]
-    rest, test = train_test_split(labelled, test_size=spec.test_share, stratify=y, random_state=spec.seed)
+    rest, test = _held_out(labelled, label[labelled], spec.test_share, spec.seed)
     val_share = spec.validation_share / (1 - spec.test_share)
-    train, val = train_test_split(rest, test_size=val_share, stratify=label[rest], random_state=spec.seed)
+    train, val = _held_out(rest, label[rest], val_share, spec.seed)
     split[train], split[val], split[test] = "train", "validation", "test"
     return split
 

@@ -1,7 +1,17 @@
 import numpy as np
 import pandas as pd
 
-from leadscore_assets.lib.features import assign_splits, build_feature_frame, feature_set, preprocessor
+import pytest
+
+from leadscore_assets.lib.features import (
+    MIN_CLASS_ROWS,
+    assign_splits,
+    build_feature_frame,
+    feature_set,
+    preprocessor,
+    short_splits,
+    split_minimums,
+)
 
 
 def test_feature_set_types_and_expands_dates(linkedin_config):
@@ -95,3 +105,41 @@ def test_feedback_is_learnt_from_and_half_the_newest_batch_is_held_out(linkedin_
     assert held.sum() == 20 and label[:40][held].mean() == 0.5  # stratified half, judged on
     assert (split[:40][~held] == "train").all() and (split[40:60] == "train").all()  # the rest learnt from
     assert set(split[60:120]) == {"train", "validation", "test"} and (split[-10:] == "unlabelled").all()
+
+
+def test_feedback_that_labels_every_lead_leaves_splits_short_and_says_by_how_much(linkedin_config):
+    """Every lead has a CRM outcome: all of it is trained on but half the newest batch (here 2
+    leads of 4, one of each), so validation is empty and test holds one of each class."""
+    label = np.array([1.0, 0.0] * 100)
+    newest = np.zeros(200, bool)
+    newest[:4] = True
+    split = assign_splits(label, None, linkedin_config, newest_feedback=newest, feedback=np.ones(200, bool))
+    minimums = split_minimums(linkedin_config)
+    assert minimums == {"train": max(MIN_CLASS_ROWS, linkedin_config.models.cv_folds,
+                                     linkedin_config.models.search.cv_folds),
+                        "validation": MIN_CLASS_ROWS, "test": MIN_CLASS_ROWS}
+    short = short_splits(pd.Series(label), pd.Series(split), minimums)
+    assert short == [
+        f"validation has 0 positives (needs {MIN_CLASS_ROWS}, {MIN_CLASS_ROWS} short)",
+        f"validation has 0 negatives (needs {MIN_CLASS_ROWS}, {MIN_CLASS_ROWS} short)",
+        f"test has 1 positives (needs {MIN_CLASS_ROWS}, {MIN_CLASS_ROWS - 1} short)",
+        f"test has 1 negatives (needs {MIN_CLASS_ROWS}, {MIN_CLASS_ROWS - 1} short)",
+    ]
+
+
+def test_enough_labelled_leads_leave_no_split_short(linkedin_config):
+    label = np.array([1.0, 0.0] * 100)
+    time = np.arange(200).astype("datetime64[D]")
+    split = assign_splits(label, time, linkedin_config)
+    assert short_splits(pd.Series(label), pd.Series(split), split_minimums(linkedin_config)) == []
+
+
+@pytest.mark.parametrize("labels", [[1.0], [1.0, 0.0], [1.0, 0.0, 0.0], [1.0, 1.0, 1.0, 0.0, 0.0]])
+def test_a_handful_of_labelled_leads_is_split_and_reported_not_a_crash(linkedin_config, labels):
+    """Too few for a stratified split: sklearn would refuse; the features are still written and
+    the check names what is short."""
+    cfg = linkedin_config.model_copy(update={"split": linkedin_config.split.model_copy(update={"time_column": None})})
+    label = np.array(labels)
+    split = assign_splits(label, None, cfg)
+    assert set(split) <= {"train", "validation", "test"} and len(split) == len(label)
+    assert short_splits(pd.Series(label), pd.Series(split), split_minimums(cfg))
