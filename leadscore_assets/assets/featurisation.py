@@ -43,6 +43,7 @@ from leadscore_assets.lib.profiling import profile, profile_figures, profile_mar
 from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.storage import LeadscoreStorage
 from leadscore_assets.resources.warehouse import Warehouse
+from leadscore_assets.lib.sql_rules import identifier
 
 
 def build(config: ProjectConfig) -> list:
@@ -180,7 +181,7 @@ def build_checks(config: ProjectConfig) -> list[Check]:
             cols = [r[0] for r in conn.execute(f"DESCRIBE {FEATURES.of(config)}").fetchall()]
             fs = load_feature_set(conn, config)
             text = [c for c in (*fs.categorical, *fs.target_encoded, *fs.multi_hot) if c in resolved_config(conn, config).columns]
-            sample = conn.execute(f"SELECT {', '.join(text) or '1'} FROM {VALIDATED_CONTACTS.of(config)} "
+            sample = conn.execute(f"SELECT {', '.join(map(identifier, text)) or '1'} FROM {VALIDATED_CONTACTS.of(config)} "
                                   "USING SAMPLE reservoir(2000 ROWS) REPEATABLE (42)").df() if text else None
         leaked = sorted(set(cols) & {*config.personal_data, *config.features.exclude})
         detected = detect_personal_columns(sample, text, config.features.not_personal) if text else None

@@ -27,6 +27,7 @@ from leadscore_assets.lib.feedback_resolution import resolve_conflicts
 from leadscore_assets.resources.feedback_inbox import feedback_folder, read_feedback_file, scan_folder
 from leadscore_assets.resources.storage import LeadscoreStorage
 from leadscore_assets.resources.warehouse import Warehouse
+from leadscore_assets.lib.sql_rules import identifier
 
 SENSOR_INTERVAL_S = 10  # with the inbox's quiet rule: a landed file is requested within ~10 s
 
@@ -50,7 +51,7 @@ def land_files(conn, project: ProjectConfig, files: list[str], content_hashes: l
                log) -> list[dict]:
     """Append each new file's outcomes, quarantined rows and unknown ids; one batch row per file.
     Content already landed (the same hash) is skipped and said so."""
-    known = {r[0] for r in conn.execute(f"SELECT {project.id_column} FROM {VALIDATED_CONTACTS.of(project)}").fetchall()}
+    known = {r[0] for r in conn.execute(f"SELECT {identifier(project.id_column)} FROM {VALIDATED_CONTACTS.of(project)}").fetchall()}
     seen = set(FEEDBACK_BATCHES.read(conn, project).content_hash) if FEEDBACK_BATCHES.exists(conn, project) else set()
     batches = []
     for path, digest in zip(files, content_hashes):

@@ -51,6 +51,7 @@ from leadscore_assets.lib.tuning import TUNABLE_MODELS, history_plots
 from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.storage import LeadscoreStorage
 from leadscore_assets.resources.warehouse import Warehouse
+from leadscore_assets.lib.sql_rules import identifier
 
 
 
@@ -59,7 +60,7 @@ def data_window(conn, config: ProjectConfig) -> dict:
     time_col = config.split.time_column
     if not time_col:
         return {"column": "row order"}
-    lo, hi = conn.execute(f"SELECT min({time_col}), max({time_col}) FROM {VALIDATED_CONTACTS.of(config)}").fetchall()[0]
+    lo, hi = conn.execute(f"SELECT min({identifier(time_col)}), max({identifier(time_col)}) FROM {VALIDATED_CONTACTS.of(config)}").fetchall()[0]
     return {"column": time_col, "start": str(lo), "end": str(hi)}
 
 

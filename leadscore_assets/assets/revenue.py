@@ -23,6 +23,7 @@ from leadscore_assets.lib.targets import (
 )
 from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.warehouse import Warehouse
+from leadscore_assets.lib.sql_rules import identifier
 
 
 def build(config: ProjectConfig) -> list:
@@ -48,7 +49,7 @@ def build(config: ProjectConfig) -> list:
             fs = load_feature_set(conn, config)
             frame = conn.execute(f"""
                 SELECT f.*, v.{column} AS _revenue FROM {FEATURES.of(config)} f
-                JOIN {VALIDATED_CONTACTS.of(config)} v ON v.{config.id_column} = f.{ID}
+                JOIN {VALIDATED_CONTACTS.of(config)} v ON v.{identifier(config.id_column)} = f.{ID}
                 WHERE f.{LABEL} = 1 AND v.{column} > 0""").df()
         train, test = frame[frame[SPLIT] == "train"], frame[frame[SPLIT] == "test"]
         model = LogRevenueRegressor(preprocessor(fs, config), seed=config.models.seed)

@@ -30,6 +30,7 @@ from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.validation import COLLAPSED, REASON, ROW, validate
 from leadscore_assets.resources.storage import LeadscoreStorage
 from leadscore_assets.resources.warehouse import Warehouse
+from leadscore_assets.lib.sql_rules import identifier
 
 
 def build(config: ProjectConfig) -> list:
@@ -138,7 +139,7 @@ def build_checks(config: ProjectConfig) -> list[Check]:
     def ids_unique(warehouse: Warehouse) -> dg.AssetCheckResult:
         with warehouse_connection(warehouse, config) as conn:
             total, distinct, nulls = conn.execute(
-                f"SELECT count(*), count(DISTINCT {config.id_column}), count(*) - count({config.id_column}) FROM {valid_t}"
+                f"SELECT count(*), count(DISTINCT {identifier(config.id_column)}), count(*) - count({identifier(config.id_column)}) FROM {valid_t}"
             ).fetchall()[0]
         return dg.AssetCheckResult(
             passed=total == distinct and nulls == 0,

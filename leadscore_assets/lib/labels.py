@@ -9,7 +9,7 @@ from __future__ import annotations
 import duckdb
 
 from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.sql_rules import parse_row_expression
+from leadscore_assets.lib.sql_rules import identifier, parse_row_expression
 
 
 class LabelRuleError(ValueError):
@@ -23,17 +23,17 @@ def label_select_sql(config: ProjectConfig, validated_table: str, feedback_table
                     WHEN coalesce(({rule.negative}), false) THEN 0 END"""
     if feedback_table is None:
         return f"""
-            SELECT {config.id_column} AS lead_id, {rule_label} AS label,
+            SELECT {identifier(config.id_column)} AS lead_id, {rule_label} AS label,
                    CASE WHEN {rule_label} IS NOT NULL THEN 'source' END AS label_source,
                    NULL::VARCHAR AS feedback_hash
             FROM {validated_table}
         """
     return f"""
-        SELECT v.{config.id_column} AS lead_id,
+        SELECT v.{identifier(config.id_column)} AS lead_id,
                coalesce(f.label::INTEGER, {rule_label}) AS label,
                CASE WHEN f.label IS NOT NULL THEN 'crm_feedback' WHEN {rule_label} IS NOT NULL THEN 'source' END AS label_source,
                f.content_hash AS feedback_hash
-        FROM {validated_table} v LEFT JOIN {feedback_table} f ON f.lead_id = v.{config.id_column}
+        FROM {validated_table} v LEFT JOIN {feedback_table} f ON f.lead_id = v.{identifier(config.id_column)}
     """
 
 

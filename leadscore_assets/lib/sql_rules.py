@@ -26,6 +26,11 @@ _WRITES = tuple(
 )
 
 
+def identifier(name: str) -> str:
+    """A column name as SQL text, always quoted: a table may hold `case`, `order` or `call`."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
 class ConfigSqlError(ValueError):
     """A rule or query in the project YAML is not one read-only expression / SELECT.
 

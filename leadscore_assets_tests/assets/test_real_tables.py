@@ -51,3 +51,23 @@ def test_a_yaml_in_the_files_own_names_scores_a_real_table_without_leakage(tmp_p
     assert 0.8 < auc < 0.99  # the published reference for OJ is ~0.9; 1.0 would be the label itself
     assert method == "cv"  # ~85 validation positives: too few to pick a model on one split
     assert decision == "promoted" and scored == 1070
+
+
+def test_columns_named_like_sql_keywords_run_end_to_end(tmp_path):
+    """AER ResumeNames' label column is `call` (refused before as "a COMMAND statement"), and
+    modeldata cells has a feature named `case` (the features step failed on it in SQL)."""
+    resumes = _project(tmp_path, "AER", "ResumeNames", name="resume_names", id_column="rownames",
+                       label={"positive": "call = 'yes'", "negative": "call = 'no'"},
+                       models={"candidates": ["dummy", "logistic_regression"], "search": {"n_trials": 0}})
+    cells = _project(tmp_path, "modeldata", "cells", name="cells", id_column="rownames",
+                     label={"positive": "class = 'WS'", "negative": "class = 'PS'"},
+                     models={"candidates": ["dummy", "logistic_regression"], "search": {"n_trials": 0}})
+    for config, rows in ((resumes, 4870), (cells, 2019)):
+        result = materialize_project(config, tmp_path)
+        assert result.success and not _failed_checks(result)
+        with duckdb.connect(str(warehouse_file(tmp_path, config.name)), read_only=True) as conn:
+            features = [r[0] for r in conn.execute(f"DESCRIBE {config.name}.features").fetchall()]
+            scored = conn.execute(f"SELECT count(*) FROM {config.name}.lead_scores").fetchall()[0][0]
+        assert "call" not in features and "class" not in features  # the label's column never a feature
+        assert scored == rows
+    assert "case" in features  # cells keeps its keyword-named feature
