@@ -7,11 +7,11 @@ everything users rely on keeps working: members are averaged in log-odds, not in
 Then the blend's margin is exactly the weighted sum of its members' margins, so SHAP reasons
 stay exact and additive (explain sums each member's contributions with its weight), calibration
 and the threshold apply to the blend as to any pipeline, and the served model is one sklearn
-pipeline (preprocess -> LogitBlend) logged like every other.
+pipeline (the feature columns passed through -> LogitBlend of whole candidate pipelines, each
+with its own preprocessing) logged like every other.
 
-Only members that explain in log-odds and share the plain preprocessor can join: logistic
-regression, XGBoost and LightGBM (not the spline model, whose preprocessing differs, nor the
-random forest, whose trees hold probabilities).
+Only members that explain in log-odds can join: logistic regression with or without splines,
+XGBoost and LightGBM (not the random forest, whose trees hold probabilities).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.metrics import roc_auc_score
 
 BLEND = "blend"
-BLENDABLE = ("logistic_regression", "xgboost", "lightgbm")
+BLENDABLE = ("logistic_regression", "spline_logistic", "xgboost", "lightgbm")
 ROUNDS = 25  # greedy additions (with replacement): weights in steps of 1/25
 EPS = 1e-12  # probabilities are clipped this far from 0 and 1 before taking log-odds
 
@@ -34,7 +34,10 @@ def log_odds(p: np.ndarray) -> np.ndarray:
 
 def margin(model, x) -> np.ndarray:
     """A member's raw log-odds, read from the model itself: recovering it from a probability loses
-    precision past |log-odds| ~ 30, where SHAP contributions (computed on the margin) still add up."""
+    precision past |log-odds| ~ 30, where SHAP contributions (computed on the margin) still add up.
+    A pipeline's is its last step's margin on what the steps before it make of `x`."""
+    if hasattr(model, "steps"):
+        return margin(model.steps[-1][1], model[:-1].transform(x))
     name = type(model).__name__
     if name == "LGBMClassifier":
         return np.asarray(model.predict(x, raw_score=True), dtype=float)
@@ -90,16 +93,18 @@ def greedy_weights(y: np.ndarray, predictions: dict[str, np.ndarray], rounds: in
     return {n: c / used for n, c in counts.items() if c}, float(best_auc)
 
 
-def blend_pipeline(pipelines: dict[str, object], weights: dict[str, float]):
-    """An unfitted Pipeline(preprocess -> LogitBlend) from fitted candidate pipelines that share
-    their preprocessing: the first one's preprocessor (refitted), each member's tuned estimator."""
+def blend_pipeline(pipelines: dict[str, object], weights: dict[str, float], features: list[str]):
+    """An unfitted Pipeline(preprocess -> LogitBlend) from candidate pipelines (cloned with their
+    tuned parameters). The preprocess step only passes the feature columns through, as a frame, so
+    the pipeline has the shape every other candidate has; each member preprocesses for itself."""
+    from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
 
     names = [n for n in pipelines if n in weights]
-    first = pipelines[names[0]]
-    members = [clone(pipelines[n].named_steps["model"]) for n in names]
-    return Pipeline([("preprocess", clone(first.named_steps["preprocess"])),
-                     ("model", LogitBlend(members=members, weights=[weights[n] for n in names]))])
+    passthrough = ColumnTransformer([("features", "passthrough", list(features))], verbose_feature_names_out=False)
+    return Pipeline([("preprocess", passthrough.set_output(transform="pandas")),
+                     ("model", LogitBlend(members=[clone(pipelines[n]) for n in names],
+                                          weights=[weights[n] for n in names]))])
 
 
 def describe(weights: dict[str, float]) -> str:

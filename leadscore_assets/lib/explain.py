@@ -93,17 +93,17 @@ def explain(
     if max_rows is not None and len(rows) > max_rows:
         keep = np.sort(np.random.default_rng(seed).choice(len(rows), size=max_rows, replace=False))
         rows = rows.iloc[keep]
+    if isinstance(model, LogitBlend):  # margins add with the weights, and so do contributions
+        parts = [explain(member, rows, features, background=background, seed=seed) for member in model.members_]
+        contributions = sum(w * part.contributions for w, part in zip(model.weights_, parts))
+        return Explanation(contributions=contributions, base_value=float(sum(
+            w * part.base_value for w, part in zip(model.weights_, parts))), output=LOG_ODDS)
     owners = source_features(preprocess)
     if unknown := sorted(set(owners) - set(features)):
         raise ValueError(f"the preprocessor reads columns not in features: {unknown}")
     # imputers refuse empty frames; an empty chunk still gets its (empty) explanation
     encoded = _dense(preprocess.transform(rows)) if len(rows) else np.zeros((0, len(owners)))
-    if isinstance(model, LogitBlend):  # margins add with the weights, and so do contributions
-        parts = [_shap_values(m, encoded, preprocess, background, rows, seed) for m in model.members_]
-        values = sum(w * part[0] for w, part in zip(model.weights_, parts))
-        base, output = float(sum(w * part[1] for w, part in zip(model.weights_, parts))), LOG_ODDS
-    else:
-        values, base, output = _shap_values(model, encoded, preprocess, background, rows, seed)
+    values, base, output = _shap_values(model, encoded, preprocess, background, rows, seed)
     # sum each encoded column onto its source feature: (rows x encoded) @ (encoded x features)
     onto_feature = np.zeros((len(owners), len(features)))
     onto_feature[np.arange(len(owners)), [features.index(owner) for owner in owners]] = 1.0

@@ -119,7 +119,7 @@ def load_version(name: str, alias_or_version: str):
     Registered versions are serving pyfuncs (lib/serving.py) holding the sklearn pipeline as an
     `mlflow.sklearn` sub-model; versions registered before them are the bare sklearn model.
     """
-    from leadscore_assets.lib.serving import SKLEARN_SUBMODEL
+    from leadscore_assets.lib.serving import SKLEARN_SUBMODEL, read_background
 
     uri = _model_uri(name, alias_or_version)
     with tempfile.TemporaryDirectory() as tmp:
@@ -135,9 +135,7 @@ def load_serving_parts(name: str, alias_or_version: str) -> dict | None:
     serving models)."""
     import json
 
-    import numpy as np
-
-    from leadscore_assets.lib.serving import SKLEARN_SUBMODEL
+    from leadscore_assets.lib.serving import SKLEARN_SUBMODEL, read_background
 
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(mlflow.artifacts.download_artifacts(_model_uri(name, alias_or_version), dst_path=tmp))
@@ -146,10 +144,9 @@ def load_serving_parts(name: str, alias_or_version: str) -> dict | None:
             return None
         spec = json.loads(serving.read_text())
         revenue = _sub_model(local, "revenue_model")
-        with np.load(background) as arrays:
-            return {"model": mlflow.sklearn.load_model(str(_sub_model(local, SKLEARN_SUBMODEL))),
-                    "cut_points": spec["decile_cut_points"], "background": arrays["background"],
-                    "revenue_model": mlflow.sklearn.load_model(str(revenue)) if revenue is not None else None}
+        return {"model": mlflow.sklearn.load_model(str(_sub_model(local, SKLEARN_SUBMODEL))),
+                "cut_points": spec["decile_cut_points"], "background": read_background(background),
+                "revenue_model": mlflow.sklearn.load_model(str(revenue)) if revenue is not None else None}
 
 
 def uncalibrated(model):

@@ -43,6 +43,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from pydantic import PrivateAttr
 
+from leadscore_assets.lib.blend import LogitBlend
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.explain import BACKGROUND_ROWS, REASON_COLUMNS, explain, reasons as reason_table
 from leadscore_assets.lib.features import CATEGORICAL_PARTS, ID, SPLIT, FeatureSet, feature_rows, presence_columns
@@ -52,7 +53,7 @@ from leadscore_assets.lib.validation import (
     _rule_failures, validate,
 )
 
-SERVING_FILE, BACKGROUND_FILE = "serving.json", "background.npz"
+SERVING_FILE, BACKGROUND_FILE, BLEND_BACKGROUND_FILE = "serving.json", "background.npz", "background.parquet"
 SKLEARN_SUBMODEL, REVENUE_SUBMODEL = "sklearn_model", "revenue_model"
 REQUEST = "request"  # the `_source_file` of served rows: reasons read "request row 2 column ..."
 ERROR = "error"
@@ -124,6 +125,28 @@ def raw_columns(described: list[tuple]) -> RawColumns:
     return RawColumns([name for name, _ in rows], {name: str(kind) for name, kind in rows})
 
 
+def write_background(explained, background: pd.DataFrame, directory: Path) -> Path:
+    """The explainer's background as the explained pipeline's preprocessor encodes it (what
+    explain() would make of it), or, for a blend, whose members each encode for themselves, as
+    readable rows in Parquet (types kept)."""
+    if isinstance(explained.steps[-1][1], LogitBlend):
+        path = directory / BLEND_BACKGROUND_FILE
+        background.to_parquet(path)
+        return path
+    preprocess = explained.steps[0][1]
+    encoded = np.asarray(preprocess.transform(background), dtype=float) if len(background) else np.zeros((0, 0))
+    np.savez(directory / BACKGROUND_FILE, background=encoded)
+    return directory / BACKGROUND_FILE
+
+
+def read_background(path: str | Path) -> np.ndarray | pd.DataFrame:
+    """What `write_background` wrote: encoded rows, or a blend's readable rows."""
+    if str(path).endswith(".parquet"):
+        return pd.read_parquet(path)
+    with np.load(path) as arrays:
+        return arrays["background"]
+
+
 def background_rows(x: pd.DataFrame, split: pd.Series, seed: int) -> pd.DataFrame:
     """The rows `explain` measures contributions against: the training rows, sampled as
     `explain` samples them (the same seed), so reasons served equal the reasons scored."""
@@ -159,9 +182,7 @@ def write_artifacts(
     background = background_rows(x, frame[SPLIT], config.models.seed)
     from leadscore_assets.lib.registry import uncalibrated
 
-    preprocess = uncalibrated(pipeline).steps[0][1]  # the explained pipeline's preprocessor, as explain() uses it
-    encoded = np.asarray(preprocess.transform(background), dtype=float) if len(background) else np.zeros((0, 0))
-    np.savez(directory / BACKGROUND_FILE, background=encoded)
+    background_file = write_background(uncalibrated(pipeline), background, directory)
     spec = {
         "config": config.model_dump(mode="json"),
         "feature_set": fs.to_frame().astype(object).where(fs.to_frame().notna(), None).to_dict(orient="list"),
@@ -172,7 +193,7 @@ def write_artifacts(
         "scored_leads": int(len(p)),
     }
     (directory / SERVING_FILE).write_text(json.dumps(spec, indent=2))
-    artifacts = {"serving": str(directory / SERVING_FILE), "background": str(directory / BACKGROUND_FILE)}
+    artifacts = {"serving": str(directory / SERVING_FILE), "background": str(background_file)}
     shutil.copytree(sklearn_model_dir, directory / SKLEARN_SUBMODEL)
     artifacts[SKLEARN_SUBMODEL] = str(directory / SKLEARN_SUBMODEL)
     if revenue_model_dir is not None:
@@ -604,7 +625,7 @@ class LeadScorer:
     threshold: float
     cut_points: list[float]
     references: dict[str, str]
-    background: np.ndarray
+    background: np.ndarray | pd.DataFrame
     revenue_model: object | None = None
 
     @classmethod
@@ -612,8 +633,7 @@ class LeadScorer:
              revenue_model: str | Path | None = None) -> "LeadScorer":
         spec = json.loads(Path(serving_file).read_text())
         fs_frame = pd.DataFrame(spec["feature_set"])
-        with np.load(background_file) as arrays:
-            background = arrays["background"]
+        background = read_background(background_file)
         return cls(
             config=ServingConfig.model_validate(spec["config"]),
             fs=FeatureSet.from_frame(fs_frame),

@@ -231,7 +231,8 @@ def fit_and_judge_blend(judged: dict[str, JudgedCandidate], frame: pd.DataFrame,
     if len(weights) < 2:
         return None
     p_held = expit(sum(w * log_odds(members[n].held_out) for n, w in weights.items()))
-    pipeline = blend_pipeline({n: j.candidate.pipeline for n, j in members.items()}, weights).fit(x_fit, y_fit)
+    pipeline = blend_pipeline({n: j.candidate.pipeline for n, j in members.items()}, weights, fs.columns)
+    pipeline.fit(x_fit, y_fit)
     params = {"blend.weights": describe(weights), **{f"blend.weight.{n}": round(w, 4) for n, w in weights.items()}}
     metrics, folds = judge_held_out(p_held, frame, fs, config, method)
     return JudgedCandidate(TrainedCandidate(BLEND, pipeline, params), metrics, folds,

@@ -15,7 +15,7 @@ from sklearn.model_selection import KFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler, TargetEncoder
 
-from leadscore_assets.lib.blend import LogitBlend
+from leadscore_assets.lib.blend import blend_pipeline
 from leadscore_assets.lib.explain import (
     Explanation,
     explain,
@@ -71,9 +71,11 @@ def estimator(name: str, y_train: np.ndarray):
 def fitted(name: str, data) -> Pipeline:
     x_train, y_train, x_valid, y_valid, _ = data
     base = "xgboost" if name == "calibrated_xgboost" else name
-    model = (LogitBlend([estimator("logistic_regression", y_train), estimator("lightgbm", y_train)], [0.4, 0.6])
-             if name == "blend" else estimator(base, y_train))
-    pipeline = Pipeline([("preprocess", preprocessor(FS, CONFIG)), ("model", model)])
+    if name == "blend":  # whole candidate pipelines, each preprocessing for itself
+        members = {n: Pipeline([("preprocess", preprocessor(FS, CONFIG)), ("model", estimator(n, y_train))])
+                   for n in ("logistic_regression", "lightgbm")}
+        return blend_pipeline(members, {"logistic_regression": 0.4, "lightgbm": 0.6}, FS.columns).fit(x_train, y_train)
+    pipeline = Pipeline([("preprocess", preprocessor(FS, CONFIG)), ("model", estimator(base, y_train))])
     pipeline.fit(x_train, y_train)
     if name == "calibrated_xgboost":
         encoder = pipeline.named_steps["preprocess"]
