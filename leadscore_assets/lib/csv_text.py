@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from leadscore_assets.lib.personal_data import contains_personal_data
 from leadscore_assets.lib.validation import FILE, ROW
 
 DELIMITERS = ",;\t|"  # what a CSV export is delimited by, in practice
@@ -95,7 +96,8 @@ def choose_delimiter(path: Path, text: str, configured: str) -> tuple[str, str |
 
 def _locate(text: str, position: int, delimiter: str) -> str:
     """Where character `position` of a CSV text sits: "row 3, column 'city'" (1-based data rows
-    counted as `_row_number` counts them) or "the header, column 2"."""
+    counted as `_row_number` counts them) or "the header, column 2". Never a value: a header name
+that looks like personal data (a file without a header row) is given by its position."""
     records = _records(text[:position] + _MARK, delimiter)
     index = len(records) - 1
     column = next((i for i, value in enumerate(records[-1]) if _MARK in value), len(records[-1]) - 1)
@@ -103,6 +105,8 @@ def _locate(text: str, position: int, delimiter: str) -> str:
         return f"the header, column {column + 1}"
     header = records[0]
     name = _readable(header[column]).strip() if column < len(header) else ""
+    if contains_personal_data(name) or len(name) > 40:  # not a header but a record (a file without one)
+        name = ""
     return f"row {index}, " + (f"column {name!r}" if name else f"column {column + 1}")
 
 

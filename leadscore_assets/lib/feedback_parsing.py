@@ -2,6 +2,10 @@
 (with a reason naming file, row and column) or `unknown_leads`; file-level problems are one extra
 quarantine row with `row_number` 0. Takes bytes, returns frames: reading the file is
 `resources/feedback_inbox.py`'s job.
+
+Reasons name the file, row, lead (when its id may be quoted), column and rule, never a value:
+"fb.csv row 4 (lead 'L4') column 'outcome_at': is not a valid timestamp (expected ISO 8601, year
+first)". The raw values stay in the quarantine's own columns (to repair the row), not in its reason.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 
 from leadscore_assets.lib.column_names import snake_case
+from leadscore_assets.lib.personal_data import contains_personal_data
 
 OUTCOME_LABELS_DEFAULT = {"won": 1, "replied": 1, "lost": 0, "no_reply": 0}
 REQUIRED_COLUMNS = ("lead_id", "outcome", "outcome_at")
@@ -30,6 +35,8 @@ QUARANTINE_COLUMNS = [
 # otherwise win every future conflict for that lead.
 FUTURE_TOLERANCE = timedelta(days=1)
 RAW_RECORD_MAX_CHARS = 1000
+MAX_SHOWN_ID = 64  # a longer lead id is free text: not quoted in a reason
+MAX_SHOWN_NAME = 40  # a header name longer than this is cut in a reason
 
 
 @dataclass
@@ -63,6 +70,15 @@ _OUTCOME_SEPARATORS = re.compile(r"[\s\-]+")
 def _readable(value: str) -> str:
     """Undecodable bytes shown as U+FFFD so the value can be stored and printed."""
     return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _shown_name(name: str) -> str:
+    """A header name as a reason may quote it: a header that holds personal data (a file without
+    a header row, whose first record was read as one) is not quoted."""
+    text = _readable(name).strip()
+    if contains_personal_data(text):
+        return "[not shown: looks like personal data]"
+    return text if len(text) <= MAX_SHOWN_NAME else text[:MAX_SHOWN_NAME] + "..."
 
 
 def _decode(data: bytes) -> tuple[str | None, list[str]]:
@@ -165,7 +181,7 @@ def _column_positions(header: list[str]) -> _Columns:
             columns.problems.append(f"columns {first!r} and {second!r} both mean '{canonical}' (ambiguous)")
         else:
             columns.positions[canonical] = i
-    shown_header = ", ".join(map(_readable, header))[:200]
+    shown_header = ", ".join(map(_shown_name, header))[:200]
     for col in REQUIRED_COLUMNS:
         if col not in columns.positions:
             columns.problems.append(f"required column '{col}' is missing (header: {shown_header})")
@@ -201,7 +217,7 @@ def parse_feedback(
     table = _Table(problems=[unreadable]) if unreadable else _read_table(data)
     received_at = _to_utc_naive(received_at or datetime.now(UTC))
     columns = _column_positions(table.header) if table.header is not None else _Columns()
-    check = _RowCheck(file_name, table, columns, labels, received_at)
+    check = _RowCheck(file_name, table, columns, labels, received_at, known_lead_ids)
 
     outcomes, quarantined = [], []
     for record, outcome_at in zip(table.records, _parse_outcome_times(table.records, columns), strict=True):
@@ -260,6 +276,15 @@ class _RowCheck:
     columns: _Columns
     labels: dict[str, int]
     received_at: datetime
+    known_lead_ids: set[str] | None = None
+
+    def _lead(self, lead_id: str | None) -> str:
+        """The " (lead 'L7')" of a row when the row's lead id may be quoted: a known lead's id (or, with no
+        known ids, one that looks like an id: short, no email address or URL in it); else ""."""
+        if not lead_id or _UNDECODABLE.search(lead_id) or len(lead_id) > MAX_SHOWN_ID:
+            return ""
+        known = lead_id in self.known_lead_ids if self.known_lead_ids is not None else True
+        return f" (lead {lead_id!r})" if known and not contains_personal_data(lead_id, phones=False) else ""
 
     def __call__(self, record: _Record, outcome_at: pd.Timestamp) -> tuple[dict[str, str], list[str]]:
         where = f"{self.file_name} row {record.row_number}"
@@ -268,27 +293,29 @@ class _RowCheck:
         if self.columns.problems:
             return {}, [f"{where}: {'; '.join(self.columns.problems)} (whole file quarantined)"]
         values = {col: value.strip() for col, value in self.columns.raw_values(record).items() if value is not None}
+        where += self._lead(values.get("lead_id"))
         reasons = []
 
-        def fail(col: str, message: str) -> None:
-            header_name = _readable(self.table.header[self.columns.positions[col]].strip())
+        def fail(col: str, message: str) -> None:  # message: what is wrong, never the value
+            header_name = _shown_name(self.table.header[self.columns.positions[col]])
             reasons.append(f"{where} column {header_name!r}: {message}")
 
         for col, value in values.items():
             if _UNDECODABLE.search(value):
-                fail(col, f"value {_readable(value)[:40]!r} contains bytes that are not valid UTF-8")
+                fail(col, "contains bytes that are not valid UTF-8")
             elif not value and col in REQUIRED_COLUMNS:
-                fail(col, "value is blank (required)")
+                fail(col, "is blank (required)")
         outcome, stamp_text = values["outcome"], values["outcome_at"]
         if outcome and not _UNDECODABLE.search(outcome) and _normalise_outcome(outcome) not in self.labels:
             expected = ", ".join(sorted(self.labels))
-            fail("outcome", f"value {outcome[:40]!r} is not a known outcome (expected one of: {expected})")
+            fail("outcome", f"is not a known outcome (expected one of: {expected})")
         if stamp_text and not _UNDECODABLE.search(stamp_text):
             if pd.isna(outcome_at):
-                fail("outcome_at", f"value {stamp_text[:40]!r} is not a valid timestamp")
+                fail("outcome_at", "is not a valid timestamp (expected ISO 8601, year first)")
             elif outcome_at > self.received_at + FUTURE_TOLERANCE:
-                fail("outcome_at", f"value {stamp_text[:40]!r} is later than the file's receipt"
-                                   f" ({self.received_at:%Y-%m-%d %H:%M} UTC)")
+                hours = FUTURE_TOLERANCE.total_seconds() / 3600
+                fail("outcome_at", f"is later than the file's receipt: a time more than {hours:g} h after it was"
+                                   f" received ({self.received_at:%Y-%m-%d %H:%M} UTC)")
         return values, reasons
 
 

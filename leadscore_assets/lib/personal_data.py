@@ -85,6 +85,20 @@ def is_phone(value: str) -> bool:
     return value.startswith("+") or "(" in value or groups >= 3
 
 
+_PHONE_INSIDE = re.compile(r"\+?\(?\d[\d\s().\-]{5,}\d")  # a run of digits and separators that could be a phone
+
+
+def contains_personal_data(value: object, phones: bool = True) -> bool:
+    """Whether a text holds, anywhere in it, something that looks like an email address, a URL or
+    (unless `phones` is false: numeric lead ids) a phone number (7+ digits): "reach me at
+    jane@x.com +33 6 12 34 56 78". Used to decide whether a text (a header name, a lead id) may be
+    quoted in a message; errs on the side of hiding (a long date or number counts as a phone)."""
+    text = str(value)
+    if _EMAIL.search(text) or _URL.search(text) or "@" in text:
+        return True
+    return phones and any(sum(c.isdigit() for c in m.group()) >= 7 for m in _PHONE_INSIDE.finditer(text))
+
+
 def _is_name_word(word: str) -> bool:
     """Capitalised, alphabetic (any script; ' and - inside: O'Neil, Mary-Jane), not an acronym."""
     letters = word.replace("'", "").replace("-", "").replace("\u2019", "")

@@ -50,7 +50,7 @@ from leadscore_assets.lib.features import CATEGORICAL_PARTS, ID, SPLIT, FeatureS
 from leadscore_assets.lib.thresholds import grades
 from leadscore_assets.lib.validation import (
     FILE, LINEAGE, NULL_TOKENS, REASON, ROW, _FALSE, _TRUE, _clean_texts, _coerce, _load_time, _passes_schema,
-    _rule_failures, validate,
+    _rule_failures, _check_rule, _type_rules, lead_part, validate,
 )
 
 SERVING_FILE, BACKGROUND_FILE, BLEND_BACKGROUND_FILE = "serving.json", "background.npz", "background.parquet"
@@ -257,19 +257,20 @@ class InvalidLeads(ValueError):
         self.errors = errors
 
 
-_COLUMN_FAILURE = re.compile(
-    r"^column '(?P<field>[^']+)'(?: value (?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"))?: (?P<rule>.*)$", re.S)
+_COLUMN_FAILURE = re.compile(r"^column '(?P<field>[^']+)': (?P<rule>.*)$", re.S)
+_LEAD_PART = re.compile(r"^ \(lead (?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")\)")  # `validation.lead_part`
 _RULE = re.compile(r"rule '([^']+)'")
 _COLUMN = re.compile(r"column '([^']+)'")
 
 
 def _describe(reason: str, row: int, lead) -> tuple[str, list[dict]]:
-    """A quarantine reason as the answer gives it: "lead 'L7' (request row 2): column 'x' ...: rule",
-    and its parts (lead id, row, field, rule)."""
+    """A quarantine reason ("request row 2 (lead 'L7') column 'x': rule; ...") as the answer gives it:
+    "lead 'L7' (request row 2): column 'x': rule", and its parts (lead id, row, field, rule)."""
     prefix = f"{REQUEST} row {row}"
     pieces = [p for p in re.split(rf"(?:^|; ){re.escape(prefix)}(?=[ :])", str(reason)) if p.strip(" ;")]
     parts, texts = [], []
     for piece in pieces:
+        piece = _LEAD_PART.sub("", piece, count=1)  # the lead is named once, in front
         text = piece.lstrip(" :").rstrip(" ;").replace("(whole file quarantined)", "(every lead of the request refused)")
         failed = _COLUMN_FAILURE.match(text)
         if failed:
@@ -353,45 +354,48 @@ class OneLead:
             raise _Unsupported("columns out of order")  # likewise
         lead = values.get(config.id_column)
         lead = None if lead is None else str(lead)
-        pii = set(config.personal_data)
-        failures: list[str] = []
+        failures: list[str] = []  # what follows "request row <n> (lead '<id>')", as `validation.Failures`
+        failed: set[str] = set()  # the columns whose value failed (a failed id does not name the lead)
 
-        def describe(col: str, value, rule: str) -> str:
-            shown = "" if col in pii or value is None else f" value {str(value)[:40]!r}"
-            return f"{REQUEST} row {row} column '{col}'{shown}: {rule}"
+        def column(col: str, rule: str) -> None:  # `Failures.column`: the rule, never the value
+            failures.append(f" column '{col}': {rule}")
+            failed.add(col)
 
         typed = {}
         for col, spec in config.columns.items():
             value = values[col]
             typed[col], bad = self._coerce(value, spec)
             if bad:
-                failures.append(describe(col, value, f"is not a valid {spec.type}"))
+                column(col, _type_rules(spec.type, pd.Series([value], dtype=object))[0])
         loaded = _load_time(None)
-        latest = loaded + pd.Timedelta(hours=config.validation.future_tolerance_hours)
+        tolerance = config.validation.future_tolerance_hours
+        latest = loaded + pd.Timedelta(hours=tolerance)
         for col, spec in config.columns.items():
             when = typed[col]
             if spec.type == "datetime" and when is not None and when > latest:
-                shown = "" if col in pii else f"{when:%Y-%m-%d %H:%M}; "
-                failures.append(describe(col, values[col],
-                                         f"is in the future ({shown}loaded {loaded:%Y-%m-%d %H:%M} UTC)"))
+                column(col, f"is in the future: a date more than {tolerance:g} h after the load"
+                            f" time ({loaded:%Y-%m-%d %H:%M} UTC)")
         if config.validation.row_rules:
             frame = pd.DataFrame({c: pd.Series([typed[c]], index=[row], dtype=_NUMPY_TYPES.get(spec.type, object))
                                   for c, spec in config.columns.items()})
             for rule in config.validation.row_rules:
                 if _rule_failures(frame, rule.expression, config.name):
-                    failures.append(f"{REQUEST} row {row}: rule {rule.name!r} ({rule.expression}) is false")
+                    failures.append(f": rule {rule.name!r} ({rule.expression}) is false")
         if not failures:  # pandera's checks, which see only rows that passed the above
             for col, spec in config.columns.items():
                 value = typed[col]
                 if value is None:
                     if not spec.nullable:
-                        failures.append(describe(col, None if spec.type in ("string", "text") else float("nan"),
-                                                 "is required (null)"))
+                        column(col, _check_rule("not_nullable"))
                     continue
                 for ok, error in self._checks(value, spec):
                     if not ok:
-                        failures.append(describe(col, value, f"fails check: {error}"))
-        return (None if failures else typed), failures, lead
+                        column(col, _check_rule(error))
+        if not failures:
+            return typed, [], lead
+        id_col = config.id_column
+        named = "" if id_col in failed or id_col in set(config.personal_data) else lead_part(typed.get(id_col))
+        return None, [f"{REQUEST} row {row}{named}{message}" for message in failures], lead
 
     @staticmethod
     def _coerce(value, spec) -> tuple[object, bool]:

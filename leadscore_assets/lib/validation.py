@@ -1,8 +1,11 @@
 """Normalise raw rows, type them and validate them with pandera; split valid from quarantined.
 
 Contract: every raw row ends up in exactly one of the two outputs, and each quarantined row
-carries a reason naming the file, row and column. Values of personal-data columns are never
-written into a reason (reasons reach logs and the UI).
+carries a reason naming the file, row, lead id (when the row has a valid one), column and rule:
+"export.csv row 2 (lead 'a2') column 'company_size': is not a valid integer (not a number)". No
+cell value is ever written into a reason, whatever its column (reasons reach the warehouse's
+quarantine table, logs and the UI, and a free-text cell can hold an email or a phone number):
+only what is wrong with it, in words that do not depend on the value.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from leadscore_assets.lib.config import ColumnSpec, ProjectConfig
+from leadscore_assets.lib.personal_data import contains_personal_data
 
 ROW = "_row_number"
 FILE = "_source_file"
@@ -88,15 +92,57 @@ def _clean_texts(values: np.ndarray, lower: bool) -> np.ndarray:
     return out
 
 
+MAX_SHOWN_ID = 64  # a longer "id" is free text, not an id: not quoted in a reason
+
+
 @dataclass
 class Failures:
-    """Failure messages collected per raw row number, plus table-level problems."""
+    """Failure messages collected per raw row number, plus table-level problems.
+
+    A row's message is what follows "<file> row <n> (lead '<id>')": " column 'x': rule" or
+    ": what is wrong"; `columns` holds the columns whose value failed, per row (a row whose id
+    failed is not named by its id). Messages never hold a cell value.
+    """
 
     by_row: dict[int, list[str]] = field(default_factory=dict)
     table: list[str] = field(default_factory=list)
+    columns: dict[int, set[str]] = field(default_factory=dict)
 
     def add(self, row: int, message: str) -> None:
         self.by_row.setdefault(int(row), []).append(message)
+
+    def column(self, row: int, col: str, rule: str) -> None:
+        """The value of `col` in `row` breaks `rule` (words that never quote the value)."""
+        self.add(row, f" column '{col}': {rule}")
+        self.columns.setdefault(int(row), set()).add(col)
+
+
+def _type_rules(kind: str, values: pd.Series) -> list[str]:
+    """Why each of `values` (present, not of the declared type) fails, in words that do not
+    depend on the value beyond its kind: "is not a valid integer (not a number)"."""
+    if kind in ("integer", "float"):
+        given = values.to_numpy() if values.dtype == object else values
+        numbers = np.asarray(pd.to_numeric(given, errors="coerce").astype("float64"))
+        whole = np.isfinite(numbers) if kind == "integer" else np.zeros(len(values), dtype=bool)
+        return [f"is not a valid {kind} ({'not a whole number' if w else 'not a number'})" for w in whole]
+    rule = {"boolean": "is not a valid boolean (not one of true/false, yes/no, y/n, t/f, 1/0)",
+            "datetime": "is not a valid datetime (not a date)"}.get(kind, f"is not a valid {kind}")
+    return [rule] * len(values)
+
+
+def _check_rule(check: str) -> str:
+    """A pandera check that failed, in words: the checks' names come from the config, never from a value."""
+    if check == "not_nullable":
+        return "is required (null)"
+    if check == "field_uniqueness":
+        return "is not unique (fails check: field_uniqueness)"
+    return f"fails check: {check}"
+
+
+def _redacted(err: Exception) -> str:
+    """An error message with single-quoted text (where DuckDB quotes the values it could not
+    convert: "Could not convert string 'jane@x.com' to INT32") replaced by '...'."""
+    return re.sub(r"'[^'\n]*'", "'...'", str(err))
 
 
 def _coerce(series: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, np.ndarray]:
@@ -207,9 +253,7 @@ def _passes_schema(typed: pd.DataFrame, config: ProjectConfig) -> bool:
     return True
 
 
-def _collapse_exact_duplicates(
-    df: pd.DataFrame, source: str, failures: Failures, id_column: str | None = None
-) -> set[int]:
+def _collapse_exact_duplicates(df: pd.DataFrame, failures: Failures, id_column: str | None = None) -> set[int]:
     """Rows whose every value repeats an earlier row (a re-export, a double paste): set aside
     naming the row they repeat. They are not errors and do not count against the quarantine limit.
     Rows compare as text; when the `id_column`'s text is unique no two rows can, and none is hashed."""
@@ -222,13 +266,11 @@ def _collapse_exact_duplicates(
     first = pd.Series(df.index, index=df.index).groupby(digest.to_numpy()).transform("first")
     repeated = first[first != first.index]
     for row, kept in repeated.items():
-        failures.add(row, f"{source} row {row}: exact duplicate of row {kept} (collapsed: the lead is kept once)")
+        failures.add(row, f": exact duplicate of row {kept} (collapsed: the lead is kept once)")
     return {int(r) for r in repeated.index}
 
 
-def _quarantine_repeated_ids(
-    typed: pd.DataFrame, config: ProjectConfig, source: str, failures: Failures, collapsed: set[int]
-) -> int:
+def _quarantine_repeated_ids(typed: pd.DataFrame, config: ProjectConfig, failures: Failures, collapsed: set[int]) -> int:
     """Keep one row per id (the first, or the most complete), quarantine the others naming the kept row."""
     id_col = config.id_column
     if typed[id_col].dropna().is_unique:  # no id repeats: nothing to keep or drop
@@ -243,7 +285,7 @@ def _quarantine_repeated_ids(
     dropped = order[order.duplicated("id")]
     how = "more complete row" if config.normalise.deduplicate == "most_complete" else "first seen at row"
     for ident, row in zip(dropped.id, dropped.row):
-        failures.add(row, f"{source} row {row} column '{id_col}': duplicate id (kept {how} {kept[ident]})")
+        failures.add(row, f" column '{id_col}': duplicate id (kept {how} {kept[ident]})")
     return len(dropped)
 
 
@@ -253,8 +295,8 @@ def _rule_failures(typed: pd.DataFrame, expression: str, project: str) -> list[i
     try:
         conn.register("t", typed.reset_index(names="_rule_row"))
         rows = conn.execute(f"SELECT _rule_row FROM t WHERE NOT coalesce(({expression}), true)").fetchall()
-    except duckdb.Error as err:
-        raise ValueError(f"project '{project}': validation rule ({expression}) is invalid: {err}") from err
+    except duckdb.Error as err:  # a conversion error quotes the value: redacted
+        raise ValueError(f"project '{project}': validation rule ({expression}) is invalid: {_redacted(err)}") from None
     finally:
         conn.close()
     return [int(r[0]) for r in rows]
@@ -284,7 +326,6 @@ def validate(raw: pd.DataFrame, config: ProjectConfig, now: datetime | pd.Timest
     """
     df = normalise(raw, config).set_index(ROW, drop=False)
     source = str(df[FILE].iloc[0]) if len(df) else config.source.path
-    pii = set(config.personal_data)
     failures = Failures()
     counts: dict[str, int] = {}
 
@@ -296,10 +337,6 @@ def validate(raw: pd.DataFrame, config: ProjectConfig, now: datetime | pd.Timest
         if found != list(config.columns):
             failures.table.append(f"columns out of order: expected {list(config.columns)}, found {found}")
 
-    def describe(row: int, col: str, value: object, rule: str) -> str:
-        shown = "" if col in pii or value is None else f" value {str(value)[:40]!r}"
-        return f"{source} row {row} column '{col}'{shown}: {rule}"
-
     columns = {}
     for col, spec in config.columns.items():
         if col in missing:
@@ -307,8 +344,9 @@ def validate(raw: pd.DataFrame, config: ProjectConfig, now: datetime | pd.Timest
         columns[col], bad = _coerce(df[col], spec)
         n_bad = int(bad.sum())
         if n_bad:
-            for row, value in df.loc[bad, col].items():
-                failures.add(row, describe(row, col, value, f"is not a valid {spec.type}"))
+            given = df.loc[bad, col]
+            for row, rule in zip(given.index, _type_rules(spec.type, given)):
+                failures.column(row, col, rule)
         counts[f"{col}:type"] = n_bad
     if df.index.is_unique:  # one frame built at once (row numbers are unique within a file)
         typed = pd.DataFrame(columns, index=df.index)
@@ -326,18 +364,19 @@ def validate(raw: pd.DataFrame, config: ProjectConfig, now: datetime | pd.Timest
         counts[f"{col}:future"] = int(future.sum())
         if not counts[f"{col}:future"]:
             continue
-        for row, value, when in zip(df.index[future], df[col].to_numpy()[future], typed[col].to_numpy()[future]):
-            shown = "" if col in pii else f"{pd.Timestamp(when):%Y-%m-%d %H:%M}; "  # no personal value in a reason
-            failures.add(row, describe(row, col, value, f"is in the future ({shown}loaded {loaded:%Y-%m-%d %H:%M} UTC)"))
+        rule = (f"is in the future: a date more than {config.validation.future_tolerance_hours:g} h after the load"
+                f" time ({loaded:%Y-%m-%d %H:%M} UTC)")  # the date itself is a value: not shown
+        for row in df.index[future]:
+            failures.column(row, col, rule)
 
-    collapsed = _collapse_exact_duplicates(df, source, failures, config.id_column)
+    collapsed = _collapse_exact_duplicates(df, failures, config.id_column)
     counts["exact_duplicate:collapsed"] = len(collapsed)
     if config.id_column in typed:
-        counts[f"{config.id_column}:duplicate"] = _quarantine_repeated_ids(typed, config, source, failures, collapsed)
+        counts[f"{config.id_column}:duplicate"] = _quarantine_repeated_ids(typed, config, failures, collapsed)
     for rule in config.validation.row_rules:
         failing = _rule_failures(typed, rule.expression, config.name)
         for row in failing:
-            failures.add(row, f"{source} row {row}: rule {rule.name!r} ({rule.expression}) is false")
+            failures.add(row, f": rule {rule.name!r} ({rule.expression}) is false")
         counts[f"rule:{rule.name}"] = len(failing)
 
     if not missing:
@@ -345,16 +384,14 @@ def validate(raw: pd.DataFrame, config: ProjectConfig, now: datetime | pd.Timest
         try:
             if not _passes_schema(candidate, config):
                 _pandera_schema(config).validate(candidate, lazy=True)
-        except pa.errors.SchemaErrors as err:
-            for case in err.failure_cases.itertuples(index=False):
-                col, check = case.column, str(case.check)
+        except pa.errors.SchemaErrors as err:  # its failure cases hold the values: only column, check and row leave
+            for col, check, index in zip(err.failure_cases["column"], err.failure_cases["check"].astype(str),
+                                         err.failure_cases["index"]):
                 counts[f"{col}:{check}"] = counts.get(f"{col}:{check}", 0) + 1
-                if pd.isna(case.index):
+                if pd.isna(index):
                     failures.table.append(f"column '{col}' fails {check}")
                     continue
-                rule = "is required (null)" if check == "not_nullable" else f"fails check: {check}"
-                row = int(case.index)
-                failures.add(row, describe(row, col, case.failure_case, rule))
+                failures.column(int(index), col, _check_rule(check))
 
     bad_rows = set(df.index) if failures.table else set(failures.by_row)
     is_bad = df.index.isin(bad_rows)
@@ -369,9 +406,11 @@ def validate(raw: pd.DataFrame, config: ProjectConfig, now: datetime | pd.Timest
     quarantined = raw.iloc[np.flatnonzero(is_bad)].set_index(ROW, drop=False)
     table_reason = "; ".join(failures.table)
     quarantined[COLLAPSED] = quarantined.index.isin(collapsed) & (table_reason == "")
+    leads = _shown_lead_ids(typed, config, failures) if failures.by_row else {}
     quarantined[REASON] = pd.Series([
         "; ".join(filter(None, [table_reason and f"{source} row {r}: {table_reason} (whole file quarantined)",
-                                *failures.by_row.get(int(r), [])]))
+                                *(f"{source} row {r}{leads.get(int(r), '')}{message}"
+                                  for message in failures.by_row.get(int(r), []))]))
         for r in quarantined.index
     ], index=quarantined.index, dtype=object)
     return ValidationResult(
@@ -380,6 +419,38 @@ def validate(raw: pd.DataFrame, config: ProjectConfig, now: datetime | pd.Timest
         table_errors=[f"{source}: {e}" for e in failures.table],
         failure_counts={k: v for k, v in counts.items() if v},
     )
+
+
+def _shown_lead_ids(typed: pd.DataFrame, config: ProjectConfig, failures: Failures) -> dict[int, str]:
+    """The " (lead '<id>')" of each failed row whose id may be quoted: the id column is not personal
+    data, the row's id is present and did not fail itself, and it looks like an id (short, no
+    email address or URL in it)."""
+    id_col = config.id_column
+    if id_col not in typed or id_col in set(config.personal_data):
+        return {}
+    rows = [r for r in failures.by_row if id_col not in failures.columns.get(r, ())]
+    ids = typed[id_col]
+    shown = {}
+    for row in rows:
+        if row not in ids.index:
+            continue
+        value = ids.loc[row]
+        if isinstance(value, pd.Series):  # a row number repeated (several files): no single id
+            continue
+        part = lead_part(value)
+        if part:
+            shown[row] = part
+    return shown
+
+
+def lead_part(value: object) -> str:
+    """The " (lead '<id>')" naming a row by its typed id `value`, or "" when it may not be quoted
+    (missing, longer than an id, or holding an email address or a URL). The serving's one-lead
+    path words its reasons with it too."""
+    text = None if value is None or pd.isna(value) else str(value)
+    if text and len(text) <= MAX_SHOWN_ID and not contains_personal_data(text, phones=False):
+        return f" (lead {text!r})"
+    return ""
 
 
 def _as_objects(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:

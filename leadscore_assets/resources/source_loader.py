@@ -23,7 +23,7 @@ from leadscore_assets.lib.config import ProjectConfig, TableSpec
 from leadscore_assets.lib.csv_text import SNIFF_BYTES, CsvText, SourceFileError, choose_delimiter, csv_as_text
 from leadscore_assets.lib.data_paths import DataPathError, inside_data_dir
 from leadscore_assets.lib.sql_rules import ConfigSqlError, check_reads_only, parse_select
-from leadscore_assets.lib.validation import FILE, ROW
+from leadscore_assets.lib.validation import FILE, ROW, _redacted
 
 RAW = "raw_contacts"
 SOURCE_QUARANTINE = "quarantined_source_rows"
@@ -152,13 +152,17 @@ def apply_row_rules(conn: duckdb.DuckDBPyConnection, config: ProjectConfig, name
         for r in spec.row_rules
     )
     quarantine = f"{config.name}.{SOURCE_QUARANTINE}"
-    conn.execute(f"""
-        CREATE TEMP TABLE _rule_failures AS
-        SELECT {_sql_str(name)} AS source_table, {ROW}, {FILE},
-               {FILE} || ' row ' || {ROW} || ': ' || rtrim({failed}, '; ') AS reason,
-               to_json(t)::VARCHAR AS raw_values
-        FROM {target} t WHERE ({failed}) <> ''
-    """)
+    try:
+        conn.execute(f"""
+            CREATE TEMP TABLE _rule_failures AS
+            SELECT {_sql_str(name)} AS source_table, {ROW}, {FILE},
+                   {FILE} || ' row ' || {ROW} || ': ' || rtrim({failed}, '; ') AS reason,
+                   to_json(t)::VARCHAR AS raw_values
+            FROM {target} t WHERE ({failed}) <> ''
+        """)
+    except duckdb.Error as err:  # a conversion error quotes the value ("Could not convert string 'x'"): redacted
+        raise SourceFileError(f"project '{config.name}': a row rule of source table '{name}' is invalid: "
+                              f"{_redacted(err)}") from None
     conn.execute(f"INSERT INTO {quarantine} SELECT * FROM _rule_failures")
     n = conn.execute("SELECT count(*) FROM _rule_failures").fetchall()[0][0]
     conn.execute(f"DELETE FROM {target} WHERE {ROW} IN (SELECT {ROW} FROM _rule_failures)")
@@ -208,7 +212,7 @@ def load_source(
     try:
         conn.execute(f"CREATE OR REPLACE TABLE {schema}.{RAW} AS {source.query}")
     except duckdb.Error as err:
-        raise SourceFileError(f"project '{config.name}': source.query failed: {err}") from err
+        raise SourceFileError(f"project '{config.name}': source.query failed: {_redacted(err)}") from None
     cols = [r[0] for r in conn.execute(f"DESCRIBE {schema}.{RAW}").fetchall()]
     if ROW not in cols or FILE not in cols:
         raise SourceFileError(

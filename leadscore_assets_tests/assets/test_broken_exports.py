@@ -50,7 +50,7 @@ def duplicated_ids(export, path):
     ("mutate", "failing_check", "reason"),
     [
         (missing_column, "schema_matches_config", "required column 'campaign_name' is missing"),
-        (wrong_types, "quarantine_within_limits", "column 'created_at' value 'last tuesday': is not a valid datetime"),
+        (wrong_types, "quarantine_within_limits", "column 'created_at': is not a valid datetime (not a date)"),
         (duplicated_ids, "quarantine_within_limits", "duplicate id (kept first seen at row"),
     ],
 )

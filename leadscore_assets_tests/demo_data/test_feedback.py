@@ -69,8 +69,9 @@ def test_bad_rows_end_up_quarantined_or_unknown(data_dir):
     assert len(batch.outcomes) == 60
     assert list(batch.unknown_leads.lead_id) == ["unknown_6_0000"]
     reasons = " | ".join(batch.quarantined.reason)
-    assert "'last tuesday' is not a valid timestamp" in reasons
-    assert "'maybe later' is not a known outcome" in reasons
+    assert "column 'outcome_at': is not a valid timestamp" in reasons
+    assert "column 'outcome': is not a known outcome" in reasons
+    assert "last tuesday" not in reasons and "maybe later" not in reasons  # the refused values are not repeated
     assert len(batch.quarantined) == 2
 
 

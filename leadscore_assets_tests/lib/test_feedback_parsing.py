@@ -21,11 +21,11 @@ def test_half_valid_file_keeps_good_rows_and_quarantines_bad_ones_with_reasons(f
     assert batch.outcomes["lead_id"].tolist() == ["L1", "L2"]
     reasons = dict(zip(batch.quarantined["row_number"], batch.quarantined["reason"]))
     assert reasons == {
-        3: "fb_001.csv row 3 column 'lead_id': value is blank (required)",
-        4: "fb_001.csv row 4 column 'outcome_at': value 'yesterday' is not a valid timestamp",
-        5: "fb_001.csv row 5 column 'outcome': value 'maybe' is not a known outcome"
+        3: "fb_001.csv row 3 column 'lead_id': is blank (required)",
+        4: "fb_001.csv row 4 (lead 'L4') column 'outcome_at': is not a valid timestamp (expected ISO 8601, year first)",
+        5: "fb_001.csv row 5 (lead 'L5') column 'outcome': is not a known outcome"
            " (expected one of: lost, no_reply, replied, won)",
-        6: "fb_001.csv row 6 column 'outcome_at': value 'now' is not a valid timestamp",
+        6: "fb_001.csv row 6 (lead 'L6') column 'outcome_at': is not a valid timestamp (expected ISO 8601, year first)",
     }
     assert batch.quarantined.set_index("row_number").loc[4, "outcome_at"] == "yesterday"  # raw value kept
 
@@ -69,7 +69,9 @@ def test_unknown_leads_are_reported_separately(folder):
 
 def test_future_outcome_time_is_quarantined_so_it_cannot_win_every_conflict(folder):
     path = write(folder, "typo.csv", HEADER + "L1,won,2062-05-01\n")
-    assert "later than the file's receipt" in parse(path).quarantined["reason"].item()
+    assert parse(path).quarantined["reason"].item() == (
+        "typo.csv row 1 (lead 'L1') column 'outcome_at': is later than the file's receipt: a time more than 24 h"
+        " after it was received (2026-06-01 12:00 UTC)")  # the time itself is a value: not shown
 
 
 CORRUPT_FILES = {
@@ -120,3 +122,46 @@ def test_corrupt_files_say_what_is_wrong(folder):
     unclosed = parse(write(folder, "unclosed_quote.csv", CORRUPT_FILES["unclosed_quote.csv"]))
     assert unclosed.outcomes["lead_id"].tolist() == ["L1"]
     assert "unclosed quote" in unclosed.quarantined["reason"].item()
+
+
+EMAIL, PHONE = "jane.doe@example.com", "+33 6 12 34 56 78"
+
+
+def test_reasons_name_row_lead_column_and_rule_but_never_a_value(folder):
+    """Notes typed into the wrong column (an email, a phone number) are quarantined with a reason
+    naming file, row, lead, column and rule; the values stay in the quarantine's own columns only."""
+    note = f"met at expo, reach me at {EMAIL} {PHONE}"
+    rows = [
+        "L1,won,2026-05-01",
+        f'L2,"{note}",2026-05-01',  # free text as the outcome
+        f"L3,won,{EMAIL}",  # an email as the outcome time
+        f"L4,lost,call me {PHONE}",  # a phone number as the outcome time
+        f"L5,won,2031-05-01",  # in the future
+        f'"{note}",won,2026-05-01',  # free text as the lead id: not quoted as a lead
+        f"L7,{'maybe later ' * 40},2026-05-01",  # overlong
+    ]
+    path = write(folder, "notes.csv", HEADER.encode() + "\n".join(rows).encode() + b"\n" + "L8,won,2026-05-0\xe9\n".encode("latin-1"))
+    batch = parse(path, known={f"L{n}" for n in range(1, 9)})
+    assert batch.outcomes["lead_id"].tolist() == ["L1"]
+    reasons = dict(zip(batch.quarantined["row_number"], batch.quarantined["reason"]))
+    timestamp = "is not a valid timestamp (expected ISO 8601, year first)"
+    outcome = "is not a known outcome (expected one of: lost, no_reply, replied, won)"
+    assert reasons[2] == f"notes.csv row 2 (lead 'L2') column 'outcome': {outcome}"
+    assert reasons[3] == f"notes.csv row 3 (lead 'L3') column 'outcome_at': {timestamp}"
+    assert reasons[4] == f"notes.csv row 4 (lead 'L4') column 'outcome_at': {timestamp}"
+    assert reasons[5].startswith("notes.csv row 5 (lead 'L5') column 'outcome_at': is later than the file's receipt")
+    assert 6 not in reasons and batch.unknown_leads["row_number"].tolist() == [6]  # valid, but no known lead
+    assert reasons[7] == f"notes.csv row 7 (lead 'L7') column 'outcome': {outcome}"
+    assert reasons[8] == "notes.csv row 8 (lead 'L8') column 'outcome_at': contains bytes that are not valid UTF-8"
+    for reason in reasons.values():
+        for secret in [EMAIL, PHONE, "jane", "+33", "call me", "met at", "maybe", "2031", "2026-05-0"]:
+            assert secret not in reason, (secret, reason)
+    raw = batch.quarantined.set_index("row_number")
+    assert raw.loc[3, "outcome_at"] == EMAIL  # the raw value is kept in its column, to repair the row
+
+
+def test_a_headerless_file_does_not_quote_its_first_record_as_a_header(folder):
+    path = write(folder, "no_header.csv", f"L1,won,{EMAIL}\nL2,lost,2026-05-02\n")
+    reasons = parse(path).quarantined["reason"]
+    assert reasons.str.contains("required column 'outcome' is missing").all()
+    assert not reasons.str.contains("jane|example", regex=True).any()

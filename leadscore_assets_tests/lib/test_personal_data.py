@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadscore_assets.lib.personal_data import RESULT_COLUMNS, detect_personal_columns
+from leadscore_assets.lib.personal_data import RESULT_COLUMNS, contains_personal_data, detect_personal_columns
 
 N = 400
 FIRST = ["Jane", "John", "Maria", "Ahmed", "Chloé", "Liam", "Sofia", "Noah", "Emma", "Lucas", "Mia", "Hugo",
@@ -108,3 +108,12 @@ def test_sample_bounds_the_work_and_unknown_columns_are_an_error(leads):
     with pytest.raises(ValueError, match="unknown column"):
         detect_personal_columns(leads, ["no_such_column"])
     assert detect_personal_columns(leads.head(0), list(leads.columns)).empty
+
+
+def test_contains_personal_data_finds_contact_details_inside_free_text():
+    for text in ["met at expo, reach me at jane@x.com", "call me +33 6 12 34 56 78", "(555) 123-4567 after 5pm",
+                 "see www.example.com/jane", "linkedin.com/in/jane-doe", "jane at x dot com @jdoe"]:
+        assert contains_personal_data(text), text
+    for text in ["lead_id", "Company Size", "L-000123", "a1", "retail", "12345"]:
+        assert not contains_personal_data(text), text
+    assert contains_personal_data("0612345678") and not contains_personal_data("1234567890", phones=False)

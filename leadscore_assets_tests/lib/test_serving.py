@@ -218,10 +218,11 @@ def test_a_batch_scores_its_valid_leads_and_reports_each_invalid_one(linkedin_se
     answer = linkedin_served.model.predict(records)
     assert answer.probability.isna().tolist() == [False, True, False, True, False]
     lead_1, lead_3 = records.loc[1, "_id"].strip(), records.loc[3, "_id"].strip()
-    assert answer.error[1] == f"lead '{lead_1}' (request row 2): column 'company_size' value 'lots': is not a valid integer"
+    assert answer.error[1] == (f"lead '{lead_1}' (request row 2): column 'company_size': "
+                               "is not a valid integer (not a number)")
     assert answer.error[3] == (f"lead '{lead_3}' (request row 4): column 'email': fails check: "
                                "does not match the expected format")
-    assert "jane.doe" not in answer.to_string()  # personal values are never repeated
+    assert "jane.doe" not in answer.to_string() and "lots" not in answer.to_string()  # refused values never repeated
     assert answer.lead_id.tolist() == records["_id"].str.strip().tolist()
     ok = answer[answer.error.isna()]
     assert_same_as_lead_scores(linkedin_served.scores, ok.assign(decile=ok.decile.astype(int)))
@@ -235,7 +236,8 @@ def test_a_request_with_no_valid_lead_is_refused_naming_lead_field_and_rule(link
     err = refused.value
     assert err.get_http_status_code() == 400
     lead = records.loc[0, "_id"].strip()
-    assert f"lead '{lead}' (request row 1): column 'company_size' value 'lots': is not a valid integer" in err.message
+    assert f"lead '{lead}' (request row 1): column 'company_size': is not a valid integer (not a number)" in err.message
+    assert "lots" not in err.serialize_as_json() and "-3" not in err.serialize_as_json()  # nor any refused value
     assert {(e["lead_id"], e["field"]) for e in err.json_kwargs["errors"]} == {
         (lead, "company_size"), (records.loc[1, "_id"].strip(), "company_size")}
     err.message = "Failed to predict data '<the request>'"  # what the scoring server does: ignored
@@ -248,9 +250,10 @@ def test_a_request_with_no_valid_lead_is_refused_naming_lead_field_and_rule(link
 def test_one_lead_invalid_is_refused_like_a_batch(linkedin_served):
     record = linkedin_served.records(n=1, seed=6).astype(object)
     record["createdAt"] = "next tuesday"
-    with pytest.raises(InvalidRequest, match=r"\(request row 1\): column 'created_at' value 'next tuesday': "
-                                             "is not a valid datetime"):
+    with pytest.raises(InvalidRequest, match=r"\(request row 1\): column 'created_at': "
+                                             r"is not a valid datetime \(not a date\)") as refused:
         linkedin_served.model.predict(record)
+    assert "tuesday" not in refused.value.serialize_as_json()  # the refused value is not repeated
 
 
 # ---------------------------------------------------------------------------------------------
@@ -281,13 +284,20 @@ def test_decile_cut_points_reproduce_population_deciles():
 
 
 def test_describe_names_lead_field_and_rule():
-    reason = ("request row 12 column 'company_size' value 'a: b': is not a valid integer; "
-              "request row 12: rule 'size_ok' (company_size > 0) is false")
+    reason = ("request row 12 (lead 'L1') column 'company_size': is not a valid integer (not a number); "
+              "request row 12 (lead 'L1'): rule 'size_ok' (company_size > 0) is false")
     text, parts = _describe(reason, 12, "L1")
-    assert text == ("lead 'L1' (request row 12): column 'company_size' value 'a: b': is not a valid integer; "
-                    "rule 'size_ok' (company_size > 0) is false")
+    assert text == ("lead 'L1' (request row 12): column 'company_size': is not a valid integer (not a number); "
+                    "rule 'size_ok' (company_size > 0) is false")  # the lead named once
     assert [(p["field"], p["rule"]) for p in parts] == [
-        ("company_size", "is not a valid integer"), ("size_ok", "rule 'size_ok' (company_size > 0) is false")]
+        ("company_size", "is not a valid integer (not a number)"),
+        ("size_ok", "rule 'size_ok' (company_size > 0) is false")]
+    # a reason with no lead part (the id failed or may not be quoted), and an id repr quotes with "
+    text, parts = _describe("request row 3 column 'lead_id': fails check: field_uniqueness; "
+                            "request row 3 (lead \"o'neil\") column 'x': is required (null)", 3, None)
+    assert text == "lead with no id (request row 3): column 'lead_id': fails check: field_uniqueness; column 'x': is required (null)"
+    assert [(p["field"], p["rule"]) for p in parts] == [("lead_id", "fails check: field_uniqueness"),
+                                                        ("x", "is required (null)")]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -48,11 +48,13 @@ def test_every_row_lands_once_with_a_reason_naming_file_row_and_column(linkedin_
     assert list(result.valid[ROW]) == [1]
     reasons = dict(zip(result.quarantined[ROW], result.quarantined[REASON]))
     assert set(reasons) == {2, 3, 4, 5, 6}
-    assert "export.csv row 2 column 'company_size' value 'twelve': is not a valid integer" in reasons[2]
-    assert "export.csv row 3 column 'email'" in reasons[3] and "not-an-email" not in reasons[3]  # personal data masked
-    assert "duplicate id (kept first seen at row 1)" in reasons[4]
-    assert "column 'status' value 'archived'" in reasons[5]
+    assert reasons[2] == "export.csv row 2 (lead 'a2') column 'company_size': is not a valid integer (not a number)"
+    assert "export.csv row 3 (lead 'a3') column 'email'" in reasons[3] and "not-an-email" not in reasons[3]
+    assert "export.csv row 4 (lead 'a1') column 'lead_id': duplicate id (kept first seen at row 1)" in reasons[4]
+    assert reasons[5] == ("export.csv row 5 (lead 'a5') column 'status': "
+                          "fails check: one of ['done', 'inprogress', 'reviewed', 'paused']")  # the allowed set: config
     assert "column 'created_at'" in reasons[6] and "required" in reasons[6]
+    assert not any("twelve" in r or "archived" in r for r in reasons.values())  # no cell value in a reason
 
 
 def test_all_failures_of_a_row_are_reported_at_once(linkedin_config):
@@ -117,9 +119,10 @@ def test_future_dates_are_quarantined_per_column_naming_the_load_time(linkedin_c
     result = validate(raw, linkedin_config, now=LOADED)
     assert list(result.valid[ROW]) == [1, 4]
     reasons = dict(zip(result.quarantined[ROW], result.quarantined[REASON]))
-    assert reasons[2] == ("export.csv row 2 column 'created_at' value '2031-05-01T10:00:00Z': "
-                          "is in the future (2031-05-01 10:00; loaded 2026-06-01 12:00 UTC)")
-    assert reasons[3].startswith("export.csv row 3 column 'last_state_at'") and "is in the future (2062-01-01" in reasons[3]
+    assert reasons[2] == ("export.csv row 2 (lead 'a2') column 'created_at': is in the future: "
+                          "a date more than 24 h after the load time (2026-06-01 12:00 UTC)")
+    assert reasons[3].startswith("export.csv row 3 (lead 'a3') column 'last_state_at': is in the future")
+    assert not any("2031" in r or "2062" in r for r in reasons.values())  # the date is a value: not shown
     assert result.failure_counts["created_at:future"] == 1 and result.failure_counts["last_state_at:future"] == 1
 
 
@@ -227,3 +230,70 @@ def test_schema_shortcut_never_passes_what_pandera_refuses(linkedin_config):
         except pa.errors.SchemaErrors:
             continue
         raise AssertionError(f"{case}: pandera passes it, the case tests nothing")
+
+
+# --- no cell value in a reason ------------------------------------------------------------------
+
+EMAIL, PHONE = "jane.doe@example.com", "+33 6 12 34 56 78"
+
+
+def test_reasons_name_row_lead_column_and_rule_but_never_a_value(linkedin_config):
+    """Free text in the wrong column (a note with an email and a phone) is quarantined with a
+    reason naming file, row, lead, column and rule; no bad value, nor any part of it, is quoted."""
+    long_note = f"met at expo, reach me at {EMAIL} {PHONE} " * 8  # overlong, in a categorical column
+    bad = {
+        2: {"companySize": f"call me {PHONE}"},  # text in an integer column
+        3: {"createdAt": EMAIL},  # an email in a date column
+        4: {"status": long_note},  # overlong value breaking a categorical domain
+        5: {"emailStatus": f"ring {PHONE}"},  # bad categorical
+        6: {"stepsCompleted": "-7"},  # below the minimum
+        7: {"companySize": "2.5"},  # not a whole number
+        8: {"lastStateAt": "2031-05-01T10:00:00Z"},  # in the future
+        9: {"email": f"{EMAIL} {PHONE}"},  # a personal-data column failing its pattern
+        10: {"_id": f"{EMAIL} {PHONE}", "companySize": "lots"},  # an id that is free text: not quoted
+    }
+    rows = [_row()] + [_row(**{"_id": f"a{n}"} | over) for n, over in sorted(bad.items())]
+    result = validate(_raw(rows), linkedin_config, now=LOADED)
+    assert list(result.valid[ROW]) == [1]
+    reasons = dict(zip(result.quarantined[ROW], result.quarantined[REASON]))
+    assert set(reasons) == set(bad)
+    expected = {
+        2: "export.csv row 2 (lead 'a2') column 'company_size': is not a valid integer (not a number)",
+        3: "export.csv row 3 (lead 'a3') column 'created_at': is not a valid datetime (not a date)",
+        4: ("export.csv row 4 (lead 'a4') column 'status': "
+            "fails check: one of ['done', 'inprogress', 'reviewed', 'paused']"),
+        5: ("export.csv row 5 (lead 'a5') column 'email_status': "
+            "fails check: one of ['deliverable', 'risky', 'unknown', 'undeliverable']"),
+        6: "export.csv row 6 (lead 'a6') column 'steps_completed': fails check: >= 0",
+        7: "export.csv row 7 (lead 'a7') column 'company_size': is not a valid integer (not a whole number)",
+        8: ("export.csv row 8 (lead 'a8') column 'last_state_at': is in the future: "
+            "a date more than 24 h after the load time (2026-06-01 12:00 UTC)"),
+        9: "export.csv row 9 (lead 'a9') column 'email': fails check: does not match the expected format",
+    }
+    for row, reason in expected.items():
+        assert reasons[row] == reason
+    assert reasons[10].startswith("export.csv row 10 column ") and "(lead" not in reasons[10]
+    assert "column 'company_size': is not a valid integer (not a number)" in reasons[10]
+    values = [v for over in bad.values() for v in over.values()]
+    for reason in reasons.values():
+        for secret in [EMAIL, PHONE, "jane", "example.com", "+33", "12 34", "call me", "ring +", "met at", *values]:
+            assert secret.lower() not in reason.lower(), (secret, reason)
+        assert "value" not in reason
+    assert all(len(r) < 200 for r in reasons.values())  # the overlong value did not travel either
+
+
+def test_a_rule_that_fails_on_a_value_does_not_quote_it(linkedin_config):
+    """DuckDB's conversion errors quote the value they could not convert: the error does not."""
+    from leadscore_assets.lib.config import RowRule
+
+    rule = RowRule(name="numeric_company", expression="CAST(company_name AS INTEGER) > 0")
+    config = linkedin_config.model_copy(update={
+        "validation": linkedin_config.validation.model_copy(update={"row_rules": [rule]})})
+    try:
+        validate(_raw([_row(companyName=f"{EMAIL} {PHONE}")]), config)
+    except ValueError as err:
+        message = str(err)
+        assert "numeric_company" in message or "CAST(company_name AS INTEGER)" in message
+        assert "jane" not in message and "+33" not in message and err.__cause__ is None
+    else:
+        raise AssertionError("a rule that cannot be evaluated must be refused")

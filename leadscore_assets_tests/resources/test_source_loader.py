@@ -200,3 +200,12 @@ def test_a_query_reading_a_file_is_refused_even_when_the_config_was_built_in_cod
     with pytest.raises(SourceFileError, match=r"source.query reads read_csv\('/etc/passwd'\); a query may read "
                                               r"only the declared tables: companies"):
         _load(tmp_path, config.model_copy(update={"source": sneaky}))
+
+
+def test_a_row_rule_that_cannot_convert_a_value_fails_without_quoting_it(tmp_path):
+    """DuckDB's conversion error quotes the value ("Could not convert string 'jane@x.com'"): redacted."""
+    _write(tmp_path, HEADER + "1,jane@x.com,won,2026-01-02,web\n")
+    config = _config(path="contacts.csv", row_rules=[{"name": "numeric_name", "expression": "CAST(name AS INTEGER) > 0"}])
+    with pytest.raises(SourceFileError, match="a row rule of source table 'contacts' is invalid") as failed:
+        _load(tmp_path, config)
+    assert "jane" not in str(failed.value) and failed.value.__cause__ is None and failed.value.__suppress_context__
