@@ -4,12 +4,23 @@ The sensor scans `data/<feedback.folder>` each tick (resources/feedback_inbox.py
 complete and new) and starts one run of the project's pipeline per new file, with the file's
 content hash as run key: the run loads the outcomes, relabels, retrains a challenger and lets
 the promotion policy decide. Outcomes keep their provenance (file, hash, row, received time).
+
+A file has landed only when its content hash is in the project's *published* warehouse
+(`<project>.feedback_batches`, read read-only from the published file and, in production, from
+PostgreSQL), i.e. the run that took it reached `<project>/published`. Until then the sensor
+follows the run it requested; a run that ends without publishing (failed, blocked, cancelled,
+or never created) is requested again under a new run key (`<hash>:attempt-<n>`), from the file
+or from any file re-sent with the same content. Each tick logs what landed, what failed and
+when it is retried; the skip message lists landings in flight and waiting retries.
 """
 
 import json
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pandas as pd
 
 from leadscore_assets.assets.common import asset_kwargs, step_tags, warehouse_connection
@@ -24,12 +35,19 @@ from leadscore_assets.assets.tables import (
 )
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.feedback_resolution import resolve_conflicts
-from leadscore_assets.resources.feedback_inbox import feedback_folder, read_feedback_file, scan_folder
+from leadscore_assets.resources.feedback_inbox import (
+    RunInfo,
+    feedback_folder,
+    read_feedback_file,
+    requested_run_keys,
+    scan_folder,
+)
 from leadscore_assets.resources.storage import LeadscoreStorage
 from leadscore_assets.resources.warehouse import Warehouse
 from leadscore_assets.lib.sql_rules import identifier
 
 SENSOR_INTERVAL_S = 10  # with the inbox's quiet rule: a landed file is requested within ~10 s
+SHOWN = 10  # failed landings named in a skip message; the cursor has them all
 
 
 class FeedbackFilesConfig(dg.Config):
@@ -123,6 +141,45 @@ def build(project: ProjectConfig) -> list:
     return [land_feedback]
 
 
+def published_feedback(warehouse: Warehouse, project: ProjectConfig) -> dict[str, str]:
+    """Content hash -> file name of every feedback file in the project's *published* warehouse
+    (its `feedback_batches`): the local published file, read-only, and PostgreSQL when the
+    warehouse publishes there. Raises when a store that exists cannot be read."""
+    landed: dict[str, str] = {}
+    path = warehouse.published_path(project.name)
+    if path.exists():
+        with duckdb.connect(str(path), read_only=True) as conn:
+            if FEEDBACK_BATCHES.exists(conn, project):
+                landed.update(conn.execute(f"SELECT content_hash, file FROM {FEEDBACK_BATCHES.of(project)}").fetchall())
+    if warehouse.postgres_url:
+        from leadscore_assets.resources.postgres_warehouse import _connect
+
+        conn = _connect(warehouse.postgres_url)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT to_regclass(%s)", [f'"{project.name}"."{FEEDBACK_BATCHES.name}"'])
+                if cur.fetchone()[0] is not None:
+                    cur.execute(f'SELECT content_hash, file FROM "{project.name}"."{FEEDBACK_BATCHES.name}"')
+                    landed.update(cur.fetchall())
+        finally:
+            conn.close()
+    return landed
+
+
+def landing_runs(instance: dg.DagsterInstance, job_name: str, run_keys: list[str]) -> dict[str, RunInfo | None]:
+    """The newest run of `job_name` tagged with each run key (as the daemon tags sensor runs), or None."""
+    found: dict[str, RunInfo | None] = {}
+    for run_key in run_keys:
+        runs = instance.get_runs(filters=dg.RunsFilter(job_name=job_name, tags={"dagster/run_key": run_key}), limit=1)
+        found[run_key] = (RunInfo(run_id=runs[0].run_id, status=runs[0].status.value, finished=runs[0].is_finished)
+                          if runs else None)
+    return found
+
+
+def _clock(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S UTC")
+
+
 def build_sensor(config: ProjectConfig, job, outcomes_asset: dg.AssetsDefinition | None) -> list:
     """The sensor that lands files through `outcomes_asset` (the project's feedback_outcomes):
     the run config is addressed to that asset's own op, whatever it is named."""
@@ -135,30 +192,62 @@ def build_sensor(config: ProjectConfig, job, outcomes_asset: dg.AssetsDefinition
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"New complete CRM outcome files in data/{folder_rel}/ -> one retrain run per file.",
     )
-    def feedback_sensor(context: dg.SensorEvaluationContext, storage: LeadscoreStorage):
+    def feedback_sensor(context: dg.SensorEvaluationContext, storage: LeadscoreStorage, warehouse: Warehouse):
         folder = feedback_folder(storage.data_dir, folder_rel)  # refused when it resolves outside the data folder
         folder.mkdir(parents=True, exist_ok=True)
-        result = scan_folder(folder, json.loads(context.cursor) if context.cursor else None, data_dir=Path(storage.data_dir))
+        state = json.loads(context.cursor) if context.cursor else None
+        # runs first, then the published warehouse: a run publishes before it succeeds
+        runs = landing_runs(context.instance, job.name, requested_run_keys(state))
+        try:
+            landed = published_feedback(warehouse, config)
+        except Exception as err:  # cannot tell landed from failed this tick: decide nothing, retry nothing
+            context.log.warning(f"cannot read the published feedback of {config.name} ({err}); "
+                                "landings in flight are checked again next tick")
+            landed, runs = None, None
+        now = time.time()
+        result = scan_folder(folder, state, data_dir=Path(storage.data_dir), now=now, landed=landed, runs=runs)
         requests = [
             dg.RunRequest(
-                run_key=f.content_hash,
+                run_key=f.run_key,
                 run_config=landing_run_config(outcomes_asset, [str(f.path)], [f.content_hash]),
-                tags={"leadscore/feedback_file": f.path.name, "leadscore/content_hash": f.content_hash[:16]},
+                tags={"leadscore/feedback_file": f.path.name, "leadscore/content_hash": f.content_hash[:16],
+                      "leadscore/feedback_attempt": str(f.attempt),
+                      **({"leadscore/feedback_retry_of": f.retry_of} if f.retry_of else {})},
             )
             for f in result.ready
         ]
         context.update_cursor(json.dumps(result.state))
-        waiting = [f"{p.name} (not complete yet)" for p in result.pending]
-        repeated = [f"{f.path.name} (skipped: same content as {f.duplicate_of}, already landed)"
-                    for f in result.duplicates]
-        refused = [f"{p.name} (refused: a symlink resolving outside the data folder {storage.data_dir})"
-                   for p in result.refused]
-        for line in repeated + refused:
+        retried = {f.content_hash: f for f in result.ready if f.attempt > 1}
+        lines = [f"{x.file}: landed (in the published warehouse, attempt {x.attempt})" for x in result.landed]
+        for x in result.failed:
+            again = retried.get(x.content_hash)
+            lines.append(
+                f"{x.file}: landing failed (run {x.run_id or '-'}: {x.status}, attempt {x.attempt}), not published; "
+                + (f"requested again as attempt {again.attempt} from {again.path.name}" if again else
+                   f"will be retried at {_clock(x.retry_at)}" if x.retry_at and x.retry_at > now else
+                   "will be retried when a file with its content is in the folder"))
+        lines += [f"{f.path.name}: retrying the failed landing of its content (attempt {f.attempt})"
+                  for f in retried.values() if f.content_hash not in {x.content_hash for x in result.failed}]
+        lines += [f"{f.path.name} (skipped: same content as {f.duplicate_of}, already landed)"
+                  for f in result.duplicates if f.landing == "landed"]
+        lines += [f"{f.path.name} (waiting: same content as {f.duplicate_of}, whose landing is in progress)"
+                  for f in result.duplicates if f.landing == "in_progress"]
+        lines += [f"{p.name} (refused: a symlink resolving outside the data folder {storage.data_dir})"
+                  for p in result.refused]
+        for line in lines:
             context.log.info(line)
         if requests:
             return dg.SensorResult(run_requests=requests)
+        waiting = [f"{p.name} (not complete yet)" for p in result.pending]
+        in_flight = [f"{x.file} (run {x.run_id or '-'}: {x.status})" for x in result.in_flight]
+        retry = [f"{x.file} (attempt {x.attempt} {x.status}; "
+                 + (f"retry at {_clock(x.retry_at)})" if x.retry_at and x.retry_at > now else "re-send the file)")
+                 for x in result.waiting[:SHOWN]]
+        retry += [f"{len(result.waiting) - SHOWN} more (see the cursor's `failed`)"] if len(result.waiting) > SHOWN else []
         return dg.SkipReason("no new complete feedback file"
-                             + (f"; {'; '.join(repeated + refused)}" if repeated or refused else "")
+                             + (f"; {'; '.join(lines)}" if lines else "")
+                             + (f"; landing: {', '.join(in_flight)}" if in_flight else "")
+                             + (f"; failed, will be retried: {', '.join(retry)}" if retry else "")
                              + (f"; waiting on: {', '.join(waiting)}" if waiting else ""))
 
     return [feedback_sensor]

@@ -12,8 +12,11 @@ the tests hold in any order; the leads of every outcome file are disjoint from e
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
+import socket
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,6 +32,8 @@ from leadscore_assets.demo_data import feedback, linkedin
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.features import feature_set
 from leadscore_assets.resources import build_resources
+from leadscore_assets.resources.feedback_inbox import FeedbackFile, mark_processed
+from leadscore_assets.resources.warehouse import process_start
 from leadscore_assets_tests.conftest import warehouse_file, with_candidates
 from leadscore_assets.lib.registry import load_version
 
@@ -82,6 +87,14 @@ class FeedbackLoop:
             if not data.run_requests and "not complete yet" not in (data.skip_message or ""):
                 return requests
         raise AssertionError(f"sensor still busy after {max_ticks} ticks: {data.skip_message}")
+
+    def loaded_by_hand(self, requests: list[dg.RunRequest]) -> None:
+        """Record requested files as landed outside the sensor (a manual backfill), for tests that
+        only look at what the sensor asks for: a request that never runs would be retried."""
+        files = [FeedbackFile(path=Path(r.run_config["ops"]["linkedin_land_feedback"]["config"]["files"][0]),
+                              content_hash=r.run_config["ops"]["linkedin_land_feedback"]["config"]["content_hashes"][0],
+                              size=0) for r in requests]
+        self.cursor = json.dumps(mark_processed(json.loads(self.cursor), files))
 
     # -- files ---------------------------------------------------------------------------------
 
@@ -270,7 +283,10 @@ def test_same_content_again_under_any_name_is_not_requested(loop):
     [request] = loop.requests_until_quiet()
     assert request.run_key == sha256(path.read_bytes())
 
-    assert loop.requests_until_quiet() == []  # the next ticks: already handed out
+    assert loop.requests_until_quiet() == []  # the next ticks: handed out, its run not over
+    landing = loop.execute(request)  # "landed" means published: the run reaches `published`
+    assert landing.success, step_failures(landing)
+    assert "crm_export.csv: landed (in the published warehouse, attempt 1)" in loop.tick().skip_message
     stat = path.stat()
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))  # touched, same bytes
     assert loop.requests_until_quiet() == []
@@ -314,6 +330,7 @@ def test_partially_written_file_waits_until_complete(loop, how):
     assert [r.run_key for r in requests] == [sha256(data)]
     assert requests[0].run_config["ops"]["linkedin_land_feedback"]["config"]["files"] == [str(path)]
     assert loop.requests_until_quiet() == []
+    loop.loaded_by_hand(requests)
 
 
 def test_corrupt_files_do_not_break_the_sensor_and_their_runs_keep_the_valid_rows(loop):
@@ -346,11 +363,11 @@ def test_corrupt_files_do_not_break_the_sensor_and_their_runs_keep_the_valid_row
     reasons = list(quarantined.reason)
     assert len(reasons) == 4, reasons
     assert all(r.startswith("outcomes_half_saved.csv row ") for r in reasons)
-    for expected in ("column 'outcome': value 'maybe later' is not a known outcome",
-                     "column 'outcome_at': value 'last tuesday' is not a valid timestamp",
-                     "has 2 values but the header has 3 columns",
-                     "column 'outcome_at': value '2026-0' is not a valid timestamp"):
-        assert sum(expected in r for r in reasons) == 1, (expected, reasons)
+    for expected, n in (("column 'outcome': is not a known outcome", 1),
+                        ("column 'outcome_at': is not a valid timestamp", 2),  # 'last tuesday' and '2026-0'
+                        ("has 2 values but the header has 3 columns", 1)):
+        assert sum(expected in r for r in reasons) == n, (expected, reasons)
+    assert not any(v in r for r in reasons for v in ("maybe later", "last tuesday", "'2026-0'"))
     unknown = loop.query("SELECT lead_id, file, row_number FROM linkedin.feedback_unknown_leads WHERE content_hash = ?",
                          [digest])
     assert list(unknown.lead_id) == ["unknown_404_0000"] and (unknown.file == half_valid.name).all()
@@ -361,6 +378,51 @@ def test_corrupt_files_do_not_break_the_sensor_and_their_runs_keep_the_valid_row
     relabelled = loop.query("SELECT label_source FROM linkedin.labels WHERE list_contains(?, lead_id)",
                             [list(valid.lead_id)])
     assert len(relabelled) == len(valid) and (relabelled.label_source == "crm_feedback").all()
+
+
+def test_a_landing_whose_run_fails_is_retried_and_a_resent_copy_is_not_skipped(loop):
+    """The fault seen for real: the run that took a file failed (another run held the project's
+    lease), the file was never tried again and the same outcomes re-sent under a new name were
+    skipped as "already landed": nothing landed. Landed now means published."""
+    path = loop.drop("crm_won_lost_busy.csv", n=40, seed=505)
+    digest = sha256(path.read_bytes())
+    [first] = loop.requests_until_quiet()
+    assert first.run_key == digest
+
+    lease = loop.data_dir / "warehouse" / loop.config.name / "run.lock"
+    lease.write_text(json.dumps({"run_id": "another-run", "host": socket.gethostname(), "pid": os.getpid(),
+                                 "pid_start": process_start(os.getpid()), "since": "2026-11-12T09:00:00+00:00"}))
+    try:
+        busy = loop.execute(first)
+    finally:
+        lease.write_text("")
+    assert not busy.success and any("is being run by Dagster run another-run" in f for f in step_failures(busy))
+    tables = set(loop.query("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'linkedin'").table_name)
+    assert "feedback_batches" not in tables or loop.query(
+        "SELECT count(*) AS n FROM linkedin.feedback_batches WHERE content_hash = ?", [digest]).n[0] == 0
+
+    copy = shutil.copyfile(path, path.with_name("crm_won_lost_busy (resent).csv"))  # the CRM sends it again
+    os.utime(copy, (time.time() - 60, time.time() - 60))  # synced in complete: ready when first seen
+    tick = loop.tick()
+    [retry] = tick.run_requests  # requested again, once, under a new run key (Dagster skips a used one)
+    assert retry.run_key == f"{digest}:attempt-2"
+    assert retry.tags["leadscore/feedback_file"] == Path(copy).name
+    assert retry.tags["leadscore/feedback_retry_of"] == busy.run_id
+    assert loop.tick().run_requests == []  # in flight: not asked for twice
+
+    landed = loop.execute(retry)
+    assert landed.success, step_failures(landed)
+    batches = loop.query("SELECT file, outcomes FROM linkedin.feedback_batches WHERE content_hash = ?", [digest])
+    assert batches.to_dict("records") == [{"file": Path(copy).name, "outcomes": 40}]
+    after = loop.tick()
+    assert after.run_requests == [] and f"{Path(copy).name}: landed (in the published warehouse, attempt 2)" \
+        in after.skip_message
+    third = shutil.copyfile(path, path.with_name("crm_won_lost_busy (third time).csv"))
+    os.utime(third, (time.time() - 60, time.time() - 60))
+    again = loop.tick()
+    assert again.run_requests == []  # now that it is published, the same content is skipped
+    assert "crm_won_lost_busy (third time).csv (skipped: same content as crm_won_lost_busy (resent).csv, " \
+           "already landed)" in again.skip_message
 
 
 # --------------------------------------------------------------------------------------------

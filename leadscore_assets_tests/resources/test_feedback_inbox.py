@@ -172,12 +172,14 @@ def test_state_stays_small_after_50_processed_files(folder):
         result, state = tick(folder, state)
         assert names(result.ready) == [f"fb_{i:03d}.csv"]
     cursor = json.dumps(state)
-    assert len(state["processed"]) == 50 and state["pending"] == {}
+    assert len(state["requested"]) == 50 and state["pending"] == {}  # handed out, none known to be landed
     assert len(cursor) < 50 * 200  # hashes, names and sizes only: ~10x smaller than the data
+    published = {h: e["file"] for h, e in state["requested"].items()}
     for path in folder.iterdir():
         path.unlink()
-    _, state = tick(folder, state)
-    assert state["settled"] == {} and len(state["processed"]) == 50  # gone names pruned, hashes kept
+    state = scan_folder(folder, state, landed=published, runs={}).state
+    assert state["settled"] == {} and state["requested"] == {}  # gone names pruned
+    assert len(state["landed"]) == 50 and len(json.dumps(state)) < 50 * 200  # hashes kept
 
 
 
@@ -226,3 +228,65 @@ def test_a_symlinked_file_pointing_outside_the_data_folder_is_never_read(tmp_pat
     os.utime(folder / "fb_001.csv", (old, old)), os.utime(secret, (old, old))
     result = scan_folder(folder, None, data_dir=data_dir)
     assert names(result.ready) == ["fb_001.csv"] and names(result.refused) == ["outcomes.csv"]
+
+
+# --- landed means published: failed landings are handed out again ----------------------------
+
+
+def landing_tick(folder: Path, state: dict | None, landed: dict, runs: dict, now: float | None = None):
+    result = scan_folder(folder, json.loads(json.dumps(state)) if state is not None else None, landed=landed,
+                         runs=runs, now=now)
+    return result, json.loads(json.dumps(result.state))
+
+
+def test_content_whose_run_ended_unpublished_is_handed_out_again_under_a_new_run_key(folder):
+    from leadscore_assets.resources.feedback_inbox import RunInfo
+
+    path = write(folder, "fb_001.csv", OUTCOMES)
+    os.utime(path, (time.time() - 60, time.time() - 60))
+    first, state = landing_tick(folder, None, {}, {})
+    [handed] = first.ready
+    assert handed.run_key == handed.content_hash == file_sha256(path) and handed.attempt == 1
+    running = {handed.run_key: RunInfo("r1", "STARTED", finished=False)}
+    result, state = landing_tick(folder, state, {}, running)
+    assert result.ready == [] and [x.run_id for x in result.in_flight] == ["r1"]
+
+    # ended (blocked, failed) without the content published: handed out again, once, from a copy re-sent
+    copy = write(folder, "fb_001 (resent).csv", OUTCOMES)
+    os.utime(copy, (time.time() - 60, time.time() - 60))
+    ended = {handed.run_key: RunInfo("r1", "FAILURE", finished=True)}
+    result, state = landing_tick(folder, state, {}, ended)
+    assert [x.run_id for x in result.failed] == ["r1"]
+    [retry] = result.ready
+    assert retry.run_key == f"{handed.content_hash}:attempt-2" and retry.retry_of == "r1"
+    assert names(result.ready) == ["fb_001 (resent).csv"] and result.duplicates == []
+
+    # a run that succeeded without its content in the published warehouse has not landed it either
+    # (a second failure backs off: tried again a minute later, from the file the last attempt used)
+    result, state = landing_tick(folder, state, {}, {retry.run_key: RunInfo("r2", "SUCCESS", finished=True)})
+    assert [x.status for x in result.failed] == ["SUCCESS"] and result.ready == []
+    assert state["failed"][handed.content_hash]["retry_at"] >= time.time() + 55
+    result, state = landing_tick(folder, state, {}, {}, now=time.time() + 61)
+    assert names(result.ready) == ["fb_001 (resent).csv"] and result.ready[0].attempt == 3
+
+    # published: landed, and the same content is skipped from now on
+    result, state = landing_tick(folder, state, {handed.content_hash: "fb_001.csv"}, {})
+    assert [x.file for x in result.landed] == ["fb_001.csv"] and result.ready == []
+    assert state["landed"] == {handed.content_hash: "fb_001.csv"} and state["requested"] == state["failed"] == {}
+    again = write(folder, "fb_001 (third).csv", OUTCOMES)
+    os.utime(again, (time.time() - 60, time.time() - 60))
+    result, _ = landing_tick(folder, state, {handed.content_hash: "fb_001.csv"}, {})
+    assert result.ready == [] and [(d.path.name, d.landing) for d in result.duplicates] == [("fb_001 (third).csv", "landed")]
+
+
+def test_a_version_1_cursor_is_read_as_requested_and_checked(folder):
+    from leadscore_assets.resources.feedback_inbox import RunInfo
+
+    path = write(folder, "fb_001.csv", OUTCOMES)
+    os.utime(path, (time.time() - 60, time.time() - 60))
+    digest = file_sha256(path)
+    v1 = {"version": 1, "processed": {digest: "fb_001.csv"}, "pending": {},
+          "settled": {"fb_001.csv": [path.stat().st_size, path.stat().st_mtime_ns]}}
+    result, state = landing_tick(folder, v1, {}, {digest: RunInfo("old", "FAILURE", finished=True)})
+    assert [(f.path.name, f.run_key) for f in result.ready] == [("fb_001.csv", f"{digest}:attempt-2")]
+    assert state["version"] == 2 and state["requested"][digest]["attempt"] == 2
