@@ -21,6 +21,9 @@ Two shortcuts take `validate`'s place when they can vouch for its answer, and ar
 it on every project's raw rows: `OneLead` (a one-record request, value by value) and
 `CleanBatch` (a request every lead of which is valid, column by column without the quarantine
 bookkeeping). Anything else goes through `validate` itself, which names each invalid lead.
+Before any of them, `RequestTypes` holds each value to its column's JSON type and size (a
+request is JSON, not the source: a list, an object, a number for a date, a 5 MB text) and refuses
+the lead of a value that breaks its rule.
 
 Batch-dependent steps of the pipeline are pinned at build time so one lead scores as it does
 among all leads: `days_since` counts back from the reference date the features were built with
@@ -31,16 +34,20 @@ champion's scores on all leads (`decile_cut_points`), which `lead_scores` uses t
 from __future__ import annotations
 
 import json
+import logging
+import os
 import re
 import shutil
+import traceback
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 from pydantic import PrivateAttr
 
 from leadscore_assets.lib.blend import LogitBlend
@@ -58,6 +65,8 @@ SKLEARN_SUBMODEL, REVENUE_SUBMODEL = "sklearn_model", "revenue_model"
 REQUEST = "request"  # the `_source_file` of served rows: reasons read "request row 2 column ..."
 ERROR = "error"
 PARAM_REASONS = "reasons"
+SCORING_SERVER_MODEL_ENV = "__pyfunc_model_path__"  # set by `mlflow models serve` for its app (scoring_server._SERVER_MODEL_PATH)
+_logger = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------------------------
@@ -256,6 +265,9 @@ class InvalidLeads(ValueError):
         super().__init__(message)
         self.errors = errors
 
+
+SHOWN_REFUSALS = 3  # leads named in the message of a refused request (its `errors` name the first MAX_ERRORS)
+MAX_ERRORS = 20
 
 _COLUMN_FAILURE = re.compile(r"^column '(?P<field>[^']+)': (?P<rule>.*)$", re.S)
 _LEAD_PART = re.compile(r"^ \(lead (?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")\)")  # `validation.lead_part`
@@ -549,6 +561,145 @@ class CleanBatch:
         return typed if _passes_schema(typed, config) else None
 
 
+# --------------------------------------------------------------------------------------------
+# What a served request may hold: JSON types per column, and bounds
+# --------------------------------------------------------------------------------------------
+
+MAX_VALUE_CHARS = 4_096  # one value's text; longer is free text nobody scores (or an attack)
+MAX_LEADS = 10_000  # records per request (a batch of 1,000 is the benchmarked size)
+
+_ISO_DATE = re.compile(  # 2026-03-25, 2026-03-25T20:12, 2026-03-25 20:12:00.000Z, ...+02:00 (ASCII digits)
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[Tt ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]{1,9})?)?)?"
+    r"(?:[Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)?")
+_DIGITS_AS_9 = bytes.maketrans(b"0123456789", b"9" * 10)
+_NULL_TYPES = (type(None), type(pd.NA), type(pd.NaT))
+_NUMBER_TYPES = (int, float, np.integer, np.floating)
+_BOOL_TYPES = (bool, np.bool_)
+_DATE_TYPES = (pd.Timestamp, np.datetime64, date)  # datetime.datetime is a date
+_RULES = {  # the rule a value of the wrong JSON type breaks, per declared type: its kind, never the value
+    "number": "must be a number or a numeric string",
+    "datetime": "must be an ISO 8601 date or datetime string (YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS[Z])",
+    "text": "must be a string (or a number)",
+    "boolean": "must be true/false, a string or an integer",
+}
+NOT_SCALAR = "must be a single value (a string, number, boolean or null), not a list or an object"
+TOO_LONG = f"is longer than {MAX_VALUE_CHARS:,} characters"
+
+
+def _kind(spec_type: str | None) -> str | None:
+    return {"integer": "number", "float": "number", "string": "text", "text": "text"}.get(spec_type, spec_type)
+
+
+def _value_rule(value, kind: str | None) -> str | None:
+    """The rule one raw value breaks for a column of `kind` (number, datetime, text, boolean; None
+    for a column the config does not declare), or None. Nulls pass (nullability is validate's)."""
+    if isinstance(value, str):
+        if len(value) > MAX_VALUE_CHARS:
+            return TOO_LONG
+        if kind == "datetime":
+            text = value.strip()
+            if text and text not in NULL_TOKENS and not _ISO_DATE.fullmatch(text):
+                return _RULES["datetime"]
+        return None
+    if isinstance(value, _NULL_TYPES) or (isinstance(value, (float, np.floating)) and np.isnan(value)):
+        return None
+    if isinstance(value, _BOOL_TYPES):
+        return None if kind in (None, "boolean") else _RULES[kind]
+    if isinstance(value, _NUMBER_TYPES):
+        if kind == "boolean":
+            return None if isinstance(value, (int, np.integer)) else _RULES[kind]
+        return _RULES[kind] if kind == "datetime" else None
+    if isinstance(value, _DATE_TYPES):
+        return None if kind in (None, "datetime") else _RULES[kind]
+    return NOT_SCALAR  # list, dict, bytes, ...: no column takes one
+
+
+class RequestTypes:
+    """The JSON types a served request may hold, per column of the project config, and its bounds.
+
+    Batch scoring reads a source whose types the source itself fixes (a CSV export is text);
+    a request is JSON, so a value may be of any JSON type, and `validate` would make something of
+    most of them (a list as missing, 12345 as a 1970 date). Before a request takes any path
+    (`OneLead`, `CleanBatch` or `validate`, which then see only the values a source could hold),
+    each value is held to its column's declared type:
+
+    - number (integer, float): a JSON number or a string (validate parses it: "12" is 12, "lots"
+      is refused with its own rule), as a CSV export sends numbers as text;
+    - datetime: an ISO 8601 date or datetime string (2026-03-25, 2026-03-25T20:12:00.000Z,
+      2026-03-25 20:12:00+02:00); never a number (it would be read as seconds since 1970);
+      in-process, a typed source's datetime objects too;
+    - text (string): a string, or a number (an id a typed source holds as a number, such as a
+      CRM's integer ids; it is read as its text, as the batch pipeline reads it); not a boolean;
+    - boolean: true/false, a string (validate takes true/false, yes/no, y/n, t/f, 1/0) or an
+      integer (1/0);
+    - every column, declared or not: no list or object, and no text longer than
+      `MAX_VALUE_CHARS`; null is always allowed here (validate checks nullability).
+
+    A value that breaks its rule refuses its lead (row), naming the field and the rule, never
+    the value; the other leads of the request are scored.
+    """
+
+    def __init__(self, config: ProjectConfig):
+        self.config = config
+        self.kinds = {col: _kind(spec.type) for col, spec in config.columns.items()}
+        self._names: dict[tuple, dict[str, str]] = {}
+
+    def _canonical(self, columns: tuple) -> dict[str, str]:
+        if columns not in self._names:
+            try:
+                names = self.config.naming.columns([c for c in columns if c not in LINEAGE])
+            except ValueError:  # colliding names: validate refuses the request; the raw names here
+                names = {}
+            if len(self._names) >= 64:
+                self._names.clear()
+            self._names[columns] = names
+        return self._names[columns]
+
+    def failures(self, raw: pd.DataFrame) -> dict[int, list[tuple[str, str]]]:
+        """(field, rule) of each value of `raw` (a positional index) that breaks its rule, by
+        request row (1-based). Column by column: a column of strings only (what a JSON request of
+        text holds) costs a type scan and a length scan."""
+        names = self._canonical(tuple(raw.columns))
+        out: dict[int, list[tuple[str, str]]] = {}
+        for source in raw.columns:
+            if source in LINEAGE:
+                continue
+            col = names.get(source, source)
+            kind = self.kinds.get(col)
+            values = raw[source].to_numpy()
+            if values.dtype != object:  # a typed column (in-process, or an `Any` column MLflow rebuilt)
+                letter = values.dtype.kind
+                if letter in "iuf" and kind in (None, "number", "text") or letter == "b" and kind in (None, "boolean") \
+                        or letter == "M" and kind in (None, "datetime") or letter in "iu" and kind == "boolean":
+                    continue
+                if letter == "f" and np.isnan(values).all():
+                    continue
+                values = values.astype(object)
+            types = set(map(type, values))
+            if types <= {str}:
+                if max(map(len, values), default=0) <= MAX_VALUE_CHARS and (
+                        kind != "datetime" or _all_iso_or_null(values)):
+                    continue
+            for i in np.flatnonzero([_value_rule(v, kind) is not None for v in values]):
+                out.setdefault(int(i) + 1, []).append((col, _value_rule(values[i], kind)))
+        return dict(sorted(out.items()))
+
+
+def _iso_or_null(text: str) -> bool:
+    text = text.strip()
+    return not text or text in NULL_TOKENS or _ISO_DATE.fullmatch(text) is not None
+
+
+def _all_iso_or_null(texts: np.ndarray) -> bool:
+    """Whether every text is an ISO date (or null), checking each distinct shape once: digits
+    made 9s, 1,000 datetimes of an export are one or two shapes (0.1 ms instead of 1 ms)."""
+    joined = "\n".join(texts)
+    if joined.count("\n") != len(texts) - 1:  # a text holding a line break: one by one
+        return all(map(_iso_or_null, texts))
+    shapes = set(joined.encode("utf-8", "surrogatepass").translate(_DIGITS_AS_9).split(b"\n"))
+    return all(_iso_or_null(shape.decode("utf-8", "surrogatepass")) for shape in shapes)
+
+
 class ServingConfig(ProjectConfig):
     """The resolved project config as the served model holds it: its derived column lists are
     computed once (each call parses the label rules with sqlglot, ~5 ms, on every request)."""
@@ -685,62 +836,105 @@ class LeadScorer:
         except _Unsupported:
             self.one = None
         self.batch = CleanBatch(self.config)
+        self.types = RequestTypes(self.config)
 
-    def _one_lead(self, raw: pd.DataFrame):
+    def _one_lead(self, raw: pd.DataFrame, rows: np.ndarray):
         """(feature frame, request rows scored, messages, errors, ids) of a one-record request, or
-        None when the general path must take it."""
+        None when the general path must take it. `rows`: the request row (1-based) of each record."""
         if self.one is None or len(raw) != 1:
             return None
+        row = int(rows[0])
         try:
-            typed, failures, lead = self.one.validate(raw.iloc[0].to_dict())
+            typed, failures, lead = self.one.validate(raw.iloc[0].to_dict(), row=row)
             frame = None if typed is None else self.one.features(typed)
         except (_Unsupported, ValueError):  # the general path says why (naming errors included)
             return None
         ids = pd.Series([lead], dtype=object)
         if typed is None:
-            text, parts = _describe("; ".join(failures), 1, lead)
-            return None, np.array([], dtype=int), {1: text}, parts, ids
+            text, parts = _describe("; ".join(failures), row, lead)
+            return None, np.array([], dtype=int), {row: text}, parts, ids
         frame.insert(0, ID, str(typed[self.config.id_column]))
-        return frame, np.array([1]), {}, [], ids
+        return frame, np.array([row]), {}, [], ids
 
-    def _clean_batch(self, raw: pd.DataFrame):
+    def _clean_batch(self, raw: pd.DataFrame, rows: np.ndarray):
         """The same for a request every lead of which is valid (see `CleanBatch`), or None."""
         typed = self.batch.typed(raw)
         if typed is None:
             return None
-        return self.features(typed), np.arange(1, len(raw) + 1), {}, [], None
+        return self.features(typed), rows, {}, [], None
 
-    def _many_leads(self, raw: pd.DataFrame):
+    def _many_leads(self, raw: pd.DataFrame, rows: np.ndarray):
         """The same for any request, through `validate` and `build_feature_frame` themselves."""
-        lined = raw.assign(**{ROW: np.arange(1, len(raw) + 1), FILE: REQUEST})
+        lined = raw.assign(**{ROW: rows, FILE: REQUEST})
         try:
             result = validate(lined, self.config)
         except ValueError as err:  # columns the naming cannot map, a broken rule: the request is refused
             raise InvalidLeads(str(err), []) from err
         ids = self._ids(raw) if len(result.quarantined) else None  # only errors name leads
+        at = {int(r): i for i, r in enumerate(rows)}
         messages, errors = {}, []
         for row, reason in zip(result.quarantined[ROW].astype(int), result.quarantined[REASON]):
-            messages[int(row)], parts = _describe(reason, int(row), ids.iloc[row - 1])
+            messages[int(row)], parts = _describe(reason, int(row), ids.iloc[at[int(row)]])
             errors += parts
         if result.valid.empty:
             return None, np.array([], dtype=int), messages, errors, ids
         return self.features(result.valid), result.valid[ROW].to_numpy(), messages, errors, ids
 
+    def _paths(self, raw: pd.DataFrame, rows: np.ndarray):
+        raw = _restore_dtypes(raw)
+        return self._one_lead(raw, rows) or self._clean_batch(raw, rows) or self._many_leads(raw, rows)
+
+    def _refusals(self, refused: dict[int, list[tuple[str, str]]], ids: pd.Series):
+        """(messages, errors) of the leads `RequestTypes` refused, worded as validate words its
+        reasons. The lead is named by its id unless the id itself was refused (or is personal data,
+        or not an id: see `validation.lead_part`)."""
+        config, messages, errors = self.config, {}, []
+        for row, broken in refused.items():
+            id_refused = any(field == config.id_column for field, _ in broken)
+            lead = None if id_refused else ids.iloc[row - 1]
+            if id_refused:
+                ids.iloc[row - 1] = None  # never repeated in the answer
+            named = "" if lead is None or config.id_column in set(config.personal_data) else lead_part(lead)
+            reason = "; ".join(f"{REQUEST} row {row}{named} column '{field}': {rule}" for field, rule in broken)
+            messages[row], parts = _describe(reason, row, lead)
+            errors += parts
+        return messages, errors
+
     def score(self, raw: pd.DataFrame, with_reasons: bool = True) -> pd.DataFrame:
         """One answer row per input record, in order: scores for valid leads, `error` for the others.
 
         Raises InvalidLeads when no record can be scored (every lead invalid, a required column
-        missing, or no records), naming each lead, field and rule.
+        missing, no records, or more than `MAX_LEADS`), naming each lead, field and rule (the
+        first `SHOWN_REFUSALS` leads in its message).
+
+        A value of a type no source would give, or too long, refuses its lead before validation
+        (`RequestTypes`); the request's other leads are scored as if it had not held that one.
         """
         lineage = [c for c in raw.columns if c in LINEAGE]
         raw = raw.drop(columns=lineage) if lineage else raw
-        raw = _restore_dtypes(raw if raw.index.equals(pd.RangeIndex(len(raw))) else raw.reset_index(drop=True))
+        raw = raw if raw.index.equals(pd.RangeIndex(len(raw))) else raw.reset_index(drop=True)
         if raw.empty:
             raise InvalidLeads("the request holds no lead records", [])
-        frame, at, messages, errors, ids = self._one_lead(raw) or self._clean_batch(raw) or self._many_leads(raw)
+        if len(raw) > MAX_LEADS:
+            raise InvalidLeads(f"the request holds {len(raw):,} lead records; at most {MAX_LEADS:,} are "
+                               "scored per request", [])
+        refused = self.types.failures(raw)  # values of a type no source gives: their leads are refused here
+        rows = np.arange(1, len(raw) + 1)
+        if refused:
+            ids = self._ids(raw)
+            messages, errors = self._refusals(refused, ids)
+            rows = rows[~np.isin(rows, list(refused))]
+            if len(rows):
+                frame, at, more, more_errors, _ = self._paths(raw.iloc[rows - 1].reset_index(drop=True), rows)
+                messages = dict(sorted({**messages, **more}.items()))
+                errors = sorted(errors + more_errors, key=lambda e: e["row"])
+            else:
+                frame, at = None, rows
+        else:
+            frame, at, messages, errors, ids = self._paths(raw, rows)
         if frame is None:
-            shown = "; ".join(list(messages.values())[:20])
-            more = f" (and {len(messages) - 20} more)" if len(messages) > 20 else ""
+            shown = "; ".join(list(messages.values())[:SHOWN_REFUSALS])
+            more = f" (and {len(messages) - SHOWN_REFUSALS} more)" if len(messages) > SHOWN_REFUSALS else ""
             raise InvalidLeads(f"no lead of the request can be scored: {shown}{more}", errors)
         x = frame[self.fs.columns]
         p = self.pipeline.predict_proba(x)[:, 1]
@@ -782,19 +976,19 @@ class LeadScorer:
 
 
 
-class InvalidRequest(MlflowException):
-    """A 400 answer naming each refused lead, field and rule, and nothing of the request.
+class Refusal(MlflowException):
+    """An error answer whose message is ours and stays ours, with an `errors` list (maybe empty).
 
-    MLflow's scoring server maps an MlflowException with INVALID_PARAMETER_VALUE to HTTP 400
-    (`ERROR_CODE_TO_HTTP_STATUS`), but first rewrites its message to "Failed to predict data
-    '<the whole request>'. Error: ..." (pyfunc/scoring_server `invocations`), which would put
-    every raw value, personal data included, into the response. The message is therefore
-    fixed at construction and later assignments are ignored.
+    MLflow's scoring server rewrites the message of an MlflowException raised by the model to
+    "Failed to predict data '<the whole request>'. Error: ..." (pyfunc/scoring_server
+    `invocations`), which would put every raw value, personal data included, into the response.
+    The message is therefore fixed at construction and later assignments are ignored. The
+    `errors` key marks the answer as checked (`leadscore_assets.serve` passes it through).
     """
 
-    def __init__(self, message: str, errors: list[dict]):
+    def __init__(self, message: str, errors: list[dict] | None = None, error_code=INVALID_PARAMETER_VALUE):
         self._fixed = message
-        super().__init__(message, error_code=INVALID_PARAMETER_VALUE, errors=errors)
+        super().__init__(message, error_code=error_code, errors=list(errors or []))
 
     @property
     def message(self) -> str:
@@ -805,6 +999,23 @@ class InvalidRequest(MlflowException):
         pass
 
 
+class InvalidRequest(Refusal):
+    """A 400 answer naming each refused lead, field and rule (the first `MAX_ERRORS` leads in
+    `errors`), and nothing of the request."""
+
+    def __init__(self, message: str, errors: list[dict]):
+        super().__init__(message, errors[:MAX_ERRORS])
+
+
+class ScoringFailure(Refusal):
+    """A 500 answer for an error of the model's own (a bug, not the request): its kind only.
+    MLflow would answer it with the traceback and the exception's text, which may quote values."""
+
+    def __init__(self, err: Exception):
+        super().__init__(f"the model could not score the request ({type(err).__name__}); the server log "
+                         "has the traceback", error_code=INTERNAL_ERROR)
+
+
 class LeadScoringModel(mlflow.pyfunc.PythonModel):
     """The project's champion as a pyfunc: raw lead records in, one answer per lead out.
 
@@ -812,10 +1023,17 @@ class LeadScoringModel(mlflow.pyfunc.PythonModel):
     `LeadScorer.output_columns`: lead_id, probability, decile, grade, contact, [expected order
     value and revenue], reason_1_up..reason_3_down, error. A lead that fails validation gets
     its `error` (lead id, field and rule) and null scores; a request no lead of which can be
-    scored raises `InvalidRequest` (HTTP 400).
+    scored raises `InvalidRequest` (HTTP 400), an error of the model's own `ScoringFailure`
+    (HTTP 500, the exception's kind only). Values are held to their column's JSON type and
+    bounds first (`RequestTypes`). Loaded by MLflow's scoring server (`mlflow models serve`), it
+    installs `leadscore_assets.serve`'s guard around the server's body parsing.
     """
 
     def load_context(self, context) -> None:
+        if os.environ.get(SCORING_SERVER_MODEL_ENV):  # inside `mlflow models serve`: bound and guard its parsing
+            from leadscore_assets.serve import install_scoring_server_guard
+
+            install_scoring_server_guard()
         a = context.artifacts
         self.scorer = LeadScorer.load(a["serving"], a["background"], a[SKLEARN_SUBMODEL], a.get(REVENUE_SUBMODEL))
 
@@ -830,6 +1048,9 @@ class LeadScoringModel(mlflow.pyfunc.PythonModel):
             return self.scorer.score(model_input, with_reasons=bool(with_reasons))
         except InvalidLeads as err:
             raise InvalidRequest(str(err), err.errors) from None
+        except Exception as err:  # a bug: logged here (frames, not the message, which may quote values)
+            _logger.error("scoring failed: %s\n%s", type(err).__name__, "".join(traceback.format_tb(err.__traceback__)))
+            raise ScoringFailure(err) from None
 
 
 # models-from-code: the file MLflow stores with the model and runs to build it at load time

@@ -7,6 +7,8 @@ the same probability to 1e-9, decile, grade, contact flag and reasons (and expec
 where the project has a revenue stage), in a batch and one lead at a time (the one-lead path).
 """
 
+import json
+
 import mlflow
 import numpy as np
 import pandas as pd
@@ -251,7 +253,7 @@ def test_one_lead_invalid_is_refused_like_a_batch(linkedin_served):
     record = linkedin_served.records(n=1, seed=6).astype(object)
     record["createdAt"] = "next tuesday"
     with pytest.raises(InvalidRequest, match=r"\(request row 1\): column 'created_at': "
-                                             r"is not a valid datetime \(not a date\)") as refused:
+                                             r"must be an ISO 8601 date or datetime string") as refused:
         linkedin_served.model.predict(record)
     assert "tuesday" not in refused.value.serialize_as_json()  # the refused value is not repeated
 
@@ -371,3 +373,204 @@ def test_date_references_are_the_configured_date_or_the_newest_validated_value()
     assert date_references(undated, {"optin_time": pd.Timestamp("2026-05-04 10:00")}) == {
         "optin_time": "2026-05-04T10:00:00"}
     assert date_references(undated, {}) == {"optin_time": None}  # no validated value: nothing to count from
+
+
+# ---------------------------------------------------------------------------------------------
+# Served requests: JSON types per column and bounds (issue #22 items 5 and 9)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_request_types_hold_each_column_to_its_declared_type():
+    from leadscore_assets.lib.serving import MAX_VALUE_CHARS, NOT_SCALAR, TOO_LONG, RequestTypes
+
+    config = load_project_config(DEFS_DIR / "linkedin" / "defs.yaml")
+    types = RequestTypes(config)
+    good = {"_id": "L1", "jobTitle": "CTO", "companySize": "12", "createdAt": "2026-03-25T20:12:00.000Z",
+            "stepsCompleted": 3, "lastStateAt": " 2026-03-25 ", "picture": None}
+    cases = [  # (column, value, rule or None)
+        ("companySize", 12, None), ("companySize", 12.0, None), ("companySize", "lots", None),  # validate's to refuse
+        ("companySize", [1, 2], NOT_SCALAR), ("companySize", {"n": 1}, NOT_SCALAR),
+        ("companySize", True, "must be a number or a numeric string"),
+        ("createdAt", "2026-03-25", None), ("createdAt", "2026-03-25 20:12:00+02:00", None), ("createdAt", "NULL", None),
+        ("createdAt", 12345, "must be an ISO 8601 date"), ("createdAt", "12345", "must be an ISO 8601 date"),
+        ("createdAt", "25/03/2026", "must be an ISO 8601 date"), ("createdAt", pd.Timestamp("2026-03-25"), None),
+        ("jobTitle", "x" * MAX_VALUE_CHARS, None), ("jobTitle", "x" * (MAX_VALUE_CHARS + 1), TOO_LONG),
+        ("jobTitle", 7, None), ("jobTitle", False, "must be a string"), ("jobTitle", ["CTO"], NOT_SCALAR),
+        ("picture", {"url": "x"}, NOT_SCALAR), ("extra_field", [1], NOT_SCALAR), ("extra_field", 5, None),
+        ("extra_field", "y" * (MAX_VALUE_CHARS + 1), TOO_LONG),
+    ]
+    canonical = {"companySize": "company_size", "createdAt": "created_at", "jobTitle": "job_title", "picture": "picture"}
+    for column, value, rule in cases:
+        record = {**good, column: value}
+        frame = pd.DataFrame({k: pd.Series([v], dtype=object) for k, v in record.items()})
+        failures = types.failures(frame)
+        if rule is None:
+            assert failures == {}, (column, value, failures)
+        else:
+            ((row, [(field, said)]),) = failures.items()
+            assert row == 1 and said.startswith(rule) and field == canonical.get(column, column), (column, value, failures)
+            assert str(value)[:20] not in said  # the rule, never the value
+    assert types.failures(pd.DataFrame([good] * 3)) == {}
+    # typed columns (a typed source in-process, or an `Any` column MLflow rebuilt)
+    typed = pd.DataFrame({"_id": ["a", "b"], "companySize": [1, 2], "createdAt": pd.to_datetime(["2026-01-01", None]),
+                          "lastStateAt": [1.7e9, np.nan], "jobTitle": [True, False]})
+    assert types.failures(typed) == {1: [("last_state_at", types.failures(typed)[1][0][1]), ("job_title", "must be a string (or a number)")],
+                                     2: [("job_title", "must be a string (or a number)")]}
+
+
+def test_a_batch_refuses_each_lead_of_a_wrong_type_and_scores_the_others(linkedin_served):
+    records = linkedin_served.records(n=6, seed=9).astype(object)
+    phone, email = records.loc[3, "phone"], records.loc[3, "email"]
+    records.at[0, "companySize"] = [1, 2]
+    records.at[1, "industry"] = {"name": "Retail", "phone": phone}
+    records.at[2, "createdAt"] = 12345
+    records.at[3, "jobTitle"] = "x" * 5_000_000  # 5 MB
+    answer = linkedin_served.model.predict(records, params={"reasons": False})
+    assert answer.probability.isna().tolist() == [True, True, True, True, False, False]
+    ids = records["_id"].str.strip().tolist()
+    assert answer.lead_id.tolist() == ids
+    assert answer.error[0] == (f"lead '{ids[0]}' (request row 1): column 'company_size': must be a single value "
+                               "(a string, number, boolean or null), not a list or an object")
+    assert answer.error[1].startswith(f"lead '{ids[1]}' (request row 2): column 'industry': must be a single value")
+    assert answer.error[2].startswith(f"lead '{ids[2]}' (request row 3): column 'created_at': must be an ISO 8601 date")
+    assert answer.error[3] == f"lead '{ids[3]}' (request row 4): column 'job_title': is longer than 4,096 characters"
+    written = answer.to_string()
+    assert "xxxxxxxxxx" not in written and "12345" not in written and "Retail" not in written
+    assert str(phone) not in written and str(email) not in written
+    ok = answer[answer.error.isna()]
+    without = linkedin_served.model.predict(records.iloc[4:].reset_index(drop=True), params={"reasons": False})
+    np.testing.assert_allclose(ok.probability.astype(float), without.probability.astype(float), rtol=0, atol=0)
+    assert_same_as_lead_scores(linkedin_served.scores, linkedin_served.model.predict(records.iloc[4:].reset_index(drop=True)))
+
+
+def test_a_request_of_wrong_types_only_is_refused_briefly(linkedin_served):
+    from leadscore_assets.lib.serving import MAX_LEADS
+
+    record = linkedin_served.records(n=1, seed=10).astype(object)
+    lead = record.loc[0, "_id"].strip()
+    for column, value in [("companySize", [1, 2]), ("industry", {"a": record.loc[0, "phone"]}), ("createdAt", 12345),
+                          ("jobTitle", "y" * 5_000_000), ("_id", ["L1"])]:
+        sent = record.copy()
+        sent.at[0, column] = value
+        with pytest.raises(InvalidRequest) as refused:
+            linkedin_served.model.predict(sent)
+        body = refused.value.serialize_as_json()
+        assert refused.value.get_http_status_code() == 400 and len(body) < 500, (column, body)
+        assert "request row 1" in body and "yyyyyyyyyy" not in body and "12345" not in body
+        assert str(record.loc[0, "email"]) not in body and str(record.loc[0, "phone"]) not in body
+        assert (lead in body) == (column != "_id")  # a refused id is not repeated either
+    # too many leads: refused before any of them is read
+    many = pd.concat([record] * (MAX_LEADS + 1), ignore_index=True)
+    with pytest.raises(InvalidRequest, match=f"at most {MAX_LEADS:,} are scored per request"):
+        linkedin_served.model.predict(many)
+
+
+def test_a_refused_request_names_a_few_leads_and_bounds_its_errors(linkedin_served):
+    from leadscore_assets.lib.serving import MAX_ERRORS, SHOWN_REFUSALS
+
+    records = linkedin_served.records(n=40, seed=11).astype(object)
+    records["companySize"] = "lots"
+    with pytest.raises(InvalidRequest) as refused:
+        linkedin_served.model.predict(records)
+    err = refused.value
+    assert err.message.count("request row") == SHOWN_REFUSALS and f"(and {40 - SHOWN_REFUSALS} more)" in err.message
+    assert len(err.json_kwargs["errors"]) == MAX_ERRORS
+
+
+def test_an_error_of_the_model_itself_is_a_short_500(linkedin_served, monkeypatch):
+    from leadscore_assets.lib.serving import ScoringFailure
+
+    record = linkedin_served.records(n=1, seed=12).astype(object)
+
+    def broken(*args, **kwargs):
+        raise KeyError(f"the value {record.loc[0, 'email']}")
+
+    monkeypatch.setattr(linkedin_served.scorer.pipeline, "predict_proba", broken)
+    with pytest.raises(ScoringFailure) as failed:
+        linkedin_served.model.predict(record)
+    assert failed.value.get_http_status_code() == 500
+    body = failed.value.serialize_as_json()
+    assert "KeyError" in body and str(record.loc[0, "email"]) not in body and len(body) < 300
+
+
+# ---------------------------------------------------------------------------------------------
+# The guard around MLflow's scoring server (leadscore_assets.serve), without a server
+# ---------------------------------------------------------------------------------------------
+
+MALFORMED = b'{"dataframe_records": [{"_id": "L1", "email": "jane.doe@example.com", "phone": "+33 6 12 34 56 78",'
+
+
+def test_the_guard_answers_what_mlflow_cannot_read_briefly_and_without_the_body():
+    from mlflow.exceptions import MlflowException
+    from mlflow.pyfunc import scoring_server
+
+    from leadscore_assets.serve import MAX_BODY_BYTES, guarded
+
+    from types import SimpleNamespace
+
+    model = SimpleNamespace(metadata=SimpleNamespace(), predict=lambda data, params=None: pd.DataFrame({"p": [0.5]}))
+    guard = guarded(scoring_server.invocations)
+    with pytest.raises(MlflowException) as plain:  # what MLflow answers by itself: the whole body
+        scoring_server.invocations(MALFORMED, "application/json", model, None)
+    assert "jane.doe@example.com" in plain.value.serialize_as_json()
+    for body, content_type, status in [
+        (MALFORMED, "application/json", 400), (b"\xff\xfe{}", "application/json", 400),
+        (b'{"records": [{"email": "jane.doe@example.com"}]}', "application/json", 400),
+        (b'[{"email": "jane.doe@example.com"}]', "application/json", 400),
+        (b"_id,email\nL1,jane.doe@example.com\n", "text/csv", 415),
+        (b"{}", "application/json; charset=latin-1", 415),
+        (b'{"dataframe_records": [{"email": "jane.doe@example.com"}]}' + b" " * MAX_BODY_BYTES, "application/json", 413),
+    ]:
+        try:
+            result = guard(body, content_type, model, None)
+            answer, got = result.response, result.status
+        except MlflowException as err:
+            answer, got = err.serialize_as_json(), err.get_http_status_code()
+        assert got == status, (body[:40], answer)
+        assert len(answer) < 500 and "jane.doe" not in answer and "+33" not in answer and '"errors": []' in answer, answer
+    ok = guard(b'{"dataframe_records": [{"a": 1}]}', "application/json; charset=utf-8", model, None)
+    assert ok.status == 200 and json.loads(ok.response) == {"predictions": [{"p": 0.5}]}
+    with pytest.raises(MlflowException) as refused:
+        guard(MALFORMED, "application/json", model, None)
+    assert "not valid JSON" in refused.value.message and "line 1" in refused.value.message
+
+
+def test_the_middleware_bounds_bodies_and_replaces_foreign_error_answers():
+    import asyncio
+
+    from leadscore_assets.serve import BoundedRequests
+
+    async def inner(scope, receive, send):
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        status = 200 if body == b"ok" else 500 if body == b"boom" else 400
+        content = {200: b'{"predictions": []}', 500: b"Traceback ... jane.doe@example.com",
+                   400: b'{"error_code": "INVALID_PARAMETER_VALUE", "message": "ours", "errors": []}'}[status]
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": content})
+
+    def call(chunks, headers=()):
+        sent = []
+        queue = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)]
+
+        async def receive():
+            return queue.pop(0) if queue else {"type": "http.disconnect"}
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": "/invocations", "headers": list(headers)}
+        asyncio.run(BoundedRequests(inner, max_body=100)(scope, receive, send))
+        return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+    assert call([b"o", b"k"]) == (200, b'{"predictions": []}')
+    assert call([b"x" * 60, b"y" * 60])[0] == 413  # counted while it arrives
+    status, body = call([b"ok"], [(b"content-length", b"1000")])  # announced
+    assert status == 413 and b"larger than" in body
+    status, body = call([b"boom"])
+    assert status == 500 and b"jane.doe" not in body and b"Traceback" not in body
+    assert call([b"bad"]) == (400, b'{"error_code": "INVALID_PARAMETER_VALUE", "message": "ours", "errors": []}')
