@@ -32,6 +32,7 @@ from leadscore_assets.lib.challenger_evaluation import ChallengerEvaluation, eva
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.evaluation import selection_score
 from leadscore_assets.lib.features import SPLIT
+from leadscore_assets.lib.model_families import FAMILIES
 from leadscore_assets.lib.training import (
     choose_candidate,
     fit_and_judge,
@@ -47,7 +48,7 @@ from leadscore_assets.lib.targets import (
     targets_markdown,
     targets_met,
 )
-from leadscore_assets.lib.tuning import TUNABLE_MODELS, history_plots
+from leadscore_assets.lib.tuning import history_plots
 from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.storage import LeadscoreStorage
 from leadscore_assets.resources.warehouse import Warehouse
@@ -168,7 +169,7 @@ def build(config: ProjectConfig) -> list:
             config, "candidate_models", "models",
             "Every configured candidate fitted on the training split (after an Optuna search when the "
             "project sets a budget) and scored on validation; each an MLflow run, trials nested under it.",
-            {"scikitlearn", "xgboost", "lightgbm", "optuna", "mlflow"},
+            {"scikitlearn", "optuna", "mlflow", *(k for c in config.models.candidates for k in FAMILIES[c].kinds)},
         ),
     )
     def candidate_models(
@@ -187,7 +188,7 @@ def build(config: ProjectConfig) -> list:
                      if method == "cv" else f"the validation split ({int(y_val.sum())} positives)")
         context.log.info(f"candidates judged on {judged_on}")
         tracked, spent = [], 0.0
-        tunable = [c for c in config.models.candidates if c in TUNABLE_MODELS]
+        tunable = [c for c in config.models.candidates if FAMILIES[c].tunable]
         for name in config.models.candidates:
             share = search_seconds_for(config, spent, len(tunable)) if name in tunable else None
             tracked.append(track_candidate(

@@ -10,8 +10,9 @@ and the threshold apply to the blend as to any pipeline, and the served model is
 pipeline (the feature columns passed through -> LogitBlend of whole candidate pipelines, each
 with its own preprocessing) logged like every other.
 
-Only members that explain in log-odds can join: logistic regression with or without splines,
-XGBoost and LightGBM (not the random forest, whose trees hold probabilities).
+Only members whose family explains in log-odds can join (`ModelFamily.blendable`: logistic
+regression with or without splines and the boosted trees; not the random forest, whose trees
+hold probabilities).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from scipy.special import expit, logit
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.metrics import roc_auc_score
 
+from leadscore_assets.lib.model_families import family_of
+
 BLEND = "blend"
-BLENDABLE = ("logistic_regression", "spline_logistic", "xgboost", "lightgbm")
 ROUNDS = 25  # greedy additions (with replacement): weights in steps of 1/25
 EPS = 1e-12  # probabilities are clipped this far from 0 and 1 before taking log-odds
 
@@ -38,11 +40,9 @@ def margin(model, x) -> np.ndarray:
     A pipeline's is its last step's margin on what the steps before it make of `x`."""
     if hasattr(model, "steps"):
         return margin(model.steps[-1][1], model[:-1].transform(x))
-    name = type(model).__name__
-    if name == "LGBMClassifier":
-        return np.asarray(model.predict(x, raw_score=True), dtype=float)
-    if name == "XGBClassifier":
-        return np.asarray(model.predict(x, output_margin=True), dtype=float)
+    fam = family_of(model)
+    if fam is not None and fam.margin is not None:  # boosted trees: their raw score
+        return fam.margin(model, x)
     if hasattr(model, "decision_function"):
         return np.asarray(model.decision_function(x), dtype=float)
     return log_odds(model.predict_proba(x)[:, 1])

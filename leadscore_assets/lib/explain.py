@@ -35,15 +35,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
-from sklearn.dummy import DummyClassifier
-from sklearn.ensemble import RandomForestClassifier
 from sklearn.frozen import FrozenEstimator
-from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from leadscore_assets.lib.blend import LogitBlend
+from leadscore_assets.lib.model_families import LOG_ODDS, family_of
 
-LOG_ODDS, PROBABILITY = "log_odds", "probability"
 MISSING = "missing"
 BACKGROUND_ROWS = 500  # rows of background used by the linear explainer
 NOISE = 1e-9  # contributions this small are float noise, not a reason
@@ -243,12 +240,14 @@ def readable_value(value) -> str:
 
 def _shap_values(model, encoded: np.ndarray, preprocess, background, rows: pd.DataFrame,
                  seed: int) -> tuple[np.ndarray, float, str]:
-    """(contributions per encoded column, base value, output scale) of one fitted estimator."""
-    if isinstance(model, DummyClassifier):
-        return np.zeros(encoded.shape), _dummy_log_odds(model), LOG_ODDS
-    if isinstance(model, LogisticRegression):
+    """(contributions per encoded column, base value, output scale) of one fitted estimator, as
+    its family says SHAP explains it (an estimator of no family is tried as trees)."""
+    fam = family_of(model)
+    if fam is not None and fam.explainer == "prior":
+        return np.zeros(encoded.shape), _prior_log_odds(model), LOG_ODDS
+    if fam is not None and fam.explainer == "linear":
         return _linear_shap(model, encoded, _encoded_background(preprocess, background, rows, seed))
-    return _tree_shap(model, encoded)
+    return _tree_shap(model, encoded, fam.output if fam is not None else LOG_ODDS)
 
 
 def _split_pipeline(pipeline: Pipeline):
@@ -264,7 +263,7 @@ def _split_pipeline(pipeline: Pipeline):
     return steps[0], model
 
 
-def _tree_shap(model, encoded: np.ndarray) -> tuple[np.ndarray, float, str]:
+def _tree_shap(model, encoded: np.ndarray, output: str) -> tuple[np.ndarray, float, str]:
     import shap  # heavy import (and import-time warnings), only when a model is explained
 
     with warnings.catch_warnings():
@@ -281,7 +280,6 @@ def _tree_shap(model, encoded: np.ndarray) -> tuple[np.ndarray, float, str]:
     if values.ndim == 3:  # (rows, columns, classes): keep the positive class
         values = values[:, :, -1]
     values = values[: len(encoded)]
-    output = PROBABILITY if isinstance(model, RandomForestClassifier) else LOG_ODDS
     return values, float(base[-1]), output
 
 
@@ -311,7 +309,8 @@ def _encoded_background(preprocess: ColumnTransformer, background, rows: pd.Data
     return encoded
 
 
-def _dummy_log_odds(model: DummyClassifier) -> float:
+def _prior_log_odds(model) -> float:
+    """The log-odds of a prior-only model's (the dummy's) positive class."""
     prior = float(np.clip(model.class_prior_[-1], 1e-12, 1 - 1e-12))
     return float(np.log(prior / (1 - prior)))
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tempfile
-from importlib.metadata import version
 from pathlib import Path
 
 import mlflow
@@ -11,12 +10,21 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
+from leadscore_assets.lib.model_families import FAMILIES, families_in, pinned
+
 CHAMPION, PREVIOUS, CHALLENGER = "champion", "previous", "challenger"
 # Given, not inferred: inference reloads each model in a fresh Python (~2 s per logged model).
-MODEL_REQUIREMENTS = [
-    f"{p}=={version(p)}"
-    for p in ("scikit-learn", "cloudpickle", "numpy", "pandas", "xgboost", "lightgbm", "imbalanced-learn")
-]
+# Every model names the libraries of the core families (those installed with leadscore itself).
+MODEL_REQUIREMENTS = pinned(("scikit-learn", "cloudpickle", "numpy", "pandas",
+                             *(p for f in FAMILIES.values() if f.extra is None for p in f.requires),
+                             "imbalanced-learn"))
+
+
+def model_requirements(model) -> list[str]:
+    """MODEL_REQUIREMENTS, plus the library of each optional family (an extra, e.g. catboost)
+    whose estimator is inside `model` (a blend's members and calibrated models included)."""
+    optional = dict.fromkeys(p for f in families_in(model) if f.extra is not None for p in f.requires)
+    return MODEL_REQUIREMENTS + [r for r in pinned(optional) if r not in MODEL_REQUIREMENTS]
 
 
 def log_pipeline(pipeline, x_example: pd.DataFrame) -> str:
@@ -25,7 +33,7 @@ def log_pipeline(pipeline, x_example: pd.DataFrame) -> str:
     signature = infer_signature(x_example.head(200), proba)
     info = mlflow.sklearn.log_model(
         pipeline, name="model", signature=signature, serialization_format="cloudpickle",
-        pip_requirements=MODEL_REQUIREMENTS,
+        pip_requirements=model_requirements(pipeline),
     )
     return info.model_uri
 
@@ -92,7 +100,7 @@ def log_serving_model(*, config, fs, raw_cols: list[str], sklearn_model_uri: str
         code.write_text(serving.MODEL_CODE)
         info = mlflow.pyfunc.log_model(
             name="serving_model", python_model=str(code), artifacts=artifacts,
-            signature=serving.signature(raw_cols), pip_requirements=MODEL_REQUIREMENTS,
+            signature=serving.signature(raw_cols), pip_requirements=model_requirements(pipeline),
         )
     return info.model_uri
 

@@ -12,17 +12,17 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 from sklearn.base import clone
-from sklearn.linear_model import LogisticRegressionCV
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import Pipeline
 
-from leadscore_assets.lib.blend import BLEND, BLENDABLE, blend_pipeline, describe, greedy_weights, log_odds
+from leadscore_assets.lib.blend import BLEND, blend_pipeline, describe, greedy_weights, log_odds
 from leadscore_assets.lib.calibration import CalibrationResult, calibrate, calibrate_out_of_fold
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.evaluation import classification_metrics, selection_score
 from leadscore_assets.lib.features import LABEL, SPLIT, FeatureSet, preprocessor
+from leadscore_assets.lib.model_families import FAMILIES, family
 from leadscore_assets.lib.thresholds import ThresholdDecision, choose_threshold
-from leadscore_assets.lib.tuning import TUNABLE_MODELS, build_model, tune
+from leadscore_assets.lib.tuning import build_model, tune
 
 
 @dataclass
@@ -75,7 +75,12 @@ def fold_scores(p_oof: np.ndarray, x: pd.DataFrame, y: np.ndarray, config: Proje
 # one SE of the best") was measured to throw signal away: on small tables with rare positives one
 # SE of a 5-fold AUC is 0.01-0.02, and it kept choosing logistic models over boosted ones that
 # scored higher out of fold and on test (0.738 chosen over 0.752; 0.740 over 0.754).
-SIMPLEST_FIRST = ("dummy", "logistic_regression", "spline_logistic", "lightgbm", "xgboost", "random_forest", BLEND)
+def simplicity(name: str) -> tuple:
+    """Sort key of a candidate among exact ties: families by their simplicity rank, then the
+    blend, then any other name alphabetically."""
+    if name in FAMILIES:
+        return (0, FAMILIES[name].simplicity, name)
+    return (1, 0, name) if name == BLEND else (2, 0, name)
 
 
 def choose_candidate(leaderboard: pd.DataFrame) -> str:
@@ -85,20 +90,7 @@ def choose_candidate(leaderboard: pd.DataFrame) -> str:
     `leaderboard` has columns candidate and selection_score."""
     best = leaderboard.selection_score.max()
     tied = set(leaderboard.loc[leaderboard.selection_score == best, "candidate"])
-    return next((c for c in SIMPLEST_FIRST if c in tied), sorted(tied)[0])
-
-
-LOGISTIC = ("logistic_regression", "spline_logistic")
-C_GRID = np.logspace(-4, 3, 15)  # half-decade steps: a coarse grid was seen to cost 0.005 AUC
-
-
-def choose_c(x: pd.DataFrame, y: np.ndarray, preprocess, seed: int) -> float:
-    """The L2 strength of a logistic candidate, by 5-fold stratified CV on ROC-AUC over its
-    training rows (the same rule as the reference a real table is measured against)."""
-    folds = int(min(5, max(2, np.bincount(y, minlength=2).min())))
-    search = LogisticRegressionCV(Cs=C_GRID, cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
-                                  scoring="roc_auc", max_iter=2000)
-    return float(Pipeline([("preprocess", preprocess), ("model", search)]).fit(x, y).named_steps["model"].C_[0])
+    return min(tied, key=simplicity)
 
 
 def search_seconds_for(config: ProjectConfig, spent_s: float, tunable_left: int) -> float | None:
@@ -124,20 +116,20 @@ def train_candidate(
     x_train, y_train = split_xy(frame, fs, *splits)
     if len(np.unique(y_train)) < 2:
         raise ValueError(f"project '{config.name}': the training split has a single class; cannot train")
-    spec, seed = config.models, config.models.seed
-    splines = name == "spline_logistic"  # a linear model that follows curved numeric effects
+    spec, seed, fam = config.models, config.models.seed, family(name)
+    splines = fam.splines
     tuning = None
     params: dict = {}
-    if name in LOGISTIC:
-        params = {"C": choose_c(x_train, y_train, preprocessor(fs, config, splines), seed)}
-    if spec.search.n_trials > 0 and name in TUNABLE_MODELS:
+    if fam.chosen_params is not None:  # e.g. logistic regression's C by its own inner CV
+        params = fam.chosen_params(x_train, y_train, preprocessor(fs, config, splines), seed)
+    if spec.search.n_trials > 0 and fam.tunable:
         tuning = tune(
             name, x_train, y_train, lambda: preprocessor(fs, config, splines), n_trials=spec.search.n_trials,
             timeout_s=spec.search.timeout_s if search_timeout_s is None else search_timeout_s, seed=seed, cv_folds=spec.search.cv_folds,
             imbalance=spec.imbalance, on_trial=on_trial,
         )
         params = tuning.best_params
-    imbalance = spec.imbalance if name != "dummy" else "none"
+    imbalance = spec.imbalance if fam.class_weighted else "none"
     pipeline = build_model(name, params, preprocessor(fs, config, splines), y_train, seed, imbalance)
     pipeline.fit(x_train, y_train)
     estimator = pipeline.named_steps["model"]
@@ -222,7 +214,7 @@ def fit_and_judge_blend(judged: dict[str, JudgedCandidate], frame: pd.DataFrame,
     held-out probabilities and judged on the same rows; None when it would hold one member only
     (or imbalance is SMOTE, whose resampling lives in each candidate's own pipeline)."""
     started = time.perf_counter()
-    members = {n: j for n, j in judged.items() if n in BLENDABLE and j.held_out is not None}
+    members = {n: j for n, j in judged.items() if n in FAMILIES and FAMILIES[n].blendable and j.held_out is not None}
     if len(members) < 2 or config.models.imbalance == "smote":
         return None
     x_fit, y_fit = split_xy(frame, fs, *fit_splits(method))

@@ -1,9 +1,10 @@
 """Hyperparameter search with Optuna, scored by stratified K-fold CV on the training split only.
 
-The fixed parameters in `training.make_estimator` are a sensible start, not the best for every
-source. Tuning here never sees the validation or test split (they stay for model selection and the
-final report), and imbalance handling - class weights or SMOTE - is rebuilt inside every fold, so
-no resampled or re-weighted row ever reaches a validation fold. Poor trials are pruned on the
+Each family's fixed parameters (lib/model_families) are a sensible start, not the best for every
+source; its search space and first trial live with it. Tuning here never sees the validation or
+test split (they stay for model selection and the final report), and imbalance handling - class
+weights or SMOTE - is rebuilt inside every fold, so no resampled or re-weighted row ever reaches
+a validation fold. Poor trials are pruned on the
 running mean of their fold scores; a seeded sampler, seeded folds and seeded estimators make a
 search repeatable. Trial-by-trial reporting goes through `on_trial`, so this module stays free of
 MLflow.
@@ -25,7 +26,7 @@ from sklearn.metrics import get_scorer
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 
-from leadscore_assets.lib.estimators import make_estimator
+from leadscore_assets.lib.model_families import FAMILIES, family
 
 try:  # imbalanced-learn is only needed for imbalance="smote"
     from imblearn.over_sampling import SMOTE
@@ -39,20 +40,8 @@ except Exception as exc:  # pragma: no cover - depends on the environment
 # Optuna logs one INFO line per trial; the caller reports trials through `on_trial` instead.
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-TUNABLE_MODELS = ("xgboost", "lightgbm")  # the logistic candidates choose C by their own inner CV
 IMBALANCE_STRATEGIES = ("class_weight", "smote", "none")
 FINISHED_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-
-
-# The first trial of every search: make_estimator's fixed defaults, written in the search space
-# (regularisation at its floor where the estimator's default is 0). The search then starts from a
-# known good model and can only improve on it, however few trials its time share allows.
-FIRST_TRIAL = {
-    "xgboost": {"n_estimators": 300, "learning_rate": 0.05, "max_depth": 3, "min_child_weight": 5.0,
-                "subsample": 0.8, "colsample_bytree": 0.8, "reg_lambda": 1.0, "reg_alpha": 1e-3},
-    "lightgbm": {"n_estimators": 300, "learning_rate": 0.03, "num_leaves": 8, "min_child_samples": 30,
-                 "subsample": 0.8, "colsample_bytree": 0.8, "reg_lambda": 1e-3, "reg_alpha": 1e-3},
-}
 
 
 @dataclass
@@ -62,38 +51,6 @@ class TuningResult:
     best_value: float  # mean CV score of the best trial
     trials: pd.DataFrame  # number, value, state, folds_scored, params_<name>..., duration_s
     study: optuna.Study
-
-
-def suggest_params(name: str, trial: optuna.Trial) -> dict | None:
-    """The search space of one candidate as estimator keyword arguments; None if it is not tuned.
-
-    Ranges suit small-to-medium tabular data: shallow-to-moderate trees, a few hundred rounds.
-    """
-    if name == "xgboost":
-        return {
-            "n_estimators": trial.suggest_int("n_estimators", 100, 600, step=50),
-            "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.2, log=True),
-            "max_depth": trial.suggest_int("max_depth", 2, 8),
-            "min_child_weight": trial.suggest_float("min_child_weight", 1.0, 20.0, log=True),
-            "subsample": trial.suggest_float("subsample", 0.6, 1.0),
-            "colsample_bytree": trial.suggest_float("colsample_bytree", 0.5, 1.0),
-            "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 10.0, log=True),
-            "reg_alpha": trial.suggest_float("reg_alpha", 1e-3, 10.0, log=True),
-        }
-    if name == "lightgbm":
-        return {
-            "n_estimators": trial.suggest_int("n_estimators", 100, 600, step=50),
-            "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.2, log=True),
-            "num_leaves": trial.suggest_int("num_leaves", 4, 64, log=True),
-            "min_child_samples": trial.suggest_int("min_child_samples", 5, 100, log=True),
-            "subsample": trial.suggest_float("subsample", 0.6, 1.0),  # subsample_freq=1 is fixed
-            "colsample_bytree": trial.suggest_float("colsample_bytree", 0.5, 1.0),
-            "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 10.0, log=True),
-            "reg_alpha": trial.suggest_float("reg_alpha", 1e-3, 10.0, log=True),
-        }
-    if name in ("random_forest", "dummy", "logistic_regression", "spline_logistic"):
-        return None
-    raise ValueError(f"unknown candidate model {name!r}")
 
 
 def build_model(
@@ -109,27 +66,19 @@ def build_model(
     """One unfitted model: preprocessing, optional SMOTE, then the estimator with `params` applied.
 
     `y_train` must be the labels the model will be fitted on (a CV fold's training part when
-    tuning): xgboost's scale_pos_weight and SMOTE's neighbour count are computed from it.
+    tuning): class weights (xgboost's scale_pos_weight) and SMOTE's neighbour count are computed from it.
     Under "smote" and "none" class weighting is switched off, even if `params` sets it:
-      class_weight - class_weight='balanced' / scale_pos_weight = neg/pos (make_estimator's default)
+      class_weight - the family's weighting (class_weight='balanced', scale_pos_weight = neg/pos)
       smote        - no weights; imblearn Pipeline oversamples the minority class when fitting only
       none         - no weights, no resampling
-    `n_jobs` overrides the estimator's thread count (make_estimator uses 2); 1 is the safe choice on
-    a busy machine, where OpenMP threads of xgboost/lightgbm can stall waiting for a core.
+    `n_jobs` overrides the estimator's thread count where the family uses threads (its default is
+    2 from model_families.THREADED_FROM_ROWS rows); 1 is the safe choice on a busy machine, where
+    OpenMP threads of the boosted families can stall waiting for a core.
     """
     if imbalance not in IMBALANCE_STRATEGIES:
         raise ValueError(f"imbalance must be one of {IMBALANCE_STRATEGIES}, got {imbalance!r}")
     y_train = np.asarray(y_train).astype(int)
-    estimator = make_estimator(name, y_train, seed)
-    estimator.set_params(**(params or {}))
-    if n_jobs is not None and estimator.get_params().get("n_jobs") is not None:  # only where threads are used
-        estimator.set_params(n_jobs=n_jobs)
-    if imbalance != "class_weight":
-        available = estimator.get_params()
-        if "class_weight" in available:
-            estimator.set_params(class_weight=None)
-        if "scale_pos_weight" in available:
-            estimator.set_params(scale_pos_weight=1.0)
+    estimator = family(name).estimator(y_train, seed, params, threads=n_jobs, weighted=imbalance == "class_weight")
     if imbalance != "smote":
         return Pipeline([("preprocess", preprocess), ("model", estimator)])
     if _IMBLEARN_ERROR is not None:
@@ -171,12 +120,12 @@ def tune(
     seed two runs give identical trials; `timeout_s` stops the study after the trial in progress.
     Trials run one at a time and, by default, each estimator on one thread: CV fits on a few
     thousand rows gain little from a second thread, and on a busy 2-core machine xgboost's
-    2-thread fits were seen to stall 10-50x; `n_jobs=None` keeps make_estimator's 2 threads.
+    2-thread fits were seen to stall 10-50x; `n_jobs=None` keeps the family's own thread count.
     """
-    if name not in TUNABLE_MODELS:
-        raise ValueError(
-            f"{name!r} is not tuned (tunable: {', '.join(TUNABLE_MODELS)}); train it with its fixed parameters"
-        )
+    fam = family(name)
+    if not fam.tunable:
+        tunable = ", ".join(n for n, f in FAMILIES.items() if f.tunable)
+        raise ValueError(f"{name!r} is not tuned (tunable: {tunable}); train it with its fixed parameters")
     if imbalance not in IMBALANCE_STRATEGIES:
         raise ValueError(f"imbalance must be one of {IMBALANCE_STRATEGIES}, got {imbalance!r}")
     if n_trials < 1:
@@ -200,7 +149,7 @@ def tune(
     scorer = get_scorer(scoring)
 
     def objective(trial: optuna.Trial) -> float:
-        params = suggest_params(name, trial)
+        params = fam.search_space(trial)
         fold_scores: list[float] = []
         for step, (fit_rows, val_rows) in enumerate(folds):
             model = build_model(name, params, preprocess_factory(), y[fit_rows], seed, imbalance, n_jobs=n_jobs)
@@ -219,7 +168,7 @@ def tune(
         sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=pruner_startup_trials, n_warmup_steps=pruner_warmup_folds),
     )
-    study.enqueue_trial(FIRST_TRIAL[name])
+    study.enqueue_trial(fam.first_trial)  # the family's fixed defaults: a search only improves on them
     study.set_user_attr("scoring", scoring)
     study.set_user_attr("imbalance", imbalance)
     study.set_user_attr("cv_folds", cv_folds)

@@ -26,7 +26,7 @@ from leadscore_assets.lib.explain import (
     summary_plot,
 )
 from leadscore_assets.lib.features import FeatureSet, preprocessor
-from leadscore_assets.lib.estimators import make_estimator
+from leadscore_assets.lib.model_families import family
 
 FS = FeatureSet(numeric=["company_size", "page_views"], categorical=["job_title", "industry", "country"])
 CONFIG = SimpleNamespace(features=SimpleNamespace(categorical_min_frequency=5, categorical_max_levels=30))
@@ -64,8 +64,7 @@ def data():
 
 def estimator(name: str, y_train: np.ndarray):
     """The production candidate, single-threaded: thread pools stall when the test machine is busy."""
-    model = make_estimator(name, y_train, seed=0)
-    return model.set_params(n_jobs=1) if "n_jobs" in model.get_params() else model
+    return family(name).estimator(y_train, seed=0, threads=1)
 
 
 def fitted(name: str, data) -> Pipeline:

@@ -18,7 +18,8 @@ from sklearn.pipeline import Pipeline
 
 from leadscore_assets.lib import tuning
 from leadscore_assets.lib.features import FeatureSet, preprocessor
-from leadscore_assets.lib.tuning import TuningResult, build_model, history_plots, suggest_params, tune
+from leadscore_assets.lib.model_families import FAMILIES, family
+from leadscore_assets.lib.tuning import TuningResult, build_model, history_plots, tune
 
 FEATURES = FeatureSet(numeric=["engagement", "visits", "noise"], categorical=["job_title"])
 CONFIG = SimpleNamespace(features=SimpleNamespace(categorical_min_frequency=5, categorical_max_levels=30))
@@ -58,14 +59,30 @@ def xgboost_result() -> TuningResult:
 def test_search_spaces_stay_in_their_ranges():
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(30):
-        xgb = suggest_params("xgboost", study.ask())
+        xgb = family("xgboost").search_space(study.ask())
         assert 100 <= xgb["n_estimators"] <= 600 and 0.01 <= xgb["learning_rate"] <= 0.2
-        lgbm = suggest_params("lightgbm", study.ask())
+        lgbm = family("lightgbm").search_space(study.ask())
         assert 4 <= lgbm["num_leaves"] <= 64 and 5 <= lgbm["min_child_samples"] <= 100
     for untuned in ("random_forest", "dummy", "logistic_regression", "spline_logistic"):  # C comes from inner CV
-        assert suggest_params(untuned, study.ask()) is None
+        assert not family(untuned).tunable and family(untuned).search_space is None
     with pytest.raises(ValueError, match="unknown candidate"):
-        suggest_params("svm", study.ask())
+        family("svm")
+
+
+@pytest.mark.parametrize("name", [n for n, f in FAMILIES.items() if f.tunable])
+def test_the_first_trial_is_the_familys_defaults_inside_its_search_space(name):
+    """Every search starts from the fixed defaults: the first trial names each searched parameter,
+    inside its range, and builds the estimator the family builds untuned (regularisation that
+    defaults to 0 sits at the range's floor)."""
+    fam = family(name)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.enqueue_trial(fam.first_trial)
+    trial = study.ask()
+    assert fam.search_space(trial) == fam.first_trial
+    assert all(d.low <= fam.first_trial[k] <= d.high for k, d in trial.distributions.items())
+    defaults = fam.estimator(Y_TRAIN, SEED).get_params()
+    set_by_make = {k: v for k, v in fam.first_trial.items() if defaults.get(k) not in (None, 0)}
+    assert set_by_make == {k: defaults[k] for k in set_by_make}
 
 
 def test_imbalance_strategies_shape_the_model():
