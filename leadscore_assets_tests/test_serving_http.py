@@ -257,3 +257,28 @@ def test_the_serve_entry_point_also_bounds_bodies_before_reading_them(served_lin
     assert_short_and_silent(status, text, record, expected_status=[413])
     status, text = post(f"{served_by_us}/nowhere", b"{}")
     assert_short_and_silent(status, text, record, expected_status=[404, 405])
+
+
+# ---------------------------------------------------------------------------------------------
+# Personal-data columns are optional; each missing required column its own error (issue #24 item 5)
+# ---------------------------------------------------------------------------------------------
+
+PERSONAL = ("email", "firstName", "lastName", "phone", "picture", "linkedinUrl")  # linkedin's `personal_data`
+
+
+def test_a_lead_without_its_personal_columns_is_answered_over_http(served_linkedin):
+    base, data_dir = served_linkedin
+    records = raw_records(data_dir, "linkedin", 3)
+    without = [{k: v for k, v in r.items() if k not in PERSONAL} for r in records]
+    empty = [{**r, **{k: None for k in PERSONAL}} for r in records]
+    status, body = request(f"{base}/invocations", {"dataframe_records": without})
+    assert status == 200, body
+    status, expected = request(f"{base}/invocations", {"dataframe_records": empty})
+    assert status == 200 and body == expected  # read as empty personal values
+    assert all(a["error"] is None for a in body["predictions"])
+
+    status, body = request(f"{base}/invocations", {"dataframe_records": [
+        {k: v for k, v in r.items() if k not in ("jobTitle", "emailStatus")} for r in without[:1]]})
+    assert status == 400, body
+    assert [(e["field"], e["rule"]) for e in body["errors"]] == [
+        ("email_status", "required column is missing"), ("job_title", "required column is missing")]

@@ -5,6 +5,7 @@ It carries the pipeline's own steps, called as the pipeline calls them, so a lea
 HTTP gets what `<project>.lead_scores` gives it:
 
     raw records (the source's own columns, as exported)
+      -> personal columns not sent added as nulls (`LeadScorer.with_personal_columns`)
       -> lib.validation.validate     (normalise, type checks, row rules; bad leads reported)
       -> lib.features.feature_rows   (build_feature_frame's features; personal data only as presence)
       -> the champion's sklearn pipeline    (preprocessing + model + calibration)
@@ -273,6 +274,12 @@ _COLUMN_FAILURE = re.compile(r"^column '(?P<field>[^']+)': (?P<rule>.*)$", re.S)
 _LEAD_PART = re.compile(r"^ \(lead (?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")\)")  # `validation.lead_part`
 _RULE = re.compile(r"rule '([^']+)'")
 _COLUMN = re.compile(r"column '([^']+)'")
+# a table failure of `validate` (every lead refused), each its own error: a missing column,
+# columns out of order, a column-wide check; they follow each other joined by "; "
+_TABLE_FAILURE = re.compile(r"; (?=required column '[^']+' is missing|columns out of order: |column '[^']+' fails )")
+_MISSING_COLUMN = re.compile(r"^required column '(?P<field>[^']+)' is missing$")
+REFUSED_ALL = "(every lead of the request refused)"
+MISSING_RULE = "required column is missing"
 
 
 def _describe(reason: str, row: int, lead) -> tuple[str, list[dict]]:
@@ -283,15 +290,21 @@ def _describe(reason: str, row: int, lead) -> tuple[str, list[dict]]:
     parts, texts = [], []
     for piece in pieces:
         piece = _LEAD_PART.sub("", piece, count=1)  # the lead is named once, in front
-        text = piece.lstrip(" :").rstrip(" ;").replace("(whole file quarantined)", "(every lead of the request refused)")
+        text = piece.lstrip(" :").rstrip(" ;").replace("(whole file quarantined)", REFUSED_ALL)
+        texts.append(text)
         failed = _COLUMN_FAILURE.match(text)
         if failed:
-            field, rule = failed.group("field"), failed.group("rule")
-        else:
-            named = _RULE.search(text) or _COLUMN.search(text)
-            field, rule = (named.group(1) if named else None), text
-        parts.append({"lead_id": lead, "row": int(row), "field": field, "rule": rule})
-        texts.append(text)
+            parts.append({"lead_id": lead, "row": int(row), "field": failed.group("field"), "rule": failed.group("rule")})
+            continue
+        for one in _TABLE_FAILURE.split(text):  # table failures: one error each (a missing column names itself)
+            one = one.removesuffix(REFUSED_ALL).strip()
+            missing = _MISSING_COLUMN.match(one)
+            if missing:
+                field, rule = missing.group("field"), MISSING_RULE
+            else:
+                named = _RULE.search(one) or _COLUMN.search(one)
+                field, rule = (named.group(1) if named else None), one
+            parts.append({"lead_id": lead, "row": int(row), "field": field, "rule": rule})
     who = f"lead {lead!r}" if lead is not None else "lead with no id"
     return f"{who} ({prefix}): " + "; ".join(texts), parts
 
@@ -837,6 +850,50 @@ class LeadScorer:
             self.one = None
         self.batch = CleanBatch(self.config)
         self.types = RequestTypes(self.config)
+        config = self.config
+        self.droppable = [c for c in config.personal_data if c in config.columns and c != config.id_column]
+        self._layouts: dict[tuple, list[tuple[str, bool]] | None] = {}
+
+    def _layout(self, columns: tuple) -> list[tuple[str, bool]] | None:
+        """(name, added) of each column of a request whose columns are `columns` once the personal
+        columns it does not send are added, each where `validate` expects it (before the next
+        configured column sent: `ordered_columns` holds), or None when none is to be added."""
+        if columns in self._layouts:
+            return self._layouts[columns]
+        config, naming = self.config, self.config.naming
+        try:
+            names = naming.columns([c for c in columns if c not in LINEAGE])
+        except ValueError:  # colliding names: validate refuses the request
+            names = None
+        sent = set((names or {}).values())
+        absent = [] if names is None else [
+            c for c in self.droppable if c not in sent and c not in columns and naming.canonical(c) == c]
+        layout = None
+        if absent:
+            at = {c: i for i, c in enumerate(config.columns)}
+            layout, pending = [], list(absent)  # in config order
+            for source in columns:
+                place = at.get(names.get(source, source), len(at)) if source not in LINEAGE else len(at)
+                while pending and at[pending[0]] < place:
+                    layout.append((pending.pop(0), True))
+                layout.append((source, False))
+            layout += [(c, True) for c in pending]
+        if len(self._layouts) >= 64:  # requests may send any columns: keep the cache small
+            self._layouts.clear()
+        self._layouts[columns] = layout
+        return layout
+
+    def with_personal_columns(self, raw: pd.DataFrame) -> pd.DataFrame:
+        """`raw` with each personal-data column (`personal_data`, the id aside) it does not send
+        added, null for every lead: the model reads personal data only as presence
+        (`has_<column>`), so a lead sent without, say, its phone is scored as a lead whose phone
+        is empty (`has_phone` = 0), which is what `lead_scores` gives a lead exported without
+        one. Sent, personal columns are read as in the batch (same answer to 1e-9)."""
+        layout = self._layout(tuple(raw.columns))
+        if layout is None:
+            return raw
+        empty = np.full(len(raw), None, dtype=object)
+        return pd.DataFrame({name: (empty if added else raw[name]) for name, added in layout}, index=raw.index)
 
     def _one_lead(self, raw: pd.DataFrame, rows: np.ndarray):
         """(feature frame, request rows scored, messages, errors, ids) of a one-record request, or
@@ -905,7 +962,9 @@ class LeadScorer:
 
         Raises InvalidLeads when no record can be scored (every lead invalid, a required column
         missing, no records, or more than `MAX_LEADS`), naming each lead, field and rule (the
-        first `SHOWN_REFUSALS` leads in its message).
+        first `SHOWN_REFUSALS` leads in its message; each missing column its own error). A
+        personal-data column is not required: one not sent is null for every lead
+        (`with_personal_columns`).
 
         A value of a type no source would give, or too long, refuses its lead before validation
         (`RequestTypes`); the request's other leads are scored as if it had not held that one.
@@ -918,6 +977,7 @@ class LeadScorer:
         if len(raw) > MAX_LEADS:
             raise InvalidLeads(f"the request holds {len(raw):,} lead records; at most {MAX_LEADS:,} are "
                                "scored per request", [])
+        raw = self.with_personal_columns(raw)  # personal columns not sent: null (they count as absent)
         refused = self.types.failures(raw)  # values of a type no source gives: their leads are refused here
         rows = np.arange(1, len(raw) + 1)
         if refused:

@@ -574,3 +574,94 @@ def test_the_middleware_bounds_bodies_and_replaces_foreign_error_answers():
     status, body = call([b"boom"])
     assert status == 500 and b"jane.doe" not in body and b"Traceback" not in body
     assert call([b"bad"]) == (400, b'{"error_code": "INVALID_PARAMETER_VALUE", "message": "ours", "errors": []}')
+
+
+# ---------------------------------------------------------------------------------------------
+# Personal-data columns are not required; each missing required column is its own error (#24 item 5)
+# ---------------------------------------------------------------------------------------------
+
+
+def _personal_sources(served: Served, columns) -> list[str]:
+    """The request's names of the personal-data columns (the id aside)."""
+    config = served.scorer.config
+    return [raw for raw, name in config.naming.columns(list(columns)).items()
+            if name in config.personal_data and name != config.id_column]
+
+
+def test_a_lead_without_its_personal_columns_is_scored_as_one_with_them_empty(linkedin_served):
+    served = linkedin_served
+    records = served.records(n=8, seed=9).astype(object)
+    personal = _personal_sources(served, records.columns)
+    assert {served.scorer.config.naming.canonical(c) for c in personal} == {
+        "email", "first_name", "last_name", "phone", "picture", "linkedin_url"}
+    assert_same_as_lead_scores(served.scores, served.model.predict(records))  # sent: as the batch scored them
+
+    without = records.drop(columns=personal)
+    empty = records.assign(**{c: None for c in personal})
+    expected = served.model.predict(empty)
+    assert expected.error.isna().all()
+    for request in (without, without.iloc[[0]], without.iloc[[3, 1]]):  # a batch, the one-lead path, any rows
+        answer = served.model.predict(request)
+        assert answer.error.isna().all(), answer.error.tolist()
+        assert answer.lead_id.tolist() == request["_id"].str.strip().tolist()
+        pd.testing.assert_frame_equal(answer.reset_index(drop=True),
+                                      expected.iloc[[records.index.get_loc(i) for i in request.index]].reset_index(drop=True))
+    # what the model reads of them: absent as a null value is read in the batch (has_<column> = 0)
+    frame = served.scorer.features(validate(served.scorer.with_personal_columns(without.iloc[[0]]).assign(
+        **{ROW: [1], FILE: "request"}), served.scorer.config).valid)
+    flags = [c for c in served.scorer.fs.columns if c.startswith("has_")]
+    assert flags and (frame[flags] == 0).all(axis=None)
+
+    # an invalid lead among them is still named on its own, the others scored
+    broken = without.copy()
+    broken.loc[broken.index[2], "companySize"] = "lots"
+    answer = served.model.predict(broken)
+    assert answer.probability.isna().tolist() == [i == 2 for i in range(len(broken))]
+    assert answer.error[2].endswith("column 'company_size': is not a valid integer (not a number)")
+
+
+def test_each_missing_required_column_is_its_own_error(linkedin_served):
+    records = linkedin_served.records(n=2, seed=10).astype(object)
+    request = records.drop(columns=["jobTitle", "emailStatus", *_personal_sources(linkedin_served, records.columns)])
+    for sent in (request, request.iloc[[0]]):
+        with pytest.raises(InvalidRequest) as refused:
+            linkedin_served.model.predict(sent)
+        err = refused.value
+        assert err.get_http_status_code() == 400
+        assert "required column 'job_title' is missing" in err.message
+        assert "required column 'email_status' is missing" in err.message
+        assert "first_name" not in err.message and "email'" not in err.message  # personal columns not required
+        ids = sent["_id"].str.strip().tolist()
+        assert [(e["lead_id"], e["row"], e["field"], e["rule"]) for e in err.json_kwargs["errors"]] == [
+            (lead, row, field, "required column is missing")
+            for row, lead in enumerate(ids, start=1) for field in ("email_status", "job_title")]
+
+
+def test_describe_gives_each_table_failure_its_own_error():
+    reason = ("request row 2: required column 'email_status' is missing; required column 'job_title' is missing; "
+              "column 'x' fails field_uniqueness (whole file quarantined)")
+    text, parts = _describe(reason, 2, "L2")
+    assert text == ("lead 'L2' (request row 2): required column 'email_status' is missing; required column "
+                    "'job_title' is missing; column 'x' fails field_uniqueness (every lead of the request refused)")
+    assert [(p["lead_id"], p["row"], p["field"], p["rule"]) for p in parts] == [
+        ("L2", 2, "email_status", "required column is missing"), ("L2", 2, "job_title", "required column is missing"),
+        ("L2", 2, "x", "column 'x' fails field_uniqueness")]
+
+
+def test_personal_columns_not_sent_are_added_where_validation_expects_them():
+    from leadscore_assets.lib.features import FeatureSet
+    from leadscore_assets.lib.serving import LeadScorer
+
+    config = load_project_config(DEFS_DIR / "linkedin" / "defs.yaml")
+    ordered = config.model_copy(update={"validation": config.validation.model_copy(update={"ordered_columns": True})})
+    scorer = LeadScorer(config=ordered, fs=FeatureSet([], []), raw_columns=[], pipeline=None, threshold=0.5,
+                        cut_points=[0.5] * 9, references={}, background=np.zeros((0, 0)))
+    raw = pd.DataFrame([{"_id": "a1", "emailStatus": "deliverable", "phone": "+33 6", "companyName": "c",
+                         "jobTitle": "ceo", "extra": 1}])
+    added = scorer.with_personal_columns(raw)
+    assert list(added.columns) == ["_id", "email", "emailStatus", "first_name", "last_name", "phone", "picture",
+                                   "linkedin_url", "companyName", "jobTitle", "extra"]
+    assert added[["email", "first_name", "last_name", "picture", "linkedin_url"]].isna().all(axis=None)
+    assert added.drop(columns=["email", "first_name", "last_name", "picture", "linkedin_url"]).equals(raw)
+    full = raw.assign(email="x@y.com", firstName="A", lastName="B", picture="p", linkedinUrl="u")
+    assert scorer.with_personal_columns(full) is full  # every personal column sent: the request as it is

@@ -297,3 +297,17 @@ def test_a_rule_that_fails_on_a_value_does_not_quote_it(linkedin_config):
         assert "jane" not in message and "+33" not in message and err.__cause__ is None
     else:
         raise AssertionError("a rule that cannot be evaluated must be refused")
+
+
+def test_each_missing_column_is_its_own_table_error(linkedin_config):
+    result = validate(_raw([_row()]).drop(columns=["jobTitle", "emailStatus"]), linkedin_config)
+    assert result.table_errors == ["export.csv: required column 'email_status' is missing",
+                                   "export.csv: required column 'job_title' is missing"]
+
+
+def test_a_column_of_nulls_only_validates_as_blank_values(linkedin_config):
+    """What the served model sends validate for a personal column a request leaves out."""
+    personal = ["email", "firstName", "lastName", "phone", "picture", "linkedinUrl"]
+    blank = validate(_raw([_row(**{c: "" for c in personal})]), linkedin_config).valid
+    nulls = validate(_raw([_row(**{c: None for c in personal})]), linkedin_config).valid
+    pd.testing.assert_frame_equal(nulls, blank)
