@@ -1,14 +1,19 @@
 """published: the end of a run. Only when every asset and blocking check of the project passed
 is this run's staged warehouse copy swapped in for readers, and the champion alias moved to
-what this run decided. A run stopped anywhere earlier publishes nothing (write-audit-publish)."""
+what this run decided. A run stopped anywhere earlier publishes nothing (write-audit-publish).
+
+Publishing is one unit (lib/publication.py): the run's decision and call list are recorded in
+the staged copy, the copy is swapped in (the replaced file kept as the last good copy), and only
+then are the alias and the call list made what the published file says, by the same `reconcile`
+every run calls when it takes the project. A process killed between the steps leaves a state the
+next run repairs."""
 
 import dagster as dg
 
 from leadscore_assets.assets.common import asset_kwargs, step_tags, warehouse_connection
 from leadscore_assets.assets.tables import MODEL_DECISIONS
-from leadscore_assets.lib.call_list import publish_call_list
 from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.registry import promote
+from leadscore_assets.lib.publication import publish_unit
 from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.storage import LeadscoreStorage
 from leadscore_assets.resources.warehouse import ProjectBusyError, Warehouse
@@ -39,20 +44,22 @@ def build(config: ProjectConfig, upstream: list[dg.AssetKey]) -> list:
                   storage: LeadscoreStorage):
         with warehouse_connection(warehouse, config) as conn:
             decided = decision_of_run(conn, config, context.run_id)
-        if decided and decided[0] == "promoted":
-            promote(mlflow_store.client, config.registered_model_name, decided[1])
         try:
-            result = warehouse.publish(config.name)
+            result = publish_unit(warehouse, config.name, context.run_id, config.registered_model_name,
+                                  client=mlflow_store.client, call_list_folder=storage.report_dir(config.name, "call_list"))
         except ProjectBusyError as err:
             raise dg.Failure(description=str(err)) from err
         context.log.info(f"published {len(result['tables'])} tables to {result['path']}")
-        calls = publish_call_list(storage.report_dir(config.name, "call_list"), context.run_id)
+        for line in result["moved"]:  # the alias and the call list following the published file
+            context.log.info(line)
         mlflow_store.end_parent_run(config.name)  # the project's part of this Dagster run is done
         return dg.MaterializeResult(metadata={
             "path": dg.MetadataValue.path(result["path"]),
             "tables": dg.MetadataValue.json(sorted(result["tables"])),
             "champion_moved_to": decided[1] if decided and decided[0] == "promoted" else "unchanged",
-            **{f"call_list_{kind}": dg.MetadataValue.path(str(path)) for kind, path in calls.items()},
+            "last_good": dg.MetadataValue.path(result["last_good"]) if result["last_good"] else "none (first publish)",
+            "repaired_at_start": dg.MetadataValue.json(result["repaired_at_start"]),
+            **{f"call_list_{kind}": dg.MetadataValue.path(str(path)) for kind, path in result["call_list"].items()},
         })
 
     return [published]

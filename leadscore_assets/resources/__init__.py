@@ -27,7 +27,7 @@ def build_resources(data_dir: str | Path | None = None) -> dict[str, object]:
     )
     return {
         "storage": LeadscoreStorage(data_dir=str(root)),
-        "warehouse": Warehouse(directory=str(root / "warehouse")),
+        "warehouse": Warehouse(directory=str(root / "warehouse"), tracking_uri=store.tracking_uri, data_dir=str(root)),
         "mlflow_store": store,
         "mlflow": store,  # the key dagster-mlflow's end_mlflow_on_run_finished hook asks for
     }
@@ -45,7 +45,8 @@ def resources_for_env(env: str | None = None) -> dict[str, object]:
         return {
             "storage": LeadscoreStorage(data_dir=dg.EnvVar("LEADSCORE_DATA_DIR")),
             "warehouse": Warehouse(directory=dg.EnvVar("LEADSCORE_WAREHOUSE_DIR"),
-                                   postgres_url=dg.EnvVar("LEADSCORE_WAREHOUSE_URL")),
+                                   postgres_url=dg.EnvVar("LEADSCORE_WAREHOUSE_URL"),
+                                   tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI"), data_dir=dg.EnvVar("LEADSCORE_DATA_DIR")),
             "mlflow_store": store,
             "mlflow": store,
         }

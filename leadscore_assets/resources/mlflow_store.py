@@ -30,6 +30,7 @@ from dagster_mlflow.resources import MlFlow
 from mlflow import MlflowClient
 from pydantic import PrivateAttr
 
+from leadscore_assets.lib.publication import end_abandoned_runs
 from leadscore_assets.lib.registry import log_pipeline, log_regressor
 
 DAGSTER_RUN_TAG = "dagster_run_id"  # dagster-mlflow's tag: how a step process finds its parent run
@@ -146,14 +147,7 @@ class MlflowStore(dg.ConfigurableResource):
         Call it while holding the project (Warehouse.claim): no other run of the project can be
         alive then, so such a run was left open by a killed step and would stay RUNNING forever.
         """
-        stale = self.client.search_runs(
-            [self.experiment_id(project)],
-            filter_string=f"attributes.status = 'RUNNING' and tags.`dagster.run_id` != '{dagster_run_id}'",
-        )
-        for run in stale:
-            self.client.set_tag(run.info.run_id, "leadscore.ended_by", f"dagster run {dagster_run_id}: abandoned")
-            self.client.set_terminated(run.info.run_id, status="FAILED")
-        return [run.info.run_id for run in stale]
+        return end_abandoned_runs(self.client, f"leadscore/{project}", dagster_run_id)  # also when a run takes the project
 
     @contextmanager
     def run(self, project: str, run_name: str, role: str, tags: dict[str, str] | None = None):

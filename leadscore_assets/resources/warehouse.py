@@ -25,6 +25,16 @@ as gone. A run that takes a dead run's lease over says so in its log, naming tha
 it failed in the instance. A lease written on another host is judged by the instance alone: its
 pids mean nothing here. Runs of different projects never touch the same file, so they run side
 by side.
+
+A run that takes the project (not one continuing its own lease) first reads the published file
+through (`lib/publication.check_readable`): a corrupt file fails the run at once, naming the file
+and the rollback command, before any time is spent. Publishing keeps the file it replaces as
+`<project>/last_good.duckdb` (a hard link), which `python -m leadscore_assets.rollback <project>`
+puts back. Then, when the resource knows the MLflow store and the data directory, the run brings
+the champion alias and the call list in line with the published file (`lib/publication.reconcile`;
+a change is logged as "repaired: ..." and shown in `published`'s metadata), ends MLflow runs dead
+runs left RUNNING, and prunes what failed runs left: staged copies beyond the newest few (all of
+them when the disk is short of room for the new copy) and their per-run report files.
 """
 
 from __future__ import annotations
@@ -44,6 +54,9 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 from pydantic import PrivateAttr
+
+from leadscore_assets.lib import publication
+from leadscore_assets.lib.publication import CorruptWarehouseError
 
 KEEP_STAGED = 3  # staged copies of unpublished runs kept per project for inspection
 
@@ -126,6 +139,11 @@ class Warehouse(dg.ConfigurableResource):
     # production: the published warehouse is this PostgreSQL database, one schema per project
     # (resources/postgres_warehouse.py); the local published file is then only a cache of it
     postgres_url: str | None = None
+    # what a run brings in line with the published file when it takes the project (the champion
+    # alias, the call list under <data_dir>/reports) and where it ends MLflow runs left RUNNING;
+    # without them it checks the file and prunes staged copies only
+    tracking_uri: str | None = None
+    data_dir: str | None = None
 
     _run_id: str = PrivateAttr(default="")
     _instance: object = PrivateAttr(default=None)
@@ -170,9 +188,14 @@ class Warehouse(dg.ConfigurableResource):
                     "mix their tables. It will run once started again after that one ends (under `dagster dev` "
                     "runs of one project queue instead)."
                 )
+            continued = holder if holder and holder.get("run_id") == self.run_id else {}
+            staged, published = self.staged_path(project), self.published_path(project)
+            if not staged.exists():
+                self._restore(project, published)
+                if published.exists():  # before this run spends any time, and before it holds the lease
+                    self._check_published(project, published)
             if holder and holder.get("run_id") != self.run_id:
                 self._take_over(project, holder)
-            continued = holder if holder and holder.get("run_id") == self.run_id else {}
             parent = multiprocessing.parent_process()  # a step process's executor, alive while the run is
             lease = {"run_id": self.run_id, "host": socket.gethostname(),
                      "pid": os.getpid(), "pid_start": process_start(os.getpid()),
@@ -181,14 +204,75 @@ class Warehouse(dg.ConfigurableResource):
                      "since": continued.get("since") or datetime.now(timezone.utc).isoformat(timespec="seconds")}
             os.ftruncate(fd, 0)
             os.pwrite(fd, json.dumps(lease).encode(), 0)
-            staged = self.staged_path(project)
             if not staged.exists():
                 staged.parent.mkdir(parents=True, exist_ok=True)
-                published = self.published_path(project)
-                self._restore(project, published)
+                self._prune(project, room_for=published.stat().st_size if published.exists() else 0)
                 if published.exists():
                     shutil.copyfile(published, staged)
         self._claims.add(project)
+        if not continued:  # this run just took the project: nothing else of it can be running
+            self._start_of_run(project)
+
+    def _check_published(self, project: str, published: Path) -> None:
+        try:
+            publication.check_readable(published)
+        except CorruptWarehouseError as err:
+            last_good = publication.last_good_file(self.directory, project)
+            fix = (f"Roll back to the last good copy ({last_good}), which also puts the champion alias and the "
+                   f"call list back in line, with: {publication.rollback_command(project, self.data_dir, self.directory)}"
+                   if last_good.exists() else
+                   f"There is no last good copy ({last_good}) to roll back to: restore {published} from a backup, "
+                   "or move it aside to start the project afresh.")
+            raise CorruptWarehouseError(
+                f"project '{project}': the published warehouse {published} is corrupt, so run {self.run_id} stops "
+                f"before doing anything ({err}). {fix}") from err
+
+    def _start_of_run(self, project: str) -> None:
+        """Bring the alias and call list in line with the published file, end MLflow runs left
+        RUNNING, prune failed runs' report files; each change said in the run's log. Best effort:
+        a registry that cannot be reached is reported, and `published` reconciles again."""
+        log = self._log or dg.get_dagster_logger()
+        published = self.published_path(project)
+        client = self._mlflow_client()
+        reports = Path(self.data_dir) / "reports" / project if self.data_dir else None
+        repairs: list[str] = []
+        try:
+            repairs = publication.reconcile(
+                published, project, client=client,
+                call_list_folder=publication.call_list_dir(self.data_dir, project) if self.data_dir else None)
+        except Exception as err:
+            log.warning(f"project '{project}': could not bring the champion alias and call list in line with "
+                        f"{published}: {type(err).__name__}: {err}")
+        for repair in repairs:
+            log.warning(f"repaired: {repair}")
+        if repairs:
+            with duckdb.connect(str(self.staged_path(project))) as conn:
+                publication.record_repairs(conn, self.run_id, repairs)
+        if client is not None:
+            try:
+                if ended := publication.end_abandoned_runs(client, f"leadscore/{project}", self.run_id):
+                    log.warning(f"ended {len(ended)} MLflow run(s) left RUNNING by a killed run: {ended}")
+            except Exception as err:
+                log.warning(f"could not end MLflow runs left RUNNING in leadscore/{project}: {err}")
+        if reports is not None and reports.is_dir():
+            keep = {self.run_id}
+            if published.exists():
+                with duckdb.connect(str(published), read_only=True) as conn:
+                    keep |= publication.published_runs(conn, project)
+            if removed := publication.prune_run_reports(reports, keep):
+                log.info(f"project '{project}': removed {len(removed)} report file(s) of older runs that never "
+                         f"published (the newest {publication.KEEP_FAILED_REPORTS} such runs' are kept)")
+
+    def _mlflow_client(self):
+        """A client of the MLflow store, or None when the resource was not given one or its
+        SQLite file does not exist yet (then there is no alias and no run to look at)."""
+        if not self.tracking_uri:
+            return None
+        if self.tracking_uri.startswith("sqlite:///") and not Path(self.tracking_uri.removeprefix("sqlite:///")).exists():
+            return None
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
     def _restore(self, project: str, published: Path) -> None:
         """Production: rebuild the local published file from what PostgreSQL holds for the project
@@ -256,8 +340,10 @@ class Warehouse(dg.ConfigurableResource):
         finally:
             conn.close()
 
-    def publish(self, project: str) -> dict:
-        """Swap this run's staged copy in as the published file (one atomic rename)."""
+    def publish(self, project: str, release: bool = True) -> dict:
+        """Swap this run's staged copy in as the published file (one atomic rename), keeping the
+        file it replaces as the last good copy. `release=False` keeps the lease (`published` still
+        moves the alias and the call list after the swap)."""
         self.claim(project)
         staged, published = self.staged_path(project), self.published_path(project)
         with duckdb.connect(str(staged)) as conn:
@@ -270,16 +356,29 @@ class Warehouse(dg.ConfigurableResource):
 
             # first, all or nothing: if it fails the run fails and neither copy changes
             publish_schema(self.postgres_url, staged, project)
+        last_good = publication.keep_last_good(published)
         os.replace(staged, published)
         self._prune(project)
-        self.release(project)
-        return {"path": str(published), "tables": dict(tables), "published_at": time.time()}
+        if release:
+            self.release(project)
+        return {"path": str(published), "tables": dict(tables), "published_at": time.time(),
+                "last_good": str(last_good) if last_good else None}
 
-    def _prune(self, project: str) -> None:
-        """Keep the newest few staged copies (blocked runs, for inspection); drop older ones."""
+    def _prune(self, project: str, room_for: int = 0) -> None:
+        """Keep the newest few staged copies of other runs (blocked or failed, for inspection);
+        drop older ones, and all of them when the disk lacks room for `room_for` bytes more."""
         folder = Path(self.directory) / project / "staged"
-        copies = sorted(folder.glob("*.duckdb"), key=lambda p: p.stat().st_mtime, reverse=True)
-        for old in copies[KEEP_STAGED:]:
+        mine = self.staged_path(project)
+        copies = sorted((p for p in folder.glob("*.duckdb") if p != mine), key=lambda p: p.stat().st_mtime,
+                        reverse=True)
+        keep = KEEP_STAGED
+        if room_for and folder.exists() and shutil.disk_usage(folder).free < 2 * room_for + (64 << 20):
+            keep = 0
+            (self._log or dg.get_dagster_logger()).warning(
+                f"project '{project}': little free disk space for this run's copy "
+                f"({shutil.disk_usage(folder).free >> 20} MB free): removing all {len(copies)} staged copies of "
+                "earlier runs")
+        for old in copies[keep:]:
             old.unlink(missing_ok=True)
             Path(f"{old}.wal").unlink(missing_ok=True)
 
@@ -299,3 +398,32 @@ def _connect(path: Path, wait_s: float = 60.0) -> duckdb.DuckDBPyConnection:
             if "lock" not in str(err).lower() or time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def rollback(directory: str | Path, project: str, *, tracking_uri: str | None = None,
+             data_dir: str | Path | None = None) -> dict:
+    """Put the project's last good published file back (`python -m leadscore_assets.rollback`).
+
+    Refused while a live run holds the project. The file replaced is kept as
+    `<project>/rolled_back.duckdb`; then the champion alias and the call list are brought in
+    line with the restored file (`lib/publication.reconcile`), so all three agree again.
+    Returns what was done: the restored file, where the bad one went, what reconcile changed.
+    """
+    root = Path(directory) / project
+    published = published_file(directory, project)
+    with _locked_lease(root / "run.lock") as fd:
+        holder = _read_lease(fd)
+        alive = holder and holder.get("host") in (None, socket.gethostname()) and any(
+            _process_alive(holder.get(pid), holder.get(started))
+            for pid, started in (("pid", "pid_start"), ("step_parent_pid", "step_parent_start")))
+        if alive:
+            raise ProjectBusyError(f"project '{project}' is being run by Dagster run {holder['run_id']} "
+                                   f"(pid {holder.get('pid')}); roll back once it has ended")
+        kept = publication.restore_last_good(published)
+    warehouse = Warehouse(directory=str(directory), tracking_uri=tracking_uri,
+                          data_dir=str(data_dir) if data_dir else None)
+    client = warehouse._mlflow_client()
+    repaired = publication.reconcile(
+        published, project, client=client,
+        call_list_folder=publication.call_list_dir(data_dir, project) if data_dir else None)
+    return {"published": str(published), "rolled_back": str(kept), "repaired": repaired}
