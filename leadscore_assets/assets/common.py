@@ -17,6 +17,8 @@ from leadscore_assets.assets.tables import COLUMN_TYPES, FEATURE_SCHEMA
 from leadscore_assets.lib.column_typing import with_columns
 from leadscore_assets.lib.config import ColumnSpec, ProjectConfig
 from leadscore_assets.lib.features import FeatureSet
+from leadscore_assets.lib.personal_data import is_text_column, value_kind
+from leadscore_assets.lib.publication import CorruptWarehouseError
 from leadscore_assets.resources.warehouse import ProjectBusyError, Warehouse
 
 OWNER_DEFAULT = "team:growth-data"
@@ -33,7 +35,7 @@ def warehouse_connection(warehouse: Warehouse, config: ProjectConfig) -> Iterato
     try:
         with warehouse.connection(config.name) as conn:
             yield conn
-    except ProjectBusyError as err:
+    except (ProjectBusyError, CorruptWarehouseError) as err:  # another run holds it / the published file is bad
         raise dg.Failure(description=str(err)) from err
 
 
@@ -47,9 +49,17 @@ def column_schema(df: pd.DataFrame) -> dg.TableSchema:
 
 
 def preview(df: pd.DataFrame, hide: list[str] | tuple[str, ...] = (), rows: int = 10) -> dg.MetadataValue:
-    """A markdown preview with personal-data columns left out."""
+    """A markdown preview with personal-data columns left out, and any other cell that holds an
+    email address, a phone number or a profile URL shown as `(hidden: email)`: a preview reaches
+    the event log before the checks have looked at the table."""
     shown = df.drop(columns=[c for c in hide if c in df.columns]).head(rows)
+    shown = shown.apply(lambda s: s.map(_masked) if is_text_column(s) else s) if len(shown) else shown
     return dg.MetadataValue.md(shown.to_markdown(index=False) if len(shown) else "_empty_")
+
+
+def _masked(value: object) -> object:
+    kind = value_kind(value)
+    return f"(hidden: {kind})" if kind else value
 
 
 def figure_markdown(figures: dict[str, object]) -> str:

@@ -27,7 +27,15 @@ from leadscore_assets.assets.tables import (
 )
 from leadscore_assets.lib.column_typing import infer_columns, with_columns
 from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.validation import COLLAPSED, REASON, ROW, validate
+from leadscore_assets.lib.personal_data import (
+    VALUE_KIND_WORDS,
+    contains_personal_data,
+    is_text_column,
+    personal_name_kind,
+    scan_values,
+    share_text,
+)
+from leadscore_assets.lib.validation import COLLAPSED, FILE, LINEAGE, REASON, ROW, lead_part, validate
 from leadscore_assets.resources.storage import LeadscoreStorage
 from leadscore_assets.resources.warehouse import Warehouse
 from leadscore_assets.lib.sql_rules import identifier
@@ -72,6 +80,8 @@ def build(config: ProjectConfig) -> list:
             QUARANTINED_CONTACTS.write(conn, config, result.quarantined)
         for err in result.table_errors:
             context.log.error(err)
+        for warning in personal_name_warnings(result.valid, resolved):
+            context.log.warning(warning)
         reasons = result.failure_counts
         results_path = storage.report_dir(config.name, "validation") / "validation_results.json"
         results_path.write_text(json.dumps({
@@ -183,4 +193,129 @@ def build_checks(config: ProjectConfig) -> list[Check]:
             ),
         )
 
-    return [schema_matches_config, ids_unique, rows_accounted_for, quarantine_within_limits]
+    @check("no_undeclared_personal_data", blocking=True,
+           description="No email address, phone number or profile URL in any value of a text column not declared "
+                       "under personal_data (one value is enough): every such column can reach the features, the "
+                       "call list, reports, MLflow artifacts and the event log. Names the column, what it holds and "
+                       "its share, with example rows, never a value.")
+    def no_undeclared_personal_data(warehouse: Warehouse) -> dg.AssetCheckResult:
+        with warehouse_connection(warehouse, config) as conn:
+            described = {r[0]: r[1] for r in conn.execute(f"DESCRIBE {valid_t}").fetchall()}
+            text = outgoing_columns([c for c, kind in described.items() if kind == "VARCHAR"], config)
+            read = [c for c in dict.fromkeys([ROW, FILE, config.id_column, *text]) if c in described]
+            valid = conn.execute(f"SELECT {', '.join(map(identifier, read))} FROM {valid_t}").df()
+            headers = [r[0] for r in conn.execute(f"DESCRIBE {raw_t}").fetchall()]
+        problems, findings, scanned = personal_data_findings(valid, config, headers)
+        return dg.AssetCheckResult(
+            passed=not problems,
+            description=None if not problems else "; ".join(problems) + ". " + personal_data_advice(findings, config),
+            metadata={"scanned_columns": dg.MetadataValue.json(scanned),
+                      "findings": dg.MetadataValue.json(findings)},
+        )
+
+    @check("personal_column_names_declared",
+           description="No column named like personal data (first_name, surname, email, phone, address, dob, ...) "
+                       "goes undeclared: a warning naming it, to be listed under personal_data (or "
+                       "features.not_personal when it is not personal). Advisory: names alone are ambiguous.")
+    def personal_column_names_declared(warehouse: Warehouse) -> dg.AssetCheckResult:
+        with warehouse_connection(warehouse, config) as conn:
+            resolved = resolved_config(conn, config)
+            cols = [r[0] for r in conn.execute(f"DESCRIBE {valid_t}").fetchall()]
+            named = [c for c in outgoing_columns(cols, config) if personal_name_kind(c)]
+            valid = conn.execute(f"SELECT {', '.join(map(identifier, named))} FROM {valid_t}").df() if named \
+                else pd.DataFrame()
+        warnings = personal_name_warnings(valid, resolved)
+        return dg.AssetCheckResult(
+            passed=not warnings, severity=dg.AssetCheckSeverity.WARN,
+            description="; ".join(warnings) or None,
+            metadata={"named_like_personal_data": dg.MetadataValue.json(personal_named_columns(valid, resolved))},
+        )
+
+    return [schema_matches_config, ids_unique, rows_accounted_for, quarantine_within_limits,
+            no_undeclared_personal_data, personal_column_names_declared]
+
+
+# -- personal data not declared: found in the values, or said by a column's name ------------------
+
+
+def outgoing_columns(columns: list[str], config: ProjectConfig) -> list[str]:
+    """The validated columns that may leave the pipeline (features, call list, reports, MLflow,
+    metadata): every one but the lineage, the declared personal data (dropped from features, kept
+    out of the call list and previews) and the columns the project lists as not personal."""
+    skip = {c.casefold() for c in (*config.personal_data, *config.features.not_personal)}
+    return [c for c in columns if c not in LINEAGE and c.casefold() not in skip]
+
+
+def _column_named(column: str, config: ProjectConfig, headers: dict[str, str]) -> str:
+    """'company_name' as the YAML writes it, with the file's own header when that differs."""
+    named = config.written(column)
+    header = headers.get(column)
+    shown = header and header != column and f"'{header}'" not in named and not contains_personal_data(header)
+    return named + (f" ({header!r} in the file)" if shown else "")
+
+
+def personal_data_findings(valid: pd.DataFrame, config: ProjectConfig,
+                           headers: list[str] = ()) -> tuple[list[str], list[dict], list[str]]:
+    """(problems, findings, scanned columns) for the validated rows: every value of every outgoing
+    text column scanned (lib/personal_data.scan_values). A problem names the column, what it holds,
+    the share and up to three example rows (file, row number and, when it may be quoted, the lead
+    id), never a value."""
+    try:
+        by_canonical = {canon: raw for raw, canon in config.naming.columns(
+            [h for h in headers if h not in LINEAGE]).items()}
+    except ValueError:
+        by_canonical = {}
+    scanned = [c for c in outgoing_columns(list(valid.columns), config) if is_text_column(valid[c])]
+    hits = scan_values(valid, scanned)
+    id_col = config.id_column
+    quote_ids = id_col in valid.columns and id_col not in config.personal_data and id_col not in set(hits.column)
+    problems, findings = [], []
+    for hit in hits.itertuples(index=False):
+        examples = []
+        for p in hit.examples:
+            row = valid.iloc[p]
+            where = f"{row[FILE]} row {row[ROW]}" if FILE in valid.columns and ROW in valid.columns else f"row {p + 1}"
+            examples.append(where + (lead_part(row[id_col]) if quote_ids else ""))
+        share = share_text(hit.hits, hit.values)
+        problems.append(f"{_column_named(hit.column, config, by_canonical)} holds {VALUE_KIND_WORDS[hit.kind]} in "
+                        f"{share}, e.g. {', '.join(examples)}")
+        findings.append({"column": hit.column, "kind": hit.kind, "hits": hit.hits, "values": hit.values,
+                         "share": hit.share, "examples": examples})
+    return problems, findings, scanned
+
+
+def personal_data_advice(findings: list[dict], config: ProjectConfig) -> str:
+    """The way out, in YAML: declare the columns personal (dropped), or fix the source rows."""
+    columns = list(dict.fromkeys(f["column"] for f in findings))
+    listed = [c for c in columns if c in config.call_list.columns]
+    names = ", ".join(columns)
+    advice = (f"Personal data would reach the features, the call list, reports, MLflow and the event log: add "
+              f"{names} to `personal_data:` in defs.yaml (dropped from the features, kept out of the call list")
+    advice += f"; take {', '.join(listed)} out of `call_list.columns` too)" if listed else ")"
+    if config.id_column in columns:
+        advice += (f"; the id column {config.id_column} stays the call list's key when declared personal, but is "
+                   "never quoted in reasons or logs")
+    return advice + (", or correct those rows in the source. A column whose values are not personal data goes "
+                     "under `features.not_personal:`.")
+
+
+def personal_named_columns(valid: pd.DataFrame, config: ProjectConfig) -> dict[str, str]:
+    """Outgoing columns whose name says personal data (first_name, surname, email, dob, ...), with
+    what, unless they hold two values at most: a yes/no `email` (AER ResumeNames: did the resume
+    give one) is a flag, not a contact detail."""
+    return {c: kind for c in outgoing_columns(list(valid.columns), config)
+            if (kind := personal_name_kind(c)) and valid[c].nunique(dropna=True) > 2}
+
+
+def personal_name_warnings(valid: pd.DataFrame, config: ProjectConfig) -> list[str]:
+    """One warning per outgoing column named like personal data, saying where it goes."""
+    features = set(config.feature_columns()) if config.columns else set()
+    out = []
+    for col, kind in personal_named_columns(valid, config).items():
+        goes = [w for w, yes in (("a model input", col in features), ("in the call list", col in config.call_list.columns),
+                                 ("the lead id", col == config.id_column)) if yes]
+        where = " and ".join(goes) if goes else "kept in the validated table"
+        out.append(f"{config.written(col)} is named like personal data ({kind}) but not declared personal ({where}): "
+                   "add it to `personal_data:` in defs.yaml if it holds personal data, or to "
+                   "`features.not_personal:` if it does not")
+    return out
