@@ -69,13 +69,13 @@ def test_the_main_job_runs_projects_in_parallel_and_each_projects_steps_in_turn(
 
 def test_checks_run_in_their_assets_step():
     """Under the multiprocess executor each step is a process start: no check has a step of its
-    own (the five projects are 59 steps, not 89)."""
+    own (the five projects are 62 steps, not 92; the three taking CRM feedback have score_effectiveness)."""
     d = _loaded()
     job = d.resolve_job_def(ALL_SOURCES_JOB)
     graph = d.resolve_asset_graph()
     for check_key in graph.asset_check_keys:
         assert check_key in graph.get(check_key.asset_key).assets_def.check_keys, check_key  # declared on the asset
-    assert len(graph.asset_check_keys) >= 5 * 12 and len(job.graph.node_dict) == 59, len(job.graph.node_dict)
+    assert len(graph.asset_check_keys) >= 5 * 12 and len(job.graph.node_dict) == 62, len(job.graph.node_dict)
 
 
 def test_blocking_checks_guard_features_against_leaks_and_personal_data():
@@ -88,7 +88,8 @@ def test_blocking_checks_guard_features_against_leaks_and_personal_data():
 def test_blocking_checks_guard_validated_contacts():
     graph = _loaded().resolve_asset_graph()
     checks = {c.name for c in graph.asset_check_keys if c.asset_key == dg.AssetKey(["linkedin", "validated_contacts"])}
-    assert checks == {"schema_matches_config", "ids_unique", "rows_accounted_for", "quarantine_within_limits"}
+    assert checks == {"schema_matches_config", "ids_unique", "rows_accounted_for", "quarantine_within_limits",
+                      "no_undeclared_personal_data", "personal_column_names_declared"}
 
 
 def test_main_job_covers_every_project_and_resources_are_defined():

@@ -25,8 +25,10 @@ from leadscore_assets.assets.tables import (
     LEAD_SCORES,
     MODEL_DECISIONS,
     REVENUE_MODEL,
+    SCORE_HISTORY,
     VALIDATED_CONTACTS,
 )
+from leadscore_assets.assets.effectiveness import record_score_history
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.evaluation import deciles
 from leadscore_assets.lib.explain import REASON_COLUMNS, explain, reasons
@@ -46,8 +48,7 @@ from leadscore_assets.resources.storage import LeadscoreStorage
 from leadscore_assets.resources.warehouse import Warehouse
 
 def build(config: ProjectConfig) -> list:
-    @dg.asset(
-        op_tags=step_tags(config),
+    scores_spec = dg.AssetSpec(
         deps=[key(config, "champion_model"), MODEL_DECISIONS.key(config), FEATURES.key(config), FEATURE_SCHEMA.key(config),
               VALIDATED_CONTACTS.key(config), *([REVENUE_MODEL.key(config)] if config.revenue else [])],
         **asset_kwargs(
@@ -57,8 +58,13 @@ def build(config: ProjectConfig) -> list:
             {"mlflow", "shap", "duckdb"},
         ),
     )
+
+    # the op keeps the name it had as a single asset (step keys unchanged); score_history is
+    # appended in the same step, so a run that scores always records what it scored
+    @dg.multi_asset(op_tags=step_tags(config), name=f"{config.name}__lead_scores",
+                    specs=[scores_spec, SCORE_HISTORY.spec(config, "scoring", {"duckdb"}, [LEAD_SCORES.key(config)])])
     def lead_scores(context: dg.AssetExecutionContext, warehouse: Warehouse, mlflow_store: MlflowStore,
-                    storage: LeadscoreStorage) -> dg.MaterializeResult:
+                    storage: LeadscoreStorage):
         name = config.registered_model_name
         with warehouse_connection(warehouse, config) as conn:
             decided = decision_of_run(conn, config, context.run_id)
@@ -112,10 +118,12 @@ def build(config: ProjectConfig) -> list:
         scores = scores.sort_values("probability", ascending=False, kind="stable")
         with warehouse_connection(warehouse, config) as conn:
             LEAD_SCORES.write(conn, config, scores)
+            history = record_score_history(conn, config, scores, context.run_id)
         calls = call_list(scores, validated, config)
         files = write_call_list(calls, storage.report_dir(config.name, "call_list"), context.run_id)
         by_grade = scores.groupby("grade").probability.agg(["size", "min", "max"]).round(4).reset_index()
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
+            asset_key=LEAD_SCORES.key(config),
             metadata={
                 "dagster/row_count": len(scores),
                 "dagster/column_schema": column_schema(scores),
@@ -131,5 +139,7 @@ def build(config: ProjectConfig) -> list:
                 "call_list_parquet": dg.MetadataValue.path(str(files["parquet"])),
             }
         )
+        yield dg.MaterializeResult(asset_key=SCORE_HISTORY.key(config), metadata={
+            "dagster/row_count": history["rows"], "appended": history["appended"], "pruned": history["pruned"]})
 
     return [lead_scores]

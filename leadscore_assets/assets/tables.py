@@ -129,11 +129,18 @@ MODEL_DECISIONS = Table("model_decisions", "Every champion/challenger decision, 
 REVENUE_MODEL = Table("revenue_model", "The order-value model's MLflow URI and test figures.", ("model_uri",))
 LEAD_SCORES = Table("lead_scores", "Every lead's probability, decile, grade, contact flag and reasons.",
                     ("lead_id", "probability", "grade", "contact", "model_version"))
+SCORE_HISTORY = Table(
+    "score_history", "Each lead's score every time it changed (version, grade, decile or probability), with when "
+    "and by which run: what a CRM outcome is matched against.",
+    ("lead_id", "probability", "decile", "grade", "model_version", "scored_at", "dagster_run_id"), history=True)
+SCORE_EFFECTIVENESS = Table(
+    "score_effectiveness", "Conversion of CRM outcomes by the grade and decile each lead had when it was scored, "
+    "per month of scoring, with 95% intervals.", ("dimension", "value", "scored_month", "outcomes", "converted"))
 
 TABLES = (RAW_CONTACTS, QUARANTINED_SOURCE_ROWS, VALIDATED_CONTACTS, QUARANTINED_CONTACTS, COLUMN_TYPES,
           FEEDBACK_OUTCOMES, FEEDBACK_QUARANTINE, FEEDBACK_UNKNOWN_LEADS, FEEDBACK_BATCHES, FEEDBACK_LABELS,
           FEEDBACK_RESOLUTIONS, LABELS, FEATURES, FEATURE_SCHEMA, CANDIDATE_MODELS, EVALUATION_REPORT, DRIFT_SUMMARY,
-          MODEL_DECISIONS, REVENUE_MODEL, LEAD_SCORES)
+          MODEL_DECISIONS, REVENUE_MODEL, LEAD_SCORES, SCORE_HISTORY, SCORE_EFFECTIVENESS)
 
 
 def exists(conn: duckdb.DuckDBPyConnection, qualified: str) -> bool:
@@ -152,6 +159,6 @@ def declared(config: ProjectConfig) -> tuple[Table, ...]:
     """Every table the project's assets write."""
     sources = tuple(source_table(n) for n in config.source.tables)
     feedback = (FEEDBACK_OUTCOMES, FEEDBACK_QUARANTINE, FEEDBACK_UNKNOWN_LEADS, FEEDBACK_BATCHES, FEEDBACK_LABELS,
-                FEEDBACK_RESOLUTIONS)
+                FEEDBACK_RESOLUTIONS, SCORE_EFFECTIVENESS)
     return (*sources, *(t for t in TABLES if (config.feedback or t not in feedback)
                         and (config.revenue or t is not REVENUE_MODEL)))

@@ -12,6 +12,7 @@ from dagster_mlflow import end_mlflow_on_run_finished
 
 from leadscore_assets.assets import (
     daily_scoring,
+    effectiveness,
     feedback,
     featurisation,
     ingestion,
@@ -27,7 +28,8 @@ from leadscore_assets.assets import (
 from leadscore_assets.lib.config import ProjectConfig, located
 
 DAILY_ASSETS = dg.AssetSelection.tag("leadscore/layer", daily_scoring.LAYER)  # partitioned, run on their own
-LAYERS = (ingestion, validation, feedback, labelling, featurisation, modelling, monitoring, promotion, revenue, scoring)
+LAYERS = (ingestion, validation, feedback, labelling, featurisation, modelling, monitoring, promotion, revenue, scoring,
+          effectiveness)  # score_effectiveness: CRM outcomes against the scores leads had, before `published`
 
 
 def project_definitions(config: ProjectConfig) -> dg.Definitions:

@@ -67,16 +67,19 @@ def deciles(p: np.ndarray) -> np.ndarray:
 
 
 def lift_table(y: np.ndarray, p: np.ndarray) -> pd.DataFrame:
-    """Per decile: leads, positives, rate, lift over the base rate and cumulative capture."""
+    """Per decile: leads, positives, rate, lift over the base rate, cumulative capture and mean
+    predicted probability (with `rate`, the calibration by decile)."""
     if len(y) == 0:
-        return pd.DataFrame(columns=["decile", "leads", "positives", "rate", "lift", "cumulative_capture"])
-    df = pd.DataFrame({"y": np.asarray(y).astype(int), "decile": deciles(p)})
-    t = df.groupby("decile").agg(leads=("y", "size"), positives=("y", "sum")).reset_index()
+        return pd.DataFrame(columns=["decile", "leads", "positives", "rate", "lift", "cumulative_capture",
+                                     "mean_probability"])
+    df = pd.DataFrame({"y": np.asarray(y).astype(int), "decile": deciles(p), "p": np.asarray(p, dtype=float)})
+    t = df.groupby("decile").agg(leads=("y", "size"), positives=("y", "sum"), mean_probability=("p", "mean")).reset_index()
     base = max(df.y.mean(), 1e-12)
     t["rate"] = t.positives / t.leads
     t["lift"] = t.rate / base
     t["cumulative_capture"] = t.positives.cumsum() / max(df.y.sum(), 1)
-    return t
+    # last, after the figures older readers know (score_effectiveness reads it as training-time calibration)
+    return t[["decile", "leads", "positives", "rate", "lift", "cumulative_capture", "mean_probability"]]
 
 
 def confusion(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> np.ndarray:
