@@ -27,7 +27,11 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,7 +49,11 @@ from pydantic import ValidationError
 from leadscore_assets.components.lead_scoring_project import project_definitions
 from leadscore_assets.demo_data import feedback, linkedin
 from leadscore_assets.lib.config import ProjectConfig, ProjectConfigError, load_project_config
+from leadscore_assets.lib.personal_data import share_text
+from leadscore_assets.lib.publication import KEEP_FAILED_REPORTS, champion_of, sha256_of
+from leadscore_assets.lib.registry import current_champion
 from leadscore_assets.resources.feedback_inbox import file_sha256, scan_folder
+from leadscore_assets.resources.warehouse import KEEP_STAGED
 from leadscore_assets.resources import build_resources
 from leadscore_assets_tests.conftest import DEFS_DIR, feedback_run_config, warehouse_file
 
@@ -72,6 +80,10 @@ CASES = [
     "12 two runs at once",
     "13 source or feedback path outside the data folder",
     "14 spreadsheet formulas in company, job title, location",
+    "15 killed between the warehouse swap and the alias",
+    "16 corrupt published warehouse",
+    "17 a failed run's leftovers are cleaned by the next",
+    "18 emails in 4% of companyName, phones in jobTitle",
 ]
 CATALOGUE: list[dict] = []
 STARTED = time.perf_counter()
@@ -408,14 +420,16 @@ def test_8_label_rule_with_a_second_statement_is_refused(good, tmp_path):
 
 
 def test_9_profile_url_not_declared_personal_blocks_naming_it(good, tmp_path):
-    with case(CASES[8], "blocked by no_personal_data naming linkedin_url; published unchanged") as row:
+    with case(CASES[8], "blocked by no_undeclared_personal_data (validated_contacts) naming linkedin_url; "
+                        "published unchanged") as row:
         d = good.copy(tmp_path)
         before = fingerprint(d)
         config = good.config.model_copy(update={"personal_data": [c for c in good.config.personal_data
                                                                   if c != "linkedin_url"]})
         run = execute(config, d)  # the export as in the GOOD run: linkedinUrl is there
-        assert_blocked(row, run, before, "no_personal_data")
-        assert "'linkedin_url'" in run.failed_checks["no_personal_data"]
+        assert_blocked(row, run, before, "no_undeclared_personal_data")  # before any feature is built
+        assert "'linkedin_url'" in run.failed_checks["no_undeclared_personal_data"]
+        assert "profile URLs in 100.0% of values" in run.failed_checks["no_undeclared_personal_data"]
         account(row, run, file_rows(d / EXPORT))
 
 
@@ -569,6 +583,235 @@ def test_14_spreadsheet_formulas_never_reach_the_call_list(good, tmp_path):
 
 
 # -- the table ------------------------------------------------------------------------------------
+
+
+def test_18_emails_and_phones_in_undeclared_columns_block_and_never_travel(good, tmp_path):
+    with case(next(c for c in CASES if c.startswith("18 ")),
+              "blocked by no_undeclared_personal_data naming company_name and job_title with their shares and "
+              "example rows; published unchanged; no email or phone in the event log, check metadata or any file "
+              "the run wrote") as row:
+        d = good.copy(tmp_path)
+        before = fingerprint(d)
+        export = good.export.copy()
+        mailed = good.unique_rows(24)  # 4% of the 600 contacts
+        emails = [f"leak.person{i}@inbox-mail.example" for i in range(len(mailed))]
+        export.loc[mailed, "companyName"] = emails
+        phones = ["+1 415 555 0134", "(415) 555-0177", "+33 6 12 34 56 78", "415.555.0199", "06 98 76 54 32",
+                  "+44 20 7946 0958"]
+        called = [r for r in good.unique_rows(len(mailed) + len(phones)) if r not in set(mailed)][:len(phones)]
+        export.loc[called, "jobTitle"] = phones
+        path = write_export(d, lambda p: export.to_csv(p, index=False))
+        started = time.time()
+        run = execute(good.config, d)
+        assert_blocked(row, run, before, "no_undeclared_personal_data")
+        said = run.failed_checks["no_undeclared_personal_data"]
+        counts = run.query(
+            f"SELECT count(company_name) AS n_company, count(*) FILTER (company_name LIKE '%@inbox-mail.example') AS "
+            f"emails, count(job_title) AS n_title, count(*) FILTER (job_title IN "
+            f"({', '.join(repr(p) for p in phones)})) AS phones FROM {PROJECT}.validated_contacts").iloc[0]
+        assert counts.emails >= 20 and counts.phones >= 4, counts.to_dict()
+        assert (f"'company_name' ('companyName' in the file) holds email addresses in "
+                f"{share_text(int(counts.emails), int(counts.n_company))}, e.g. lemlist_export.csv row ") in said, said
+        assert (f"'job_title' ('jobTitle' in the file) holds phone numbers in "
+                f"{share_text(int(counts.phones), int(counts.n_title))}, e.g. lemlist_export.csv row ") in said, said
+        assert "add company_name, job_title to `personal_data:` in defs.yaml" in said
+        assert not run.materialized & {"labels", "features", "data_profile", "candidate_models", "lead_scores"}
+        # nowhere a value: the event log (every event, metadata included, and log messages) ...
+        needles = [*emails, *phones, "@inbox-mail.example"]
+        events = "\n".join(dg.serialize_value(e) for e in run.result.all_events) + "\n".join(run.logs)
+        assert "holds email addresses in" in events  # what was scanned holds the check's description
+        assert [n for n in needles if n in events] == []
+        # ... and every file written under the data directory: reports, call list, MLflow store and
+        # artifacts (the copy's, and those logged next to the GOOD directory during this run); the
+        # export and the warehouse files hold the source rows by design
+        written = [f for f in d.rglob("*") if f.is_file() and f != path and ".duckdb" not in f.name]
+        written += [f for f in good.data_dir.rglob("*") if f.is_file() and f.stat().st_mtime >= started
+                    and ".duckdb" not in f.name]
+        leaked = [str(f) for f in written for n in needles if n.encode() in f.read_bytes()]
+        assert leaked == [], leaked
+        examples = said.split("e.g. ", 1)[1].split(";")[0]
+        row["observed"] += f"; says: {said.split(', e.g.')[0]}, e.g. {examples[:70]}...; {len(written)} files " \
+                           "and every event scanned: no email or phone"
+        account(row, run, file_rows(path))
+
+
+def _case(number: int) -> str:
+    return next(c for c in CASES if c.startswith(f"{number} "))
+
+
+def promoting(config: ProjectConfig) -> ProjectConfig:
+    """The config with a champion that counts as aged at once: a challenger near it is promoted."""
+    return config.model_copy(update={"promotion": config.promotion.model_copy(update={"max_champion_age_days": 0})})
+
+
+_KILLED_RUN = """
+import os, signal, sys
+from pathlib import Path
+from leadscore_assets_tests.assets import test_fault_catalogue as fc
+from leadscore_assets_tests.conftest import DEFS_DIR
+from leadscore_assets.lib.config import load_project_config
+import leadscore_assets.assets.promotion as promotion_assets
+from leadscore_assets.resources.warehouse import Warehouse
+
+where = sys.argv[2]
+if where == "after_swap":  # the file is swapped in, nothing after it runs: the alias and call list stay
+    swap = Warehouse.publish
+    def publish_then_killed(self, *args, **kwargs):
+        swap(self, *args, **kwargs)
+        print("killed after the swap", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    Warehouse.publish = publish_then_killed
+else:  # in champion_model, inside its MLflow serving run: parent and child runs stay RUNNING
+    def killed(*args, **kwargs):
+        print("killed in champion_model", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    promotion_assets.log_serving_model = killed
+config = fc.promoting(fc.fast(load_project_config(DEFS_DIR / fc.PROJECT / "defs.yaml")))
+# a list that differs from the GOOD run's (one context column fewer), so a stale list shows
+config = config.model_copy(update={"call_list": config.call_list.model_copy(
+    update={"columns": config.call_list.columns[:-1]})})
+fc.execute(config, Path(sys.argv[1]))
+print("not killed", flush=True)
+"""
+
+
+def run_killed(data_dir: Path, where: str) -> str:
+    """A real run of the pipeline in another process, killed with SIGKILL at `where`."""
+    done = subprocess.run([sys.executable, "-c", _KILLED_RUN, str(data_dir), where], capture_output=True, text=True,
+                          timeout=600, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == -signal.SIGKILL, (done.returncode, done.stdout[-500:], done.stderr[-2000:])
+    return done.stdout.strip().splitlines()[-1]
+
+
+def champion_version(data_dir: Path) -> str | None:
+    uri = f"sqlite:///{(data_dir / 'mlflow' / 'mlflow.db').resolve()}"
+    found = current_champion(MlflowClient(tracking_uri=uri, registry_uri=uri), f"leadscore-{PROJECT}")
+    return str(found.version) if found is not None else None
+
+
+def published_state(data_dir: Path) -> dict:
+    """What the published file says the alias and the call list are, and what they are."""
+    with duckdb.connect(str(warehouse_file(data_dir, PROJECT)), read_only=True) as conn:
+        decided = champion_of(conn, PROJECT)
+        recorded = dict(conn.execute("SELECT suffix, sha256 FROM _leadscore.call_list_files").fetchall()) \
+            if conn.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = '_leadscore' "
+                            "AND table_name = 'call_list_files'").fetchone()[0] else {}
+    calls = data_dir / "reports" / PROJECT / "call_list" / "call_list.csv"
+    return {"decided": decided, "alias": champion_version(data_dir), "recorded_csv": recorded.get("csv"),
+            "call_list_csv": sha256_of(calls) if calls.exists() else None}
+
+
+def published_metadata(run: Run) -> dict:
+    [event] = [e for e in run.result.get_asset_materialization_events() if e.asset_key.path[-1] == "published"]
+    return event.materialization.metadata
+
+
+def test_15_killed_between_the_warehouse_swap_and_the_alias_is_repaired_by_the_next_run(good, tmp_path):
+    with case(_case(15), "a run SIGKILLed right after the swap leaves the alias and call list behind the "
+                         "published file; the next run's start repairs both, saying so in its log and metadata") as row:
+        d = good.copy(tmp_path)
+        before = published_state(d)
+        assert run_killed(d, "after_swap") == "killed after the swap"
+        killed = published_state(d)
+        assert killed["decided"] != before["decided"] and killed["alias"] == before["alias"], killed
+        assert killed["call_list_csv"] != killed["recorded_csv"]
+        row["observed"] = (f"after the kill: published decisions name v{killed['decided']}, alias still "
+                           f"v{killed['alias']}, call list not the recorded one")
+        run = execute(good.config, d)
+        repaired = [m for m in run.logs if m.startswith("repaired: ")]
+        assert run.success, run.blocked_by()
+        assert any("champion alias" in m and f"to v{killed['decided']}" in m for m in repaired), repaired
+        assert any("call_list.csv replaced" in m for m in repaired), repaired
+        assert published_metadata(run)["repaired_at_start"].value == [m.removeprefix("repaired: ") for m in repaired]
+        after = published_state(d)
+        assert after["alias"] == after["decided"] and after["call_list_csv"] == after["recorded_csv"], after
+        row["observed"] += f"; next run: {len(repaired)} repairs logged ({repaired[0][:90]}...), run succeeded, " \
+                           f"alias v{after['alias']} = published decision, call list = recorded"
+        account(row, run, file_rows(d / EXPORT))
+
+
+def test_16_corrupt_published_warehouse_blocks_at_once_and_rolls_back_with_one_command(good, tmp_path):
+    with case(_case(16), "the first step fails naming the file and the rollback command; after that command "
+                         "the next run succeeds, the alias and call list in line with the restored file") as row:
+        d = good.copy(tmp_path)
+        second = execute(good.config, d)  # a second publish: the GOOD file becomes the last good copy
+        assert second.success, second.blocked_by()
+        published = warehouse_file(d, PROJECT)
+        assert (published.parent / "last_good.duckdb").exists()
+        data = bytearray(published.read_bytes())
+        middle = len(data) // 2
+        data[middle:middle + 65536] = bytes(range(256)) * 256  # a damaged stretch in the middle of the file
+        published.write_bytes(bytes(data))
+        started = time.perf_counter()
+        blocked = execute(good.config, d)
+        seconds = time.perf_counter() - started
+        failures = [str(e.step_failure_data.user_failure_data.description if e.step_failure_data.user_failure_data
+                        else e.step_failure_data.error.message)
+                    for e in blocked.result.all_events if e.is_step_failure]
+        assert not blocked.success and failures
+        command = f"python -m leadscore_assets.rollback {PROJECT} --data-dir {d.resolve()}"
+        assert str(published.resolve()) in failures[0] and "is corrupt" in failures[0], failures[0]
+        assert command in failures[0], failures[0]
+        assert not blocked.materialized, blocked.materialized  # stopped at the first step
+        assert not warehouse_file(d, PROJECT, blocked.run_id).exists()
+        row["observed"] = f"blocked in {seconds:.0f} s: ...{failures[0][failures[0].index('is corrupt'):][:60]}...; " \
+                          "names the file and `python -m leadscore_assets.rollback linkedin --data-dir ...`"
+        done = subprocess.run([sys.executable, "-m", "leadscore_assets.rollback", PROJECT, "--data-dir", str(d)],
+                              capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[2])
+        assert done.returncode == 0, done.stderr[-2000:]
+        restored = published_state(d)
+        assert restored["alias"] == restored["decided"] and restored["call_list_csv"] == restored["recorded_csv"]
+        assert (published.parent / "rolled_back.duckdb").exists()
+        assert tables_only(fingerprint(d)) == tables_only(good.fingerprint)  # the GOOD run's tables again
+        row["observed"] += f"; rollback: {done.stdout.strip().splitlines()[0][:80]}..."
+        run = execute(good.config, d)
+        assert run.success, run.blocked_by()
+        row["observed"] += "; next run succeeded"
+        account(row, run, file_rows(d / EXPORT))
+
+
+def test_17_a_failed_runs_leftovers_are_cleaned_by_the_next_run(good, tmp_path):
+    with case(_case(17), "the next run ends the killed run's MLflow runs as FAILED and keeps only the newest "
+                         f"{KEEP_STAGED} staged copies and {KEEP_FAILED_REPORTS} failed runs' report folders") as row:
+        d = good.copy(tmp_path)
+        staged = d / "warehouse" / PROJECT / "staged"
+        reports = d / "reports" / PROJECT
+        staged.mkdir(parents=True, exist_ok=True)
+        for i in range(5):  # older failed runs' leftovers, oldest first
+            old = time.time() - 3600 * (10 - i)
+            shutil.copyfile(warehouse_file(d, PROJECT), staged / f"old-{i}.duckdb")
+            (reports / "drift" / f"old-{i}").mkdir(parents=True)
+            (reports / "drift" / f"old-{i}" / "feature_drift.html").write_text("<html>" + "x" * 100_000)
+            (reports / "call_list" / f"old-{i}.csv").write_text("rank,lead_id\n")
+            for path in (staged / f"old-{i}.duckdb", reports / "drift" / f"old-{i}" / "feature_drift.html",
+                         reports / "drift" / f"old-{i}", reports / "call_list" / f"old-{i}.csv"):
+                os.utime(path, (old, old))
+        assert run_killed(d, "in_champion_model") == "killed in champion_model"
+        uri = f"sqlite:///{(d / 'mlflow' / 'mlflow.db').resolve()}"
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        experiment = client.get_experiment_by_name(f"leadscore/{PROJECT}").experiment_id
+        running = [r.info.run_id for r in client.search_runs([experiment], "attributes.status = 'RUNNING'")]
+        killed_runs = {p.stem for p in staged.glob("*.duckdb")} - {f"old-{i}" for i in range(5)}
+        assert len(running) >= 2 and len(killed_runs) == 1, (running, killed_runs)
+        [killed] = killed_runs
+        assert (reports / "drift" / killed).is_dir()
+        row["observed"] = (f"killed run left {len(running)} MLflow runs RUNNING, its staged copy and drift reports; "
+                           f"with 5 older failed runs' leftovers: {len(list(staged.glob('*.duckdb')))} staged copies")
+        run = execute(good.config, d)
+        assert run.success, run.blocked_by()
+        assert all(client.get_run(r).info.status == "FAILED" for r in running)
+        assert any(f"ended {len(running)} MLflow run(s) left RUNNING by a killed run" in m for m in run.logs), run.logs
+        left = sorted(p.stem for p in staged.glob("*.duckdb"))
+        assert left == sorted([killed, "old-3", "old-4"]), left  # the newest KEEP_STAGED others
+        with duckdb.connect(str(warehouse_file(d, PROJECT)), read_only=True) as conn:
+            published_runs = {r[0] for r in conn.execute(f"SELECT dagster_run_id FROM {PROJECT}.model_decisions").fetchall()}
+        failed_reports = {p.name for p in (reports / "drift").iterdir()} - published_runs
+        assert failed_reports == {killed, "old-3", "old-4"}, failed_reports
+        calls = sorted(p.name for p in (reports / "call_list").iterdir())
+        assert calls == ["call_list.csv", "call_list.parquet"], calls
+        row["observed"] += (f"; next run succeeded, ended {len(running)} runs as FAILED, kept staged {left}, "
+                            f"failed runs' drift folders {sorted(failed_reports)}")
+        account(row, run, file_rows(d / EXPORT))
 
 
 def _cell(value) -> str:
