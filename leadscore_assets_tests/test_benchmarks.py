@@ -125,3 +125,15 @@ def test_arguments_need_sizes_and_a_known_project():
     with pytest.raises(SystemExit):
         sp.parse_args(["no_such_project", "--rows", "10"])
     assert sp.GENERATOR_FOR["byo_example"] == "byo_table"
+
+
+def test_lemlist_floor_shrinks_with_more_contacts():
+    """The correctly specified model's gap to Bayes is the sample's share of any gap: on a large
+    export it is small, and the script reports the test rows it judged on."""
+    spec = importlib.util.spec_from_file_location("lemlist_floor", SCRIPT.parent / "lemlist_floor.py")
+    floor = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(floor)
+    big = floor.floor_for(20_000, 11)
+    assert big["test_rows"] > 2_500
+    assert 0 <= big["gap"] < 0.01
+    assert big["bayes_auc"] > 0.7
