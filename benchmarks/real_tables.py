@@ -522,7 +522,8 @@ def fit_logistic(x_train, y_train, numeric: list[str], categorical: list[str], s
     model = Pipeline([
         ("pre", pre),
         ("lr", LogisticRegressionCV(Cs=np.logspace(-4, 4, 17), cv=StratifiedKFold(5, shuffle=True, random_state=seed),
-                                    scoring="roc_auc", max_iter=5000, n_jobs=1)),
+                                    scoring="roc_auc", max_iter=5000, n_jobs=1,
+                                    l1_ratios=(0.0,), use_legacy_attributes=False)),  # L2, C_ a float (sklearn 1.10 default)
     ])
     model.fit(x_train.astype({c: object for c in categorical}), y_train)
     return model, float(np.ravel(model.named_steps["lr"].C_)[0])

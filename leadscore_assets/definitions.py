@@ -4,10 +4,17 @@ A project whose YAML does not load does not stop the others (components/defs_fol
 load and run, and it shows up as its `<project>/config_error` asset.
 """
 
+import warnings
 from pathlib import Path
 
 import dagster as dg
-from dagster_mlflow import end_mlflow_on_run_finished
+
+# dagster-mlflow builds its hook with a beta Dagster API when it is imported, which prints a
+# BetaWarning in every process that loads the code location (its code, not ours: nothing to fix
+# here); this is the first import of it in the code location, so the warning is never printed.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    from dagster_mlflow import end_mlflow_on_run_finished
 
 from leadscore_assets.assets.common import PROJECT_TAG
 from leadscore_assets.components.defs_folder import load_projects

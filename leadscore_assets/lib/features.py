@@ -14,7 +14,7 @@ import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.impute import MissingIndicator, SimpleImputer
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, SplineTransformer, StandardScaler, TargetEncoder
 
@@ -317,7 +317,10 @@ def preprocessor(fs: FeatureSet, config: ProjectConfig, splines: bool = False) -
     if fs.target_encoded:
         target = Pipeline([
             ("impute", SimpleImputer(strategy="constant", fill_value="(missing)")),
-            ("target", TargetEncoder(target_type="binary", random_state=config.split.seed)),
+            # its cross-fitting folds as the CV object scikit-learn >= 1.9 asks for (the same
+            # 5 shuffled stratified folds its default built from `random_state`, now deprecated)
+            ("target", TargetEncoder(target_type="binary",
+                                     cv=StratifiedKFold(5, shuffle=True, random_state=config.split.seed))),
         ])
         parts.append(("target_encoded", target, fs.target_encoded))
     for col, delimiter in fs.multi_hot.items():

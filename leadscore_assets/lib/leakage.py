@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import TargetEncoder
 
 from leadscore_assets.lib.features import FeatureSet
@@ -38,7 +39,8 @@ def categorical_separation(values: pd.Series, y: np.ndarray, seed: int) -> float
     folds = int(min(5, np.bincount(y).min()))
     if folds < 2:
         return 0.5
-    encoded = TargetEncoder(target_type="binary", cv=folds, shuffle=True, random_state=seed).fit_transform(levels, y)
+    cv = StratifiedKFold(folds, shuffle=True, random_state=seed)  # not shuffle=/random_state= (deprecated in 1.9)
+    encoded = TargetEncoder(target_type="binary", cv=cv).fit_transform(levels, y)
     return _separation(y, encoded[:, 0])
 
 

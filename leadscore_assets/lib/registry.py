@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import warnings
 from pathlib import Path
 
 import mlflow
@@ -98,10 +99,14 @@ def log_serving_model(*, config, fs, raw_cols: list[str], sklearn_model_uri: str
             frame=frame, threshold=threshold, references=references, revenue_model_dir=revenue)
         code = tmp / "leadscore_serving_model.py"
         code.write_text(serving.MODEL_CODE)
-        info = mlflow.pyfunc.log_model(
-            name="serving_model", python_model=str(code), artifacts=artifacts,
-            signature=serving.signature(raw_cols), pip_requirements=model_requirements(pipeline),
-        )
+        # No input example, on purpose: it would be raw leads, personal data included, stored in
+        # MLflow. The signature is given instead; MLflow's nag about the missing example is dropped.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*An input example was not provided", category=UserWarning)
+            info = mlflow.pyfunc.log_model(
+                name="serving_model", python_model=str(code), artifacts=artifacts,
+                signature=serving.signature(raw_cols), pip_requirements=model_requirements(pipeline),
+            )
     return info.model_uri
 
 

@@ -143,3 +143,29 @@ def test_a_handful_of_labelled_leads_is_split_and_reported_not_a_crash(linkedin_
     split = assign_splits(label, None, cfg)
     assert set(split) <= {"train", "validation", "test"} and len(split) == len(label)
     assert short_splits(pd.Series(label), pd.Series(split), split_minimums(cfg))
+
+
+def test_feature_building_and_model_choice_raise_no_future_warning(linkedin_config):
+    """Issue #24: the demo's log held 165 TargetEncoder and 16 LogisticRegressionCV FutureWarnings
+    from our own code. Every encoder (target encoding included), the leakage check's cross-fitted
+    encoding and the logistic model's inner CV run here with FutureWarning as an error."""
+    import warnings
+
+    from leadscore_assets.lib.features import FeatureSet
+    from leadscore_assets.lib.leakage import single_feature_separation
+    from leadscore_assets.lib.model_families import logistic_regression
+
+    rng = np.random.default_rng(0)
+    n = 300
+    x = pd.DataFrame({"company_size": rng.normal(size=n), "job_title": rng.choice(["ceo", "cto", "intern"], n),
+                      "domain": [f"d{i % 40}" for i in range(n)]})
+    y = ((x["company_size"] + (x["job_title"] == "ceo")) + rng.normal(size=n) > 0.5).astype(int).to_numpy()
+    fs = FeatureSet(numeric=["company_size"], categorical=["job_title"], target_encoded=["domain"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        encoded = preprocessor(fs, linkedin_config).fit_transform(x, y)
+        separation = single_feature_separation(x, y, fs, seed=1)
+        chosen = logistic_regression.choose_c(x, y, preprocessor(fs, linkedin_config), seed=1)
+    assert np.isfinite(encoded).all()
+    assert set(separation["feature"]) == {"company_size", "job_title", "domain"}
+    assert chosen["C"] in logistic_regression.C_GRID

@@ -26,9 +26,11 @@ def choose_c(x, y: np.ndarray, preprocess, seed: int) -> dict:
     from sklearn.pipeline import Pipeline
 
     folds = int(min(5, max(2, np.bincount(y, minlength=2).min())))
+    # l1_ratios=(0,) is the L2 penalty the old default (None) meant; use_legacy_attributes=False
+    # makes C_ the chosen C (a float), as it will be from scikit-learn 1.10 on
     search = LogisticRegressionCV(Cs=C_GRID, cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
-                                  scoring="roc_auc", max_iter=2000)
-    return {"C": float(Pipeline([("preprocess", preprocess), ("model", search)]).fit(x, y).named_steps["model"].C_[0])}
+                                  scoring="roc_auc", max_iter=2000, l1_ratios=(0.0,), use_legacy_attributes=False)
+    return {"C": float(Pipeline([("preprocess", preprocess), ("model", search)]).fit(x, y).named_steps["model"].C_)}
 
 
 
