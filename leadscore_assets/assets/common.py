@@ -62,6 +62,19 @@ def _masked(value: object) -> object:
     return f"(hidden: {kind})" if kind else value
 
 
+def table_value(frame: pd.DataFrame) -> dg.MetadataValue:
+    """A Dagster table (the asset page shows it as one, no "Show Markdown" click), floats rounded
+    to 4 places, NaN as empty cells, numpy scalars as Python ones."""
+    shown = frame.round(4).astype(object).where(frame.notna(), None)
+    schema = dg.TableSchema(columns=[dg.TableColumn(str(c), "float" if frame[c].dtype.kind == "f" else
+                                                    "int" if frame[c].dtype.kind in "iu" else
+                                                    "bool" if frame[c].dtype.kind == "b" else "string")
+                                     for c in frame.columns])
+    records = [dg.TableRecord({str(k): v.item() if hasattr(v, "item") else v for k, v in r.items()})
+               for r in shown.to_dict("records")]
+    return dg.MetadataValue.table(records=records, schema=schema)
+
+
 def figure_markdown(figures: dict[str, object]) -> str:
     """Embed matplotlib figures in markdown so the Dagster UI shows them inline."""
     parts = []

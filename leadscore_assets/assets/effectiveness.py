@@ -29,7 +29,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from leadscore_assets.assets.common import asset_kwargs, figure_markdown, step_tags, warehouse_connection
+from leadscore_assets.assets.common import asset_kwargs, figure_markdown, step_tags, table_value, warehouse_connection
 from leadscore_assets.assets.tables import FEEDBACK_LABELS, SCORE_EFFECTIVENESS, SCORE_HISTORY
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.effectiveness import (
@@ -84,16 +84,6 @@ def training_figures(mlflow_store: MlflowStore, config: ProjectConfig, versions:
             missing.append(f"v{version} ({type(err).__name__})")
     note = f"training figures not found for {', '.join(missing)}" if missing else "found for every version"
     return (pd.concat(frames, ignore_index=True) if frames else None), note
-
-
-def _records(frame: pd.DataFrame) -> dg.MetadataValue:
-    """A Dagster table (the UI shows it as one), NaN as empty cells."""
-    shown = frame.round(4).astype(object).where(frame.notna(), None)
-    schema = dg.TableSchema(columns=[dg.TableColumn(str(c), "float" if frame[c].dtype.kind == "f" else
-                                                    "int" if frame[c].dtype.kind in "iu" else "string")
-                                     for c in frame.columns])
-    return dg.MetadataValue.table(records=[dg.TableRecord({str(k): v for k, v in r.items()})
-                                           for r in shown.to_dict("records")], schema=schema)
 
 
 def _md(frame: pd.DataFrame, empty: str) -> dg.MetadataValue:
@@ -158,7 +148,7 @@ def build(config: ProjectConfig) -> list:
         headline = headline_text(e)
         context.log.info(headline)
         return dg.MaterializeResult(metadata={
-            "conversion_by_grade": _records(overall.reset_index(drop=True)),  # first: what the page is for
+            "conversion_by_grade": table_value(overall.reset_index(drop=True)),  # first: what the page is for
             "headline": dg.MetadataValue.text(headline),
             "outcomes": h["outcomes"],
             "outcomes_matched": h["matched"],

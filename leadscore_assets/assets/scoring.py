@@ -17,6 +17,7 @@ from leadscore_assets.assets.common import (
     key,
     load_feature_set,
     step_tags,
+    table_value,
     warehouse_connection,
 )
 from leadscore_assets.assets.tables import (
@@ -41,7 +42,7 @@ from leadscore_assets.lib.registry import (
     uncalibrated,
 )
 from leadscore_assets.lib.serving import deciles_from_cut_points
-from leadscore_assets.lib.call_list import call_list, call_list_markdown, write_call_list
+from leadscore_assets.lib.call_list import call_list, published_call_list, top_of_call_list, write_call_list
 from leadscore_assets.lib.thresholds import grades
 from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.storage import LeadscoreStorage
@@ -125,6 +126,8 @@ def build(config: ProjectConfig) -> list:
         yield dg.MaterializeResult(
             asset_key=LEAD_SCORES.key(config),
             metadata={
+                # first on the page: who to call, as a table
+                f"top_{config.call_list.top}_leads": table_value(top_of_call_list(calls, config.call_list.top)),
                 "dagster/row_count": len(scores),
                 "dagster/column_schema": column_schema(scores),
                 "model_version": str(version.version),
@@ -133,10 +136,10 @@ def build(config: ProjectConfig) -> list:
                 "mean_probability": round(float(np.mean(p)), 4),
                 **({"expected_revenue_total": round(float(scores.expected_revenue.sum()), 2)} if config.revenue else {}),
                 "by_grade": dg.MetadataValue.md(by_grade.to_markdown(index=False)),
-                f"top_{config.call_list.top}_leads": dg.MetadataValue.md(call_list_markdown(calls, config.call_list.top)),
-                # the whole ranked list for the sales team; `published` makes it call_list.csv / .parquet
-                "call_list_csv": dg.MetadataValue.path(str(files["csv"])),
-                "call_list_parquet": dg.MetadataValue.path(str(files["parquet"])),
+                # the whole ranked list for the sales team, where `published` puts this run's list
+                # (this run's own copies are renamed there, so their names would not exist after it)
+                **{f"call_list_{kind}": dg.MetadataValue.path(str(path))
+                   for kind, path in published_call_list(files).items()},
             }
         )
         yield dg.MaterializeResult(asset_key=SCORE_HISTORY.key(config), metadata={

@@ -34,14 +34,20 @@ def call_list(scores: pd.DataFrame, validated: pd.DataFrame, config: ProjectConf
     return ranked[[c for c in shown if c in ranked.columns]]
 
 
-def call_list_markdown(calls: pd.DataFrame, top: int) -> str:
-    """The top leads as a table: probability rounded, a dash where a lead has no such reason."""
+def top_of_call_list(calls: pd.DataFrame, top: int) -> pd.DataFrame:
+    """The top leads as shown on the asset page: probability rounded, a dash where a lead has no
+    such reason."""
     shown = calls.head(top).copy()
     shown["probability"] = shown.probability.round(4)
     for c in REASON_COLUMNS:
         if c in shown:
             shown[c] = shown[c].fillna("").replace("", "-")
-    return shown.to_markdown(index=False) if len(shown) else "_no leads_"
+    return shown
+
+
+def published_call_list(files: dict[str, Path]) -> dict[str, Path]:
+    """Where `publish_call_list` puts this run's files (`call_list.csv` / `.parquet` next to them)."""
+    return {kind: path.with_name(f"{LATEST}{path.suffix}") for kind, path in files.items()}
 
 
 def write_call_list(calls: pd.DataFrame, directory: Path, run_id: str) -> dict[str, Path]:

@@ -1,6 +1,8 @@
 """What the UI shows after a real run: one MLflow parent run per Dagster run, links that open,
 pictures, and a call list a salesperson can use (issue: the UI its users open every day)."""
 
+from pathlib import Path
+
 import duckdb
 import pandas as pd
 import pytest
@@ -79,12 +81,17 @@ def test_data_profile_has_pictures_in_mlflow(run, client):
 def test_call_list_has_context_and_every_reason_and_is_published_as_files(run):
     result, data_dir = run
     scores = metadata(result, "lead_scores")
+    assert list(scores)[0] == "top_25_leads"  # first on the asset page, shown as a table
     top = scores["top_25_leads"]
-    header = top.splitlines()[0]
+    header = [c.name for c in top.schema.columns]
     for column in ("company_name", "job_title", "grade", "probability", "reason_1_up", "reason_3_down"):
         assert column in header, column
     assert not any(p in header for p in PERSONAL)
-    assert len(top.splitlines()) == 2 + 25
+    assert len(top.records) == 25
+    probabilities = [r.data["probability"] for r in top.records]
+    assert probabilities == sorted(probabilities, reverse=True)
+    for kind in ("csv", "parquet"):  # every path on the page exists once the run published
+        assert Path(scores[f"call_list_{kind}"]).exists(), scores[f"call_list_{kind}"]
     calls = pd.read_csv(data_dir / "reports" / "linkedin" / "call_list" / "call_list.csv")
     parquet = pd.read_parquet(data_dir / "reports" / "linkedin" / "call_list" / "call_list.parquet")
     with duckdb.connect(str(warehouse_file(data_dir, "linkedin")), read_only=True) as conn:
