@@ -2,16 +2,8 @@
 # Quick start: install into .venv, write the demo data, run the main job (every source, raw -> scores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY="${PYTHON:-python3}"
-quietly() {  # a step's output is shown only when it fails
-  local out; out="$(mktemp)"
-  if ! "$@" >"$out" 2>&1; then cat "$out" >&2; rm -f "$out"; echo "failed: $*" >&2; exit 1; fi
-  rm -f "$out"
-}
-echo "Installing into .venv (a few minutes on a fresh clone; its output only if it fails)"
-[ -x .venv/bin/python ] || quietly "$PY" -m venv .venv
-quietly .venv/bin/pip install -q --disable-pip-version-check --upgrade pip
-quietly .venv/bin/pip install -q --disable-pip-version-check -e ".[dev]"
+source scripts/venv.sh
+install_venv dev
 export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/.dagster_home}"
 mkdir -p "$DAGSTER_HOME"
 # runs of one project queue behind each other; dead runs are marked failed (see the file)
