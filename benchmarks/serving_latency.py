@@ -100,7 +100,7 @@ def stages(model_uri: str, tracking_uri: str, records: list[dict], size: int, n:
     from mlflow.utils.proto_json_utils import dataframe_from_parsed_json
 
     from leadscore_assets.lib.serving import FILE, REQUEST, ROW, _as_any_typed, _restore_dtypes
-    from leadscore_assets.lib.validation import validate
+    from leadscore_assets.lib.validation import validate, validate_in_full
 
     mlflow.set_tracking_uri(tracking_uri)
     model = mlflow.pyfunc.load_model(model_uri)
@@ -114,8 +114,9 @@ def stages(model_uri: str, tracking_uri: str, records: list[dict], size: int, n:
     enforced = [_enforce_schema(f, schema) for f in frames]
     raws = [_restore_dtypes(_as_any_typed(e.reset_index(drop=True))) for e in enforced]
     lined = [r.assign(**{ROW: np.arange(1, len(r) + 1), FILE: REQUEST}) for r in raws]
-    typed = [scorer.batch.typed(r) for r in raws]
-    assert all(t is not None for t in typed), "every lead of a benchmark batch is valid: the clean-batch path takes it"
+    results = [validate(r, scorer.config) for r in lined]
+    assert all(len(r.valid) == len(b) for r, b in zip(results, raws)), "every lead of a benchmark batch is valid"
+    typed = [r.valid for r in results]
     features = [scorer.features(t)[scorer.fs.columns] for t in typed]
     answers = [scorer.score(_as_any_typed(e), with_reasons=False) for e in enforced]
     steps = {
@@ -125,8 +126,8 @@ def stages(model_uri: str, tracking_uri: str, records: list[dict], size: int, n:
         "MLflow schema enforcement": lambda i: _enforce_schema(frames[i], schema),
         "as an Any column would be (_as_any_typed, _restore_dtypes)":
             lambda i: _restore_dtypes(_as_any_typed(enforced[i].reset_index(drop=True))),
-        "validate (the general path: any lead may be invalid)": lambda i: validate(lined[i], scorer.config),
-        "CleanBatch.typed (validate's clean path: every lead valid)": lambda i: scorer.batch.typed(raws[i]),
+        "validate_in_full (the full route: any lead may be invalid)": lambda i: validate_in_full(lined[i], scorer.config),
+        "validate (its clean-batch shortcut: every lead valid)": lambda i: validate(lined[i], scorer.config),
         "features (serving: no labels, no splits)": lambda i: scorer.features(typed[i]),
         "predict_proba": lambda i: scorer.pipeline.predict_proba(features[i]),
         "LeadScorer.score (all model steps)": lambda i: scorer.score(raws[i], with_reasons=False),

@@ -18,11 +18,9 @@ references), `background.npz` (the explainer's background rows, already encoded)
 sklearn models as `mlflow.sklearn` sub-model directories (`sklearn_model`, `revenue_model`),
 which `registry.load_version` loads for code that needs the sklearn pipeline itself.
 
-Two shortcuts take `validate`'s place when they can vouch for its answer, and are tested against
-it on every project's raw rows: `OneLead` (a one-record request, value by value) and
-`CleanBatch` (a request every lead of which is valid, column by column without the quarantine
-bookkeeping). Anything else goes through `validate` itself, which names each invalid lead.
-Before any of them, `RequestTypes` holds each value to its column's JSON type and size (a
+Validation is the pipeline's `validate` (lib/validation), whose shortcuts answer a one-lead or an
+all-valid request within serving's budget; it names each invalid lead. Before it,
+`RequestTypes` holds each value to its column's JSON type and size (a
 request is JSON, not the source: a list, an object, a number for a date, a 5 MB text) and refuses
 the lead of a value that breaks its rule.
 
@@ -54,12 +52,9 @@ from pydantic import PrivateAttr
 from leadscore_assets.lib.blend import LogitBlend
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.explain import BACKGROUND_ROWS, REASON_COLUMNS, explain, reasons as reason_table
-from leadscore_assets.lib.features import CATEGORICAL_PARTS, ID, SPLIT, FeatureSet, feature_rows, presence_columns
+from leadscore_assets.lib.features import ID, SPLIT, FeatureSet, feature_rows
 from leadscore_assets.lib.thresholds import grades
-from leadscore_assets.lib.validation import (
-    FILE, LINEAGE, NULL_TOKENS, REASON, ROW, _FALSE, _TRUE, _clean_texts, _coerce, _load_time, _passes_schema,
-    _rule_failures, _check_rule, _type_rules, lead_part, validate,
-)
+from leadscore_assets.lib.validation import FILE, LINEAGE, NULL_TOKENS, REASON, ROW, lead_part, validate
 
 SERVING_FILE, BACKGROUND_FILE, BLEND_BACKGROUND_FILE = "serving.json", "background.npz", "background.parquet"
 SKLEARN_SUBMODEL, REVENUE_SUBMODEL = "sklearn_model", "revenue_model"
@@ -310,270 +305,6 @@ def _describe(reason: str, row: int, lead) -> tuple[str, list[dict]]:
 
 
 
-class _Unsupported(Exception):
-    """The one-lead fast path cannot vouch for this record: the general path takes it."""
-
-
-_SCALARS = (str, int, float, bool, np.integer, np.floating, np.bool_)
-_NUMPY_TYPES = {"integer": "Int64", "float": "float64", "boolean": "boolean", "datetime": "datetime64[ns]"}
-
-
-def _missing(value) -> bool:
-    return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, (float, np.floating)) and np.isnan(value))
-
-
-class OneLead:
-    """`validate` + `build_feature_frame` for a request of one record, value by value.
-
-    The general path runs pandas and pandera column by column, about 100 ms for one row, most
-    of it fixed cost per call. For one lead the same rules are applied to scalars here, in the
-    order `validate` applies them (normalise; type; future dates; row rules; then nullability,
-    pattern, allowed values, min and max, only when nothing failed before, as pandera sees only
-    rows that passed), with the same messages; datetimes are parsed by `validation._coerce`
-    itself and row rules by `validation._rule_failures`. A record it cannot vouch for (a missing
-    column, a value of an unusual type, a rule kind it does not know) raises `_Unsupported` and
-    goes the general way. Tests hold it to the general path on every raw row of every project.
-    """
-
-    def __init__(self, config: ProjectConfig, fs: FeatureSet, references: dict[str, str]):
-        self.config, self.fs = config, fs
-        self.references = {c: pd.Timestamp(r) for c, r in references.items() if r is not None}
-        self._names: dict[tuple, dict[str, str]] = {}
-        self.presence = presence_columns(config)
-        self.lowercase = set(config.normalise.lowercase)
-        for spec in config.columns.values():
-            if spec.allowed is not None and spec.type in ("boolean", "datetime"):
-                raise _Unsupported("allowed values of a boolean or datetime")
-            if (spec.min is not None or spec.max is not None) and spec.type not in ("integer", "float"):
-                raise _Unsupported("min/max of a non-number")
-
-    def _canonical(self, columns: tuple) -> dict[str, str]:
-        if columns not in self._names:
-            self._names[columns] = self.config.naming.columns(list(columns))
-        return self._names[columns]
-
-    def validate(self, record: dict, row: int = 1) -> tuple[dict | None, list[str], object]:
-        """(typed values or None, failure messages, lead id) of one raw record."""
-        config = self.config
-        names = self._canonical(tuple(record))
-        values = {}
-        for raw_name, value in record.items():
-            if raw_name in LINEAGE:
-                continue
-            if isinstance(value, str):
-                value = value.strip()
-                value = None if value == "" or value in NULL_TOKENS else value
-            elif _missing(value):
-                value = None
-            elif not isinstance(value, _SCALARS) and not isinstance(value, pd.Timestamp):
-                raise _Unsupported(type(value).__name__)
-            values[names[raw_name]] = value
-        for col in self.lowercase:
-            if isinstance(values.get(col), str):
-                values[col] = values[col].lower()
-            elif values.get(col) is not None:
-                raise _Unsupported("lowercase of a non-text value")
-        if any(c not in values for c in config.columns):
-            raise _Unsupported("missing column")  # the general path names it, for every lead
-        if config.validation.ordered_columns and [c for c in values if c in config.columns] != list(config.columns):
-            raise _Unsupported("columns out of order")  # likewise
-        lead = values.get(config.id_column)
-        lead = None if lead is None else str(lead)
-        failures: list[str] = []  # what follows "request row <n> (lead '<id>')", as `validation.Failures`
-        failed: set[str] = set()  # the columns whose value failed (a failed id does not name the lead)
-
-        def column(col: str, rule: str) -> None:  # `Failures.column`: the rule, never the value
-            failures.append(f" column '{col}': {rule}")
-            failed.add(col)
-
-        typed = {}
-        for col, spec in config.columns.items():
-            value = values[col]
-            typed[col], bad = self._coerce(value, spec)
-            if bad:
-                column(col, _type_rules(spec.type, pd.Series([value], dtype=object))[0])
-        loaded = _load_time(None)
-        tolerance = config.validation.future_tolerance_hours
-        latest = loaded + pd.Timedelta(hours=tolerance)
-        for col, spec in config.columns.items():
-            when = typed[col]
-            if spec.type == "datetime" and when is not None and when > latest:
-                column(col, f"is in the future: a date more than {tolerance:g} h after the load"
-                            f" time ({loaded:%Y-%m-%d %H:%M} UTC)")
-        if config.validation.row_rules:
-            frame = pd.DataFrame({c: pd.Series([typed[c]], index=[row], dtype=_NUMPY_TYPES.get(spec.type, object))
-                                  for c, spec in config.columns.items()})
-            for rule in config.validation.row_rules:
-                if _rule_failures(frame, rule.expression, config.name):
-                    failures.append(f": rule {rule.name!r} ({rule.expression}) is false")
-        if not failures:  # pandera's checks, which see only rows that passed the above
-            for col, spec in config.columns.items():
-                value = typed[col]
-                if value is None:
-                    if not spec.nullable:
-                        column(col, _check_rule("not_nullable"))
-                    continue
-                for ok, error in self._checks(value, spec):
-                    if not ok:
-                        column(col, _check_rule(error))
-        if not failures:
-            return typed, [], lead
-        id_col = config.id_column
-        named = "" if id_col in failed or id_col in set(config.personal_data) else lead_part(typed.get(id_col))
-        return None, [f"{REQUEST} row {row}{named}{message}" for message in failures], lead
-
-    @staticmethod
-    def _coerce(value, spec) -> tuple[object, bool]:
-        """`validation._coerce` of one value: (typed value or None, present but unparseable)."""
-        if value is None:
-            return None, False
-        kind = spec.type
-        if kind in ("string", "text"):
-            if isinstance(value, pd.Timestamp):
-                raise _Unsupported("a date in a text column")
-            return (value if isinstance(value, str) else str(value.item() if isinstance(value, np.generic) else value)), False
-        if kind in ("integer", "float"):
-            if isinstance(value, pd.Timestamp):
-                raise _Unsupported("a date in a number column")
-            num = pd.to_numeric(value, errors="coerce") if isinstance(value, str) else value
-            num = float(num)
-            if np.isnan(num):
-                return None, True
-            if kind == "integer":
-                return (None, True) if num % 1 != 0 else (int(num), False)
-            return num, False
-        if kind == "boolean":
-            text = str(value.item() if isinstance(value, np.generic) else value).lower()
-            return (True, False) if text in _TRUE else (False, False) if text in _FALSE else (None, True)
-        parsed, bad = _coerce(pd.Series([value]), spec)  # datetimes: pandas' own parser, as validate uses
-        when = parsed.iloc[0]
-        return (None if pd.isna(when) else pd.Timestamp(when)), bool(bad[0])
-
-    @staticmethod
-    def _checks(value, spec):
-        if spec.pattern:
-            yield re.match(spec.pattern, value) is not None, "does not match the expected format"
-        if spec.allowed is not None:
-            allowed = [float(v) for v in spec.allowed] if spec.type in ("integer", "float") else spec.allowed
-            yield value in allowed, f"one of {spec.allowed}"
-        if spec.min is not None:
-            yield value >= spec.min, f">= {spec.min:g}"
-        if spec.max is not None:
-            yield value <= spec.max, f"<= {spec.max:g}"
-
-    def features(self, typed: dict) -> pd.DataFrame:
-        """The lead's feature row as `build_feature_frame` builds it and the `features` table
-        gives it back (missing text None, missing numbers NaN)."""
-        config, row = self.config, {}
-        for flag, col in self.presence.items():
-            row[flag] = 0.0 if typed[col] is None else 1.0
-        for col in config.feature_columns():
-            value, kind = typed[col], config.columns[col].type
-            if kind == "datetime":
-                for part in config.features.dates[col]:
-                    name = f"{col}_{part}"
-                    if value is None:
-                        row[name] = None if part in CATEGORICAL_PARTS else float("nan")
-                    elif part == "weekday":
-                        row[name] = value.day_name().lower()
-                    elif part == "month":
-                        row[name] = value.month_name().lower()
-                    elif part == "quarter":
-                        row[name] = f"q{value.quarter}"
-                    elif part == "hour":
-                        row[name] = float(value.hour)
-                    elif part == "day_of_year":
-                        row[name] = float(value.dayofyear)
-                    elif part == "weekend":
-                        row[name] = float(value.dayofweek >= 5)
-                    else:  # days_since
-                        if col not in self.references:
-                            raise _Unsupported("no reference date")
-                        row[name] = (self.references[col] - value).total_seconds() / 86400.0
-            elif col in self.fs.multi_hot:
-                row[col] = "" if value is None else str(value)
-            elif kind in ("string", "text"):
-                level = None if value is None else re.sub(r"\s+", " ", value.strip()).casefold()
-                row[col] = level or None
-            else:
-                row[col] = float("nan") if value is None else float(value)
-        numeric = set(self.fs.numeric)  # numbers as float64 even when missing; text as object
-        return pd.DataFrame({c: np.array([row[c]], dtype="float64" if c in numeric else object) for c in self.fs.columns})
-
-
-class CleanBatch:
-    """`validate` for a request every lead of which is valid, column by column on arrays.
-
-    On 1,000 leads `validate` spends about a third of its time on what only invalid leads need
-    (row numbers, reasons, duplicate hashing, counts, the quarantine table) and much of the rest
-    on pandas steps repeated per column. Here each configured column is normalised, typed and
-    checked once, with the pipeline's own functions: `validation._clean_texts` (normalisation),
-    `validation._coerce` (types), future dates, unique ids, `validation._rule_failures` (row
-    rules) and `validation._passes_schema` (pandera's checks). It answers the typed leads only
-    when it can vouch that every lead passes: any failure, a missing or misordered column, or a
-    column not sent as text (a typed source) sends the request the general way, which names
-    each lead, field and rule. Tests hold it to `validate` on every project's raw rows.
-    """
-
-    def __init__(self, config: ProjectConfig):
-        self.config = config
-        self._names: dict[tuple, dict[str, str] | None] = {}
-
-    def _canonical(self, columns: tuple) -> dict[str, str] | None:
-        if columns in self._names:
-            return self._names[columns]
-        try:
-            names = self.config.naming.columns([c for c in columns if c not in LINEAGE])
-        except ValueError:  # colliding names: the general path says so
-            names = None
-        if len(self._names) >= 64:  # requests may send any columns: keep the cache small
-            self._names.clear()
-        self._names[columns] = names
-        return names
-
-    def typed(self, raw: pd.DataFrame) -> pd.DataFrame | None:
-        """The typed leads (the configured columns, as `validate` types them), or None."""
-        config = self.config
-        names = self._canonical(tuple(raw.columns))
-        if names is None:
-            return None
-        found = [c for c in names.values() if c in config.columns]
-        if sorted(found) != sorted(config.columns):  # a column missing: every lead refused, the general way
-            return None
-        if config.validation.ordered_columns and found != list(config.columns):
-            return None
-        lowercase, columns = set(config.normalise.lowercase), {}
-        for source, col in names.items():
-            spec = config.columns.get(col)
-            if spec is None:
-                continue  # validate types and checks the configured columns only
-            values = raw[source].to_numpy()
-            null = pd.isna(values)
-            if values.dtype != object or not set(map(type, values[~null])) <= {str}:
-                return None
-            text = _clean_texts(values, col in lowercase)
-            if spec.type in ("string", "text"):
-                text[pd.isna(text)] = None
-                columns[col] = text
-                continue
-            columns[col], bad = _coerce(pd.Series(text, name=col), spec)
-            if bad.any():
-                return None
-        typed = pd.DataFrame({c: columns[c] for c in config.columns})
-        latest = _load_time(None) + pd.Timedelta(hours=config.validation.future_tolerance_hours)
-        if any((typed[c] > latest).any() for c, spec in config.columns.items() if spec.type == "datetime"):
-            return None
-        ids = typed[config.id_column]
-        if ids.isna().any() or not ids.astype(str).is_unique:  # repeated ids and exact copies
-            return None
-        try:
-            if any(_rule_failures(typed, rule.expression, config.name) for rule in config.validation.row_rules):
-                return None
-        except ValueError:  # a broken rule: the general path refuses the request
-            return None
-        return typed if _passes_schema(typed, config) else None
-
-
 # --------------------------------------------------------------------------------------------
 # What a served request may hold: JSON types per column, and bounds
 # --------------------------------------------------------------------------------------------
@@ -632,9 +363,8 @@ class RequestTypes:
 
     Batch scoring reads a source whose types the source itself fixes (a CSV export is text);
     a request is JSON, so a value may be of any JSON type, and `validate` would make something of
-    most of them (a list as missing, 12345 as a 1970 date). Before a request takes any path
-    (`OneLead`, `CleanBatch` or `validate`, which then see only the values a source could hold),
-    each value is held to its column's declared type:
+    most of them (a list as missing, 12345 as a 1970 date). Before a request reaches `validate` (which then
+    sees only the values a source could hold), each value is held to its column's declared type:
 
     - number (integer, float): a JSON number or a string (validate parses it: "12" is 12, "lots"
       is refused with its own rule), as a CSV export sends numbers as text;
@@ -844,11 +574,6 @@ class LeadScorer:
         return frame
 
     def __post_init__(self):
-        try:
-            self.one = OneLead(self.config, self.fs, self.references)
-        except _Unsupported:
-            self.one = None
-        self.batch = CleanBatch(self.config)
         self.types = RequestTypes(self.config)
         config = self.config
         self.droppable = [c for c in config.personal_data if c in config.columns and c != config.id_column]
@@ -895,34 +620,11 @@ class LeadScorer:
         empty = np.full(len(raw), None, dtype=object)
         return pd.DataFrame({name: (empty if added else raw[name]) for name, added in layout}, index=raw.index)
 
-    def _one_lead(self, raw: pd.DataFrame, rows: np.ndarray):
-        """(feature frame, request rows scored, messages, errors, ids) of a one-record request, or
-        None when the general path must take it. `rows`: the request row (1-based) of each record."""
-        if self.one is None or len(raw) != 1:
-            return None
-        row = int(rows[0])
-        try:
-            typed, failures, lead = self.one.validate(raw.iloc[0].to_dict(), row=row)
-            frame = None if typed is None else self.one.features(typed)
-        except (_Unsupported, ValueError):  # the general path says why (naming errors included)
-            return None
-        ids = pd.Series([lead], dtype=object)
-        if typed is None:
-            text, parts = _describe("; ".join(failures), row, lead)
-            return None, np.array([], dtype=int), {row: text}, parts, ids
-        frame.insert(0, ID, str(typed[self.config.id_column]))
-        return frame, np.array([row]), {}, [], ids
-
-    def _clean_batch(self, raw: pd.DataFrame, rows: np.ndarray):
-        """The same for a request every lead of which is valid (see `CleanBatch`), or None."""
-        typed = self.batch.typed(raw)
-        if typed is None:
-            return None
-        return self.features(typed), rows, {}, [], None
-
-    def _many_leads(self, raw: pd.DataFrame, rows: np.ndarray):
-        """The same for any request, through `validate` and `build_feature_frame` themselves."""
-        lined = raw.assign(**{ROW: rows, FILE: REQUEST})
+    def _paths(self, raw: pd.DataFrame, rows: np.ndarray):
+        """(feature frame, request rows scored, messages, errors, ids) of a request, through
+        `validate` (the pipeline's own, whose shortcuts take a one-lead or an all-valid request)
+        and `feature_rows`. `rows`: the request row (1-based) of each record."""
+        lined = _restore_dtypes(raw).assign(**{ROW: rows, FILE: REQUEST})
         try:
             result = validate(lined, self.config)
         except ValueError as err:  # columns the naming cannot map, a broken rule: the request is refused
@@ -936,10 +638,6 @@ class LeadScorer:
         if result.valid.empty:
             return None, np.array([], dtype=int), messages, errors, ids
         return self.features(result.valid), result.valid[ROW].to_numpy(), messages, errors, ids
-
-    def _paths(self, raw: pd.DataFrame, rows: np.ndarray):
-        raw = _restore_dtypes(raw)
-        return self._one_lead(raw, rows) or self._clean_batch(raw, rows) or self._many_leads(raw, rows)
 
     def _refusals(self, refused: dict[int, list[tuple[str, str]]], ids: pd.Series):
         """(messages, errors) of the leads `RequestTypes` refused, worded as validate words its

@@ -23,7 +23,7 @@ from leadscore_assets.lib.config import ProjectConfig, TableSpec
 from leadscore_assets.lib.csv_text import SNIFF_BYTES, CsvText, SourceFileError, choose_delimiter, csv_as_text
 from leadscore_assets.lib.data_paths import DataPathError, inside_data_dir
 from leadscore_assets.lib.sql_rules import ConfigSqlError, check_reads_only, parse_select
-from leadscore_assets.lib.validation import FILE, ROW, _redacted
+from leadscore_assets.lib.validation import FILE, ROW, redacted
 
 RAW = "raw_contacts"
 SOURCE_QUARANTINE = "quarantined_source_rows"
@@ -162,7 +162,7 @@ def apply_row_rules(conn: duckdb.DuckDBPyConnection, config: ProjectConfig, name
         """)
     except duckdb.Error as err:  # a conversion error quotes the value ("Could not convert string 'x'"): redacted
         raise SourceFileError(f"project '{config.name}': a row rule of source table '{name}' is invalid: "
-                              f"{_redacted(err)}") from None
+                              f"{redacted(err)}") from None
     conn.execute(f"INSERT INTO {quarantine} SELECT * FROM _rule_failures")
     n = conn.execute("SELECT count(*) FROM _rule_failures").fetchall()[0][0]
     conn.execute(f"DELETE FROM {target} WHERE {ROW} IN (SELECT {ROW} FROM _rule_failures)")
@@ -212,7 +212,7 @@ def load_source(
     try:
         conn.execute(f"CREATE OR REPLACE TABLE {schema}.{RAW} AS {source.query}")
     except duckdb.Error as err:
-        raise SourceFileError(f"project '{config.name}': source.query failed: {_redacted(err)}") from None
+        raise SourceFileError(f"project '{config.name}': source.query failed: {redacted(err)}") from None
     cols = [r[0] for r in conn.execute(f"DESCRIBE {schema}.{RAW}").fetchall()]
     if ROW not in cols or FILE not in cols:
         raise SourceFileError(

@@ -28,7 +28,8 @@ from leadscore_assets.lib.serving import (
     deciles_from_cut_points,
     signature,
 )
-from leadscore_assets.lib.validation import FILE, LINEAGE, ROW, validate
+from leadscore_assets.lib.validation import FILE, LINEAGE, ROW, validate, validate_in_full
+from leadscore_assets.lib.validation.shortcuts import clean_batch, one_record
 from leadscore_assets_tests.conftest import DEFS_DIR, materialize_project, warehouse_file
 
 CANDIDATES = {"web_sessions": ["dummy", "lightgbm"]}  # a tree model: TreeSHAP reasons served too
@@ -128,31 +129,35 @@ def test_one_lead_at_a_time_answers_as_lead_scores(served):
     assert without.probability.iloc[0] == answers.probability.iloc[0] and without[REASON_COLUMNS].isna().all(axis=None)
 
 
-def test_one_lead_path_decides_as_validate_on_every_kind_of_raw_row(served):
-    """The one-lead path against `validate` on single rows, quarantined raw rows included."""
+def assert_same_validation(fast, full):
+    pd.testing.assert_frame_equal(fast.valid, full.valid)
+    pd.testing.assert_frame_equal(fast.quarantined, full.quarantined)
+    assert (fast.table_errors, fast.failure_counts) == (full.table_errors, full.failure_counts)
+
+
+def test_validate_on_one_record_answers_as_the_full_route_on_every_kind_of_raw_row(served):
+    """`validate`'s one-record shortcut against `validate_in_full` on single rows, quarantined raw
+    rows included, and `feature_rows` of a valid one against its general route (two rows)."""
     scorer = served.scorer
-    if scorer.one is None:
-        pytest.skip("the project's rules are not covered by the one-lead path")
     raw = served.raw
     bad = raw[~raw[ROW].isin(served.valid_rows._row_number)]
     rows = pd.concat([bad.head(60), raw.sample(60, random_state=2)])
+    vouched = 0
     for _, row in rows.iterrows():
-        record = row.drop(LINEAGE).to_dict()
-        one = pd.DataFrame([record]).assign(**{ROW: 1, FILE: "request"})
+        one = pd.DataFrame([row.drop(LINEAGE).to_dict()]).assign(**{ROW: 1, FILE: "request"})
+        vouched += one_record(one, scorer.config, None) is not None
         result = validate(one, scorer.config)
-        typed, failures, _ = scorer.one.validate(record)
-        assert (typed is not None) == (len(result.valid) == 1), (failures, result.quarantined._quarantine_reason.tolist())
-        if typed is None:
-            assert "; ".join(failures) == result.quarantined._quarantine_reason.iloc[0]
-        else:
-            general = scorer.features(result.valid)[scorer.fs.columns]
-            pd.testing.assert_frame_equal(scorer.one.features(typed)[scorer.fs.columns], general, check_dtype=False)
+        assert_same_validation(result, validate_in_full(one, scorer.config))
+        if len(result.valid):  # its features: `feature_rows`' one-row route as its general one
+            general = scorer.features(pd.concat([result.valid] * 2, ignore_index=True)).iloc[:1]
+            pd.testing.assert_frame_equal(scorer.features(result.valid), general)
+    assert vouched >= 30  # the shortcut takes the valid ones (60 sampled rows, most valid)
 
 
-def test_clean_batch_path_decides_as_validate_on_every_kind_of_raw_row(served):
-    """The clean-batch path against `validate` on batches of raw rows: it types a batch of valid
-    leads as `validate` does (and their features are the general path's), and declines a batch
-    holding any lead `validate` quarantines, or a source it does not take (typed columns)."""
+def test_validate_on_a_clean_batch_answers_as_the_full_route_on_every_kind_of_raw_row(served):
+    """`validate`'s clean-batch shortcut against `validate_in_full` on batches of raw rows: it
+    answers a batch of valid leads as the full route does, and declines a batch holding any
+    lead the full route quarantines, or a source it does not take (typed columns)."""
     scorer = served.scorer
     raw = served.raw.drop(columns=LINEAGE)
     bad_rows = ~served.raw[ROW].isin(served.valid_rows._row_number).to_numpy()
@@ -163,16 +168,14 @@ def test_clean_batch_path_decides_as_validate_on_every_kind_of_raw_row(served):
     batches.append(pd.concat([good.head(20), good.iloc[[3]]]))  # a lead sent twice
     taken = 0
     for batch in batches:
-        batch = batch.reset_index(drop=True)
-        result = validate(batch.assign(**{ROW: np.arange(1, len(batch) + 1), FILE: "request"}), scorer.config)
-        typed = scorer.batch.typed(batch)
-        if len(result.valid) < len(batch) or not text_only:  # a lead to report, or a typed source: declined
-            assert typed is None, result.quarantined._quarantine_reason.tolist()
+        batch = batch.reset_index(drop=True).assign(**{ROW: np.arange(1, len(batch) + 1), FILE: "request"})
+        full = validate_in_full(batch, scorer.config)
+        fast = clean_batch(batch, scorer.config, None)
+        if len(full.valid) < len(batch) or not text_only:  # a lead to report, or a typed source: declined
+            assert fast is None, full.quarantined._quarantine_reason.tolist()
             continue
         taken += 1
-        pd.testing.assert_frame_equal(typed, result.valid[list(scorer.config.columns)])
-        pd.testing.assert_frame_equal(scorer.features(typed)[scorer.fs.columns],
-                                      scorer.features(result.valid)[scorer.fs.columns])
+        assert_same_validation(fast, full)
     assert taken or not text_only
 
 

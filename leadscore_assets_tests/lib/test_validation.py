@@ -193,26 +193,26 @@ def test_quarantine_shortcuts_still_catch_repeats(linkedin_config):
 
 
 def test_pandera_schema_is_built_once_per_column_rules(linkedin_config):
-    from leadscore_assets.lib.validation import _pandera_schema
+    from leadscore_assets.lib.validation.rules import pandera_schema
 
-    assert _pandera_schema(linkedin_config) is _pandera_schema(linkedin_config.model_copy())
+    assert pandera_schema(linkedin_config) is pandera_schema(linkedin_config.model_copy())
     stricter = linkedin_config.model_copy(update={"columns": {
         **linkedin_config.columns, "company_size": linkedin_config.columns["company_size"].model_copy(update={"min": 5})}})
-    assert _pandera_schema(stricter) is not _pandera_schema(linkedin_config)
+    assert pandera_schema(stricter) is not pandera_schema(linkedin_config)
     assert validate(_raw([_row(companySize="3")]), stricter).valid.empty
     assert len(validate(_raw([_row(companySize="3")]), linkedin_config).valid) == 1
 
 
 def test_schema_shortcut_never_passes_what_pandera_refuses(linkedin_config):
-    """`_passes_schema` lets `validate` skip pandera on a clean table; on every kind of failure
+    """`passes_schema` lets `validate` skip pandera on a clean table; on every kind of failure
     pandera reports it must say no, so pandera runs and names it."""
     import pandera.pandas as pa
 
-    from leadscore_assets.lib.validation import LINEAGE, _pandera_schema, _passes_schema
+    from leadscore_assets.lib.validation.rules import LINEAGE, pandera_schema, passes_schema
 
     clean = validate(_raw([_row(), _row(_id="a2", lastStateAt="2026-01-06T08:00:00Z"), _row(_id="a3")]),
                      linkedin_config).valid.drop(columns=LINEAGE)
-    assert _passes_schema(clean, linkedin_config)
+    assert passes_schema(clean, linkedin_config)
     broken = {
         "null where required": ("campaign_name", [None, "q1", "q1"]),
         "repeated unique": ("lead_id", ["a1", "a1", "a3"]),
@@ -224,9 +224,9 @@ def test_schema_shortcut_never_passes_what_pandera_refuses(linkedin_config):
     }
     for case, (col, values) in broken.items():
         table = clean.assign(**{col: values})
-        assert not _passes_schema(table, linkedin_config), case
+        assert not passes_schema(table, linkedin_config), case
         try:
-            _pandera_schema(linkedin_config).validate(table, lazy=True)
+            pandera_schema(linkedin_config).validate(table, lazy=True)
         except pa.errors.SchemaErrors:
             continue
         raise AssertionError(f"{case}: pandera passes it, the case tests nothing")
