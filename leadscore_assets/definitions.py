@@ -16,7 +16,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", dg.BetaWarning)
     from dagster_mlflow import end_mlflow_on_run_finished
 
-from leadscore_assets.assets.common import PROJECT_TAG
+from leadscore_assets.assets.specs import PROJECT_TAG
 from leadscore_assets.components.defs_folder import load_projects
 from leadscore_assets.components.lead_scoring_project import DAILY_ASSETS
 from leadscore_assets.resources import resources_for_env

@@ -1,5 +1,5 @@
-"""Small helpers shared by the asset factories: the warehouse connection, asset specs and UI
-metadata. Table names and typed reads and writes: assets/tables.py."""
+"""Small helpers shared by the asset factories: the warehouse connection, checks and UI
+metadata. Asset specs: assets/specs.py; table names and typed reads and writes: assets/tables.py."""
 
 
 import base64
@@ -21,8 +21,6 @@ from leadscore_assets.lib.personal_data import is_text_column, value_kind
 from leadscore_assets.lib.publication import CorruptWarehouseError
 from leadscore_assets.resources.warehouse import ProjectBusyError, Warehouse
 
-OWNER_DEFAULT = "team:growth-data"
-
 
 @contextmanager
 def warehouse_connection(warehouse: Warehouse, config: ProjectConfig) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -37,11 +35,6 @@ def warehouse_connection(warehouse: Warehouse, config: ProjectConfig) -> Iterato
             yield conn
     except (ProjectBusyError, CorruptWarehouseError) as err:  # another run holds it / the published file is bad
         raise dg.Failure(description=str(err)) from err
-
-
-def key(config: ProjectConfig, name: str) -> dg.AssetKey:
-    """Asset keys read like warehouse addresses: [project, table]."""
-    return dg.AssetKey([config.name, name])
 
 
 def column_schema(df: pd.DataFrame) -> dg.TableSchema:
@@ -85,16 +78,6 @@ def figure_markdown(figures: dict[str, object]) -> str:
     return "\n\n".join(parts)
 
 
-PROJECT_TAG = "leadscore/project"
-
-
-def step_tags(config: ProjectConfig) -> dict[str, str]:
-    """Tags on every step (op) of a project. The multiprocess executor of `score_all_sources`
-    limits steps per unique value of PROJECT_TAG to one, so one project's steps take turns on its
-    DuckDB file while other projects' steps run beside them (definitions.py)."""
-    return {PROJECT_TAG: config.name}
-
-
 @dataclass(frozen=True)
 class Check:
     """One asset check: its spec and how it is evaluated from the warehouse."""
@@ -127,20 +110,6 @@ def check_results(warehouse: Warehouse, asset: dg.AssetKey, checks: list[Check])
         results.append(dg.AssetCheckResult(check_name=c.name, asset_key=asset, passed=r.passed, metadata=r.metadata,
                                            description=r.description, severity=r.severity))
     return results
-
-
-def asset_kwargs(config: ProjectConfig, name: str, layer: str, description: str, kinds: set[str]) -> dict:
-    """The spec every leadscore asset carries: key [project, table], one group per project (its
-    lineage at a glance in the UI), the layer as a tag (`tag:leadscore/layer=models` selects a
-    layer across projects)."""
-    return {
-        "key": key(config, name),
-        "group_name": config.name,
-        "owners": [config.owner or OWNER_DEFAULT],
-        "kinds": kinds,
-        "description": description,
-        "tags": {PROJECT_TAG: config.name, "leadscore/layer": layer},
-    }
 
 
 def save_resolved_columns(conn: duckdb.DuckDBPyConnection, config: ProjectConfig) -> None:

@@ -25,7 +25,8 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from leadscore_assets.assets.common import PROJECT_TAG, asset_kwargs, key, preview, step_tags
+from leadscore_assets.assets.common import preview
+from leadscore_assets.assets.specs import PROJECT_TAG, asset_kwargs, key, step_tags
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.source_loader import load_rows_between

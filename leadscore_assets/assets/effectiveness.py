@@ -29,7 +29,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from leadscore_assets.assets.common import asset_kwargs, figure_markdown, step_tags, table_value, warehouse_connection
+from leadscore_assets.assets.common import figure_markdown, table_value, warehouse_connection
+from leadscore_assets.assets.specs import asset_kwargs, step_tags
 from leadscore_assets.assets.tables import FEEDBACK_LABELS, SCORE_EFFECTIVENESS, SCORE_HISTORY
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.effectiveness import (

@@ -6,7 +6,6 @@ import matplotlib.pyplot as plt
 
 from leadscore_assets.assets.common import (
     Check,
-    asset_kwargs,
     check,
     check_results,
     check_specs,
@@ -16,9 +15,9 @@ from leadscore_assets.assets.common import (
     preview,
     resolved_config,
     save_feature_set,
-    step_tags,
     warehouse_connection,
 )
+from leadscore_assets.assets.specs import asset_kwargs, step_tags
 from leadscore_assets.assets.tables import (
     COLUMN_TYPES,
     FEATURE_SCHEMA,

@@ -23,7 +23,8 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
-from leadscore_assets.assets.common import asset_kwargs, step_tags, warehouse_connection
+from leadscore_assets.assets.common import warehouse_connection
+from leadscore_assets.assets.specs import asset_kwargs, step_tags
 from leadscore_assets.assets.tables import (
     FEEDBACK_BATCHES,
     FEEDBACK_LABELS,

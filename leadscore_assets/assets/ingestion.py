@@ -3,7 +3,8 @@
 
 import dagster as dg
 
-from leadscore_assets.assets.common import asset_kwargs, column_schema, step_tags, warehouse_connection
+from leadscore_assets.assets.common import column_schema, warehouse_connection
+from leadscore_assets.assets.specs import asset_kwargs, step_tags
 from leadscore_assets.assets.tables import QUARANTINED_SOURCE_ROWS, RAW_CONTACTS, source_table
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.csv_text import SourceFileError

@@ -3,7 +3,8 @@
 
 import dagster as dg
 
-from leadscore_assets.assets.common import asset_kwargs, check, check_results, check_specs, step_tags, warehouse_connection
+from leadscore_assets.assets.common import check, check_results, check_specs, warehouse_connection
+from leadscore_assets.assets.specs import asset_kwargs, step_tags
 from leadscore_assets.assets.tables import (
     FEEDBACK_LABELS,
     LABELS,

@@ -11,15 +11,14 @@ import numpy as np
 import pandas as pd
 
 from leadscore_assets.assets.common import (
-    asset_kwargs,
     check,
     check_results,
     check_specs,
     figure_markdown,
     load_feature_set,
-    step_tags,
     warehouse_connection,
 )
+from leadscore_assets.assets.specs import asset_kwargs, step_tags
 from leadscore_assets.assets.tables import (
     CANDIDATE_MODELS,
     EVALUATION_REPORT,

@@ -10,15 +10,8 @@ feed the promotion gate; each report is an HTML file under data/reports, logged 
 import dagster as dg
 import pandas as pd
 
-from leadscore_assets.assets.common import (
-    asset_kwargs,
-    check,
-    check_results,
-    check_specs,
-    load_feature_set,
-    step_tags,
-    warehouse_connection,
-)
+from leadscore_assets.assets.common import check, check_results, check_specs, load_feature_set, warehouse_connection
+from leadscore_assets.assets.specs import asset_kwargs, step_tags
 from leadscore_assets.assets.tables import (
     DRIFT_SUMMARY,
     EVALUATION_REPORT,

@@ -12,14 +12,8 @@ from datetime import datetime, timezone
 import dagster as dg
 import pandas as pd
 
-from leadscore_assets.assets.common import (
-    asset_kwargs,
-    key,
-    load_feature_set,
-    resolved_config,
-    step_tags,
-    warehouse_connection,
-)
+from leadscore_assets.assets.common import load_feature_set, resolved_config, warehouse_connection
+from leadscore_assets.assets.specs import asset_kwargs, key, step_tags
 from leadscore_assets.assets.tables import (
     COLUMN_TYPES,
     DRIFT_SUMMARY,

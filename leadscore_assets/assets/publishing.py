@@ -10,7 +10,8 @@ next run repairs."""
 
 import dagster as dg
 
-from leadscore_assets.assets.common import asset_kwargs, step_tags, warehouse_connection
+from leadscore_assets.assets.common import warehouse_connection
+from leadscore_assets.assets.specs import asset_kwargs, step_tags
 from leadscore_assets.assets.tables import MODEL_DECISIONS
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.publication import publish_unit

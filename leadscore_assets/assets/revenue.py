@@ -4,7 +4,8 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from leadscore_assets.assets.common import asset_kwargs, load_feature_set, step_tags, warehouse_connection
+from leadscore_assets.assets.common import load_feature_set, warehouse_connection
+from leadscore_assets.assets.specs import asset_kwargs, step_tags
 from leadscore_assets.assets.tables import (
     EVALUATION_REPORT,
     FEATURES,

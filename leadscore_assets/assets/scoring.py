@@ -11,15 +11,8 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from leadscore_assets.assets.common import (
-    asset_kwargs,
-    column_schema,
-    key,
-    load_feature_set,
-    step_tags,
-    table_value,
-    warehouse_connection,
-)
+from leadscore_assets.assets.common import column_schema, load_feature_set, table_value, warehouse_connection
+from leadscore_assets.assets.specs import asset_kwargs, key, step_tags
 from leadscore_assets.assets.tables import (
     FEATURES,
     FEATURE_SCHEMA,

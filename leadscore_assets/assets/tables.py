@@ -15,6 +15,7 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
+from leadscore_assets.assets.specs import asset_kwargs
 from leadscore_assets.lib.config import ProjectConfig
 
 
@@ -72,8 +73,6 @@ class Table:
 
     def spec(self, config: ProjectConfig, layer: str, kinds: set[str], deps: list | None = None) -> dg.AssetSpec:
         """This table as one spec of the multi-asset that writes it."""
-        from leadscore_assets.assets.common import asset_kwargs  # common builds on this module
-
         return dg.AssetSpec(deps=deps or [], **asset_kwargs(config, self.name, layer, self.description, kinds))
 
     def _check(self, df: pd.DataFrame) -> None:

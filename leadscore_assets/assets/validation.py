@@ -8,7 +8,6 @@ import pandas as pd
 
 from leadscore_assets.assets.common import (
     Check,
-    asset_kwargs,
     check,
     check_results,
     check_specs,
@@ -16,9 +15,9 @@ from leadscore_assets.assets.common import (
     preview,
     resolved_config,
     save_resolved_columns,
-    step_tags,
     warehouse_connection,
 )
+from leadscore_assets.assets.specs import asset_kwargs, step_tags
 from leadscore_assets.assets.tables import (
     COLUMN_TYPES,
     QUARANTINED_CONTACTS,

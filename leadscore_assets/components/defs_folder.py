@@ -30,7 +30,7 @@ from types import ModuleType
 
 import dagster as dg
 
-from leadscore_assets.assets.common import OWNER_DEFAULT, PROJECT_TAG
+from leadscore_assets.assets.specs import OWNER_DEFAULT, PROJECT_TAG
 from leadscore_assets.lib.config import ProjectConfigError
 
 log = logging.getLogger("leadscore")
