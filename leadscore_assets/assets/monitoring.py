@@ -21,20 +21,16 @@ from leadscore_assets.assets.tables import (
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.drift import (
     REFERENCE_ARTIFACT,
+    current_rows,
     drift_reference,
-    feature_drift,
-    label_drift,
-    not_in_reference,
-    score_drift,
+    drift_reports as drift_reports_between,
+    drift_summary,
 )
 from leadscore_assets.lib.features import ID, LABEL, SPLIT
 from leadscore_assets.lib.registry import CHAMPION, current_champion, load_version, missing_inputs
 from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.storage import LeadscoreStorage
 from leadscore_assets.resources.warehouse import Warehouse
-
-MIN_ROWS = 20  # fewer current rows than this: the report would say nothing
-
 
 def build(config: ProjectConfig) -> list:
     promo = config.promotion
@@ -90,71 +86,64 @@ def build(config: ProjectConfig) -> list:
                     name=f"{config.name}_measure_drift")
     def drift_reports(context: dg.AssetExecutionContext, warehouse: Warehouse, mlflow_store: MlflowStore,
                       storage: LeadscoreStorage):
-        name = config.registered_model_name
         with warehouse_connection(warehouse, config) as conn:
             frame = FEATURES.read(conn, config)
             fs = load_feature_set(conn, config)
             ev = EVALUATION_REPORT.read(conn, config).iloc[0]
-        champion = current_champion(mlflow_store.client, name)
-        model = load_version(name, CHAMPION) if champion is not None else None
-        # the rows the champion learnt from, logged with its version (hashed lead ids)
-        reference = mlflow_store.run_frame(champion.run_id, REFERENCE_ARTIFACT) if champion is not None else None
-        if model is None or missing_inputs(model, frame.columns) or reference is None:
-            # No champion, one trained on another feature set or logged before references were: judge
-            # drift against this run's training rows.
-            model, champion = mlflow_store.load_model(ev.model_uri), None
-            train = frame[frame[SPLIT] == "train"]
-            reference = drift_reference(train, fs.columns, LABEL, model.predict_proba(train[fs.columns])[:, 1],
-                                        train[ID])
-        current = not_in_reference(frame, frame[ID], reference)
-        if len(current) < MIN_ROWS:
-            current = frame[frame[SPLIT] == "test"]
-        current_scores = model.predict_proba(current[fs.columns])[:, 1]
+        model, reference, against = reference_of(mlflow_store, config, frame, fs, ev.model_uri)
+        current = current_rows(frame, reference)
         out = storage.report_dir(config.name, "drift", context.run_id)
-        numeric, categorical = fs.numeric, [*fs.categorical, *fs.target_encoded]
-        reports = {
-            "features": feature_drift(reference, current, numeric, categorical, out / "feature_drift.html"),
-            "scores": score_drift(reference["score"].to_numpy(), current_scores, out / "score_drift.html",
-                                  psi_threshold=promo.max_prediction_psi),
-        }
-        ref_labels, cur_labels = reference[LABEL].dropna(), current[LABEL].dropna()
-        if len(ref_labels) >= MIN_ROWS and len(cur_labels) >= MIN_ROWS:
-            reports["labels"] = label_drift(ref_labels.to_numpy(), cur_labels.to_numpy(), out / "label_drift.html")
-        summary = pd.DataFrame([
-            {"kind": k, "drift_share": r.drift_share, "drifted_columns": ",".join(r.drifted_columns),
-             "psi": r.psi, "html_path": str(r.html_path), "reference_rows": len(reference), "current_rows": len(current),
-             "dagster_run_id": context.run_id}
-            for k, r in reports.items()
-        ])
+        reports = drift_reports_between(reference, current, model.predict_proba(current[fs.columns])[:, 1], fs.numeric,
+                                        [*fs.categorical, *fs.target_encoded], LABEL, out, promo.max_prediction_psi)
+        summary = drift_summary(reports, len(reference), len(current), context.run_id)
         with warehouse_connection(warehouse, config) as conn:
             DRIFT_SUMMARY.write(conn, config, summary)
         with mlflow_store.run(config.name, "drift", role="drift", tags={"leadscore.evaluation_run_id": str(ev.run_id)}) as run:
             mlflow_store.log_metrics({"feature_drift_share": float(reports["features"].drift_share),
-                                "prediction_psi": float(reports["scores"].psi)})
+                                      "prediction_psi": float(reports["scores"].psi)})
             mlflow_store.log_artifacts(out, artifact_path="drift")
-        feat, scores = reports["features"], reports["scores"]
         yield dg.MaterializeResult(asset_key=DRIFT_SUMMARY.key(config), metadata={
             "dagster/row_count": len(summary),
             "summary": dg.MetadataValue.md(summary[["kind", "drift_share", "psi"]].round(4).to_markdown(index=False))})
-        yield dg.MaterializeResult(
-            asset_key=reports_spec.key,
-            metadata={
-                "feature_drift_share": round(float(feat.drift_share), 4),
-                "drifted_columns": dg.MetadataValue.json(feat.drifted_columns),
-                "prediction_psi": round(float(scores.psi), 4),
-                "label_drift": bool(reports["labels"].drifted_columns) if "labels" in reports else "not enough labels",
-                "reference_rows": len(reference),
-                "current_rows": len(current),
-                "reference": "champion training data" if champion is not None else "training split (no champion yet)",
-                # Evidently's HTML, opened in MLflow's artifact view; the file stays in data/reports too
-                **{f"{k}_report": dg.MetadataValue.url(
-                    mlflow_store.run_url(config.name, run.info.run_id, f"drift/{r.html_path.name}"))
-                   for k, r in reports.items()},
-                "mlflow_run": dg.MetadataValue.url(mlflow_store.run_url(config.name, run.info.run_id)),
-                "report_dir": dg.MetadataValue.path(str(out)),
-                "per_feature": dg.MetadataValue.md(feat.per_column.round(4).to_markdown(index=False)),
-            }
-        )
+        yield dg.MaterializeResult(asset_key=reports_spec.key, metadata=drift_page(
+            config, mlflow_store, run.info.run_id, reports, len(reference), len(current), against, out))
         yield from check_results(warehouse, reports_spec.key, checks)
 
     return [drift_reports]
+
+
+def reference_of(mlflow_store: MlflowStore, config: ProjectConfig, frame: pd.DataFrame, fs, challenger_uri: str):
+    """(model, reference rows, what they are): the champion and the rows it learnt from, logged
+    with its version (hashed lead ids); with no champion, one trained on another feature set or
+    logged before references were, this run's challenger and training rows."""
+    name = config.registered_model_name
+    champion = current_champion(mlflow_store.client, name)
+    model = load_version(name, CHAMPION) if champion is not None else None
+    reference = mlflow_store.run_frame(champion.run_id, REFERENCE_ARTIFACT) if champion is not None else None
+    if model is not None and not missing_inputs(model, frame.columns) and reference is not None:
+        return model, reference, "champion training data"
+    model = mlflow_store.load_model(challenger_uri)
+    train = frame[frame[SPLIT] == "train"]
+    reference = drift_reference(train, fs.columns, LABEL, model.predict_proba(train[fs.columns])[:, 1], train[ID])
+    return model, reference, "training split (no champion yet)"
+
+
+def drift_page(config: ProjectConfig, mlflow_store: MlflowStore, run_id: str, reports: dict, reference_rows: int,
+               current_rows: int, against: str, out) -> dict:
+    """What the drift_reports asset page shows: the figures the gate reads, then links to
+    Evidently's HTML opened in MLflow's artifact view (the files stay in data/reports too)."""
+    feat, scores = reports["features"], reports["scores"]
+    return {
+        "feature_drift_share": round(float(feat.drift_share), 4),
+        "drifted_columns": dg.MetadataValue.json(feat.drifted_columns),
+        "prediction_psi": round(float(scores.psi), 4),
+        "label_drift": bool(reports["labels"].drifted_columns) if "labels" in reports else "not enough labels",
+        "reference_rows": reference_rows,
+        "current_rows": current_rows,
+        "reference": against,
+        **{f"{k}_report": dg.MetadataValue.url(mlflow_store.run_url(config.name, run_id, f"drift/{r.html_path.name}"))
+           for k, r in reports.items()},
+        "mlflow_run": dg.MetadataValue.url(mlflow_store.run_url(config.name, run_id)),
+        "report_dir": dg.MetadataValue.path(str(out)),
+        "per_feature": dg.MetadataValue.md(feat.per_column.round(4).to_markdown(index=False)),
+    }

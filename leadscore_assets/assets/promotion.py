@@ -26,10 +26,10 @@ from leadscore_assets.assets.tables import (
     VALIDATED_CONTACTS,
 )
 from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.evaluation import bootstrap_ci, classification_metrics, selection_score
+from leadscore_assets.lib.evaluation import selection_score
 from leadscore_assets.lib.drift import REFERENCE_ARTIFACT, drift_reference
-from leadscore_assets.lib.features import FEEDBACK, ID, LABEL, NEWEST_FEEDBACK, SPLIT
-from leadscore_assets.lib.promotion import HeldOutScores, decide
+from leadscore_assets.lib.features import ID, LABEL, SPLIT
+from leadscore_assets.lib.promotion import compare_on_held_out, decide, decision_row, roc_auc_intervals
 from leadscore_assets.lib.registry import (
     CHAMPION,
     current_champion,
@@ -39,7 +39,6 @@ from leadscore_assets.lib.registry import (
     register_challenger,
 )
 from leadscore_assets.lib.serving import date_references, days_since_columns, raw_columns
-from leadscore_assets.lib.training import split_xy
 from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.warehouse import Warehouse
 
@@ -69,120 +68,115 @@ def build(config: ProjectConfig) -> list:
         with warehouse_connection(warehouse, config) as conn:
             ev = EVALUATION_REPORT.read(conn, config).iloc[0]
             drift = DRIFT_SUMMARY.read(conn, config).set_index("kind")
-            frame = FEATURES.read(conn, config)
-            fs = load_feature_set(conn, config)
-            resolved = resolved_config(conn, config)
-            raw_cols = raw_columns(conn.execute(f"DESCRIBE {RAW_CONTACTS.of(config)}").fetchall())
-            references = date_references(resolved, {c: conn.execute(
-                f'SELECT max("{c}") FROM {VALIDATED_CONTACTS.of(config)}').fetchall()[0][0]
-                for c in days_since_columns(resolved)})
-            revenue_uri = REVENUE_MODEL.read(conn, config).model_uri.iloc[0] if config.revenue else None
+            frame, fs = FEATURES.read(conn, config), load_feature_set(conn, config)
+            served = served_model_parts(conn, config)
         champion = current_champion(client, name)
         challenger_model = mlflow_store.load_model(ev.model_uri)
-        train = frame[frame[SPLIT] == "train"]
-        # What is registered (and served) is the serving pyfunc around the evaluated sklearn pipeline
-        # (lib/serving.py), logged in a run of its own next to the evaluation run it wraps.
-        with mlflow_store.run(config.name, f"serving: {ev.candidate}", role="serving",
-                              tags={"leadscore.evaluation_run_id": str(ev.run_id)}):
-            serving_uri = log_serving_model(
-                config=resolved, fs=fs, raw_cols=raw_cols, sklearn_model_uri=ev.model_uri, frame=frame,
-                threshold=float(f"{ev.threshold:.6f}"),  # as tagged below, as lead_scores reads it
-                references=references, revenue_model_uri=revenue_uri)
-            # what drift is judged against while this version is champion (monitoring.py)
-            mlflow_store.log_frame(drift_reference(train, fs.columns, LABEL, challenger_model.predict_proba(
-                train[fs.columns])[:, 1], train[ID]), REFERENCE_ARTIFACT)
-        version = register_challenger(client, name, serving_uri, tags={
-            "leadscore.project": config.name, "leadscore.candidate": str(ev.candidate),
-            "leadscore.threshold": f"{ev.threshold:.6f}", "leadscore.threshold_policy": str(ev.threshold_policy),
-            "leadscore.calibration": str(ev.calibration), "leadscore.run_id": str(ev.run_id),
-            "dagster.run_id": context.run_id,
-        })
-
-        x_test, y_test = split_xy(frame, fs, "test")
-        p_challenger = challenger_model.predict_proba(x_test)[:, 1]
-        comparison = {"challenger": classification_metrics(y_test, p_challenger)}
-        intervals = {"challenger": bootstrap_ci(y_test, p_challenger, ("roc_auc",), seed=config.models.seed)}
-        fed = frame[FEEDBACK].astype(bool)
-        feedback_rows = {"feedback_rows_trained_on": int((fed & frame[SPLIT].isin(["train", "validation"])).sum()),
-                         "feedback_rows_held_out": int((fed & (frame[SPLIT] == "test")).sum())}
-        champion_metric, age_days, unusable, held_out = None, None, None, None
+        version = register_served_challenger(context, mlflow_store, config, ev, frame, fs, challenger_model, served)
         champion_model_ = load_version(name, CHAMPION) if champion is not None else None
-        if champion_model_ is not None and (gone := missing_inputs(champion_model_, frame.columns)):
-            unusable = f"its input columns {gone} are no longer features"
-        if champion_model_ is not None and not unusable:
-            p_champion = champion_model_.predict_proba(x_test)[:, 1]
-            held_out = HeldOutScores(
-                y_test, p_challenger, p_champion, metric=metric, seed=config.models.seed,
-                newest_feedback=frame.loc[frame[SPLIT] == "test", NEWEST_FEEDBACK].to_numpy().astype(bool))
-            comparison["champion"] = classification_metrics(y_test, p_champion)
-            intervals["champion"] = bootstrap_ci(y_test, p_champion, ("roc_auc",), seed=config.models.seed)
-            champion_metric = selection_score(comparison["champion"], metric)
-            age_days = (time.time() * 1000 - champion.creation_timestamp) / 86_400_000
-            newest = frame[frame[NEWEST_FEEDBACK] & frame[LABEL].notna() & (frame[SPLIT] == "test")]
-            if newest[LABEL].nunique() == 2:
-                y_new = newest[LABEL].to_numpy().astype(int)
-                comparison["challenger_newest_feedback"] = classification_metrics(
-                    y_new, challenger_model.predict_proba(newest[fs.columns])[:, 1])
-                comparison["champion_newest_feedback"] = classification_metrics(
-                    y_new, champion_model_.predict_proba(newest[fs.columns])[:, 1])
-        challenger_metric = selection_score(comparison["challenger"], metric)
+        gone = missing_inputs(champion_model_, frame.columns) if champion_model_ is not None else None
+        unusable = f"its input columns {gone} are no longer features" if gone else None
+        comparison = compare_on_held_out(frame, fs, challenger_model, None if unusable else champion_model_,
+                                         metric, config.models.seed)
+        challenger_metric = selection_score(comparison.metrics["challenger"], metric)
+        champion_metric = selection_score(comparison.metrics["champion"], metric) if "champion" in comparison.metrics else None
         decision = decide(
             config.promotion, challenger_metric, champion_metric,
             prediction_psi=float(drift.loc["scores", "psi"]) if champion is not None else None,
             feature_drift_share=float(drift.loc["features", "drift_share"]) if champion is not None else None,
-            champion_age_days=age_days, champion_unusable=unusable,
-            challenger_auc=max(float(ev.selection_roc_auc), comparison["challenger"]["roc_auc"]),
-            held_out=held_out,
+            champion_age_days=None if champion_metric is None else
+            (time.time() * 1000 - champion.creation_timestamp) / 86_400_000,
+            champion_unusable=unusable,
+            challenger_auc=max(float(ev.selection_roc_auc), comparison.metrics["challenger"]["roc_auc"]),
+            held_out=comparison.held_out,
         )
-        verdict = "promoted" if decision.promote else "rejected"
-        row = {
-            "decided_at": datetime.now(timezone.utc).replace(tzinfo=None), "dagster_run_id": context.run_id,
-            "challenger_version": version, "champion_version": None if champion is None else str(champion.version),
-            "decision": verdict, "selection_metric": metric, "held_out_rows": int(len(y_test)),
-            **decision.as_row(), **feedback_rows,
-            **{f"{who}_roc_auc_95ci": (f"{ci['roc_auc'][0]:.4f} - {ci['roc_auc'][1]:.4f}"
-                                       if "roc_auc" in intervals.get(who, {}) else None)
-               for who in ("challenger", "champion") for ci in [intervals.get(who, {})]},
-            "comparison": str({k: {m: round(v, 4) for m, v in d.items() if m in ("roc_auc", "pr_auc", "brier")}
-                               for k, d in comparison.items()}),
-        }
-        del row["promote"]
-        decisions = pd.DataFrame([row]).astype({k: "float64" for k in FIGURES})
+        row = decision_row(decision, comparison, metric, decided_at=datetime.now(timezone.utc).replace(tzinfo=None),
+                           dagster_run_id=context.run_id, challenger_version=version,
+                           champion_version=None if champion is None else str(champion.version))
         with warehouse_connection(warehouse, config) as conn:
-            MODEL_DECISIONS.append(conn, config, decisions)
-        # The champion alias moves in `published`, at the end of a run that passed every check:
-        # a failure anywhere before leaves the champion (and the published tables) untouched.
-        client.set_model_version_tag(name, version, "leadscore.decision", verdict)
-        client.set_model_version_tag(name, version, "leadscore.decision_reason", decision.reason)
+            MODEL_DECISIONS.append(conn, config, pd.DataFrame([row]).astype({k: "float64" for k in FIGURES}))
+        record_decision(context, client, config, version, decision)
         now_champion = client.get_model_version(name, version) if decision.promote else champion
-        context.log.info(f"challenger v{version} {verdict}: {decision.reason}")
-        # on the run's page (Runs list and run view show tags): what this run decided, and why
-        context.instance.add_run_tags(context.run_id, {
-            f"leadscore/{config.name}.decision": f"{verdict} v{version}",
-            f"leadscore/{config.name}.decision_reason": decision.reason[:250]})
-        table_md = pd.DataFrame(comparison).T[["roc_auc", "pr_auc", "brier", "log_loss"]].round(4).to_markdown()
         yield dg.MaterializeResult(asset_key=MODEL_DECISIONS.key(config), metadata={
-            "decision": verdict, "reason": decision.reason, "challenger_version": version})
-        yield dg.MaterializeResult(
-            asset_key=champion_spec.key,
-            metadata={
-                "decision": verdict,
-                "reason": decision.reason,
-                "challenger_version": version,
-                "champion_version_after_publish": str(now_champion.version) if now_champion is not None else "none",
-                "model_uri": f"models:/{name}@champion",
-                f"challenger_{metric}": round(float(challenger_metric), 4),
-                **({f"champion_{metric}": round(float(champion_metric), 4)} if champion_metric is not None else {}),
-                "metric_gain": (round(float(decision.metric_gain), 4) if decision.metric_gain is not None
-                                else dg.MetadataValue.null()),
-                "mlflow_model_version": dg.MetadataValue.url(mlflow_store.model_version_url(name, version)),
-                "mlflow_run": dg.MetadataValue.url(mlflow_store.run_url(config.name, str(ev.run_id))),
-                "mlflow_experiment": dg.MetadataValue.url(mlflow_store.experiment_url(config.name)),
-                "comparison_on_held_out_rows": dg.MetadataValue.md(table_md),
-                **feedback_rows,
-                **{f"{who}_roc_auc_95ci": f"{ci['roc_auc'][0]:.4f} - {ci['roc_auc'][1]:.4f}"
-                   for who, ci in intervals.items() if "roc_auc" in ci},
-            }
-        )
+            "decision": row["decision"], "reason": decision.reason, "challenger_version": version})
+        yield dg.MaterializeResult(asset_key=champion_spec.key, metadata=champion_page(
+            config, mlflow_store, ev, version, decision, comparison, now_champion))
 
     return [champion_model]
+
+
+def served_model_parts(conn, config: ProjectConfig) -> dict:
+    """What the served model is built from besides the sklearn pipeline: the resolved config, raw
+    column names, reference dates of `days_since` features, the revenue model (if any)."""
+    resolved = resolved_config(conn, config)
+    return {
+        "config": resolved,
+        "raw_cols": raw_columns(conn.execute(f"DESCRIBE {RAW_CONTACTS.of(config)}").fetchall()),
+        "references": date_references(resolved, {c: conn.execute(
+            f'SELECT max("{c}") FROM {VALIDATED_CONTACTS.of(config)}').fetchall()[0][0]
+            for c in days_since_columns(resolved)}),
+        "revenue_uri": REVENUE_MODEL.read(conn, config).model_uri.iloc[0] if config.revenue else None,
+    }
+
+
+def register_served_challenger(context, mlflow_store: MlflowStore, config: ProjectConfig, ev, frame: pd.DataFrame,
+                               fs, challenger_model, served: dict) -> str:
+    """Log the serving pyfunc around the evaluated sklearn pipeline (lib/serving.py) in a run of its
+    own next to the evaluation run it wraps, with the drift reference, and register it as the
+    challenger; returns its version."""
+    train = frame[frame[SPLIT] == "train"]
+    with mlflow_store.run(config.name, f"serving: {ev.candidate}", role="serving",
+                          tags={"leadscore.evaluation_run_id": str(ev.run_id)}):
+        serving_uri = log_serving_model(
+            config=served["config"], fs=fs, raw_cols=served["raw_cols"], sklearn_model_uri=ev.model_uri, frame=frame,
+            threshold=float(f"{ev.threshold:.6f}"),  # as tagged below, as lead_scores reads it
+            references=served["references"], revenue_model_uri=served["revenue_uri"])
+        # what drift is judged against while this version is champion (monitoring.py)
+        mlflow_store.log_frame(drift_reference(train, fs.columns, LABEL, challenger_model.predict_proba(
+            train[fs.columns])[:, 1], train[ID]), REFERENCE_ARTIFACT)
+    return register_challenger(mlflow_store.client, config.registered_model_name, serving_uri, tags={
+        "leadscore.project": config.name, "leadscore.candidate": str(ev.candidate),
+        "leadscore.threshold": f"{ev.threshold:.6f}", "leadscore.threshold_policy": str(ev.threshold_policy),
+        "leadscore.calibration": str(ev.calibration), "leadscore.run_id": str(ev.run_id),
+        "dagster.run_id": context.run_id,
+    })
+
+
+def record_decision(context, client, config: ProjectConfig, version: str, decision) -> None:
+    """The decision on the model version (tags) and on the run's page. The champion alias moves in
+    `published`, at the end of a run that passed every check: a failure anywhere before leaves the
+    champion (and the published tables) untouched."""
+    verdict = "promoted" if decision.promote else "rejected"
+    name = config.registered_model_name
+    client.set_model_version_tag(name, version, "leadscore.decision", verdict)
+    client.set_model_version_tag(name, version, "leadscore.decision_reason", decision.reason)
+    context.log.info(f"challenger v{version} {verdict}: {decision.reason}")
+    context.instance.add_run_tags(context.run_id, {  # the Runs list and run view show tags
+        f"leadscore/{config.name}.decision": f"{verdict} v{version}",
+        f"leadscore/{config.name}.decision_reason": decision.reason[:250]})
+
+
+def champion_page(config: ProjectConfig, mlflow_store: MlflowStore, ev, version: str, decision, comparison,
+                  now_champion) -> dict:
+    """What the champion_model asset page shows: the decision and why, both models' figures on the
+    held-out rows, links to the model version, run and experiment."""
+    metric, name = config.models.selection_metric, config.registered_model_name
+    table_md = pd.DataFrame(comparison.metrics).T[["roc_auc", "pr_auc", "brier", "log_loss"]].round(4).to_markdown()
+    return {
+        "decision": "promoted" if decision.promote else "rejected",
+        "reason": decision.reason,
+        "challenger_version": version,
+        "champion_version_after_publish": str(now_champion.version) if now_champion is not None else "none",
+        "model_uri": f"models:/{name}@champion",
+        f"challenger_{metric}": round(float(decision.challenger_metric), 4),
+        **({f"champion_{metric}": round(float(decision.champion_metric), 4)} if decision.champion_metric is not None
+           else {}),
+        "metric_gain": (round(float(decision.metric_gain), 4) if decision.metric_gain is not None
+                        else dg.MetadataValue.null()),
+        "mlflow_model_version": dg.MetadataValue.url(mlflow_store.model_version_url(name, version)),
+        "mlflow_run": dg.MetadataValue.url(mlflow_store.run_url(config.name, str(ev.run_id))),
+        "mlflow_experiment": dg.MetadataValue.url(mlflow_store.experiment_url(config.name)),
+        "comparison_on_held_out_rows": dg.MetadataValue.md(table_md),
+        **comparison.feedback_rows,
+        **{k: v for k, v in roc_auc_intervals(comparison).items() if v is not None},
+    }

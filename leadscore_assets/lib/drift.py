@@ -20,6 +20,8 @@ from evidently import DataDefinition, Dataset, Report
 from evidently.metrics import ValueDrift
 from evidently.presets import DataDriftPreset
 
+from leadscore_assets.lib.features import ID, SPLIT
+
 MISSING_CATEGORY = "(missing)"  # the level the model's imputer gives missing categoricals (features.py)
 SCORE_COLUMN = "score"
 LABEL_COLUMN = "label"
@@ -259,3 +261,36 @@ def drift_reference(rows: pd.DataFrame, columns: list[str], label: str, scores: 
 def not_in_reference(frame: pd.DataFrame, ids: pd.Series, reference: pd.DataFrame) -> pd.DataFrame:
     """The rows of `frame` whose lead the reference does not hold (leads the model has not seen)."""
     return frame[~lead_keys(ids).isin(set(reference[LEAD_KEY])).to_numpy()]
+
+
+MIN_ROWS = 20  # fewer current rows than this: a report would say nothing
+
+
+def current_rows(frame: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
+    """The leads the reference does not hold; the test split when fewer than MIN_ROWS are new."""
+    current = not_in_reference(frame, frame[ID], reference)
+    return current if len(current) >= MIN_ROWS else frame[frame[SPLIT] == "test"]
+
+
+def drift_reports(reference: pd.DataFrame, current: pd.DataFrame, current_scores: np.ndarray, numeric: list[str],
+                  categorical: list[str], label: str, out: Path, psi_threshold: float) -> dict[str, DriftReport]:
+    """Feature, score and (when both sides hold MIN_ROWS labels) label drift, each an HTML report in `out`."""
+    reports = {
+        "features": feature_drift(reference, current, numeric, categorical, out / "feature_drift.html"),
+        "scores": score_drift(reference["score"].to_numpy(), current_scores, out / "score_drift.html",
+                              psi_threshold=psi_threshold),
+    }
+    ref_labels, cur_labels = reference[label].dropna(), current[label].dropna()
+    if len(ref_labels) >= MIN_ROWS and len(cur_labels) >= MIN_ROWS:
+        reports["labels"] = label_drift(ref_labels.to_numpy(), cur_labels.to_numpy(), out / "label_drift.html")
+    return reports
+
+
+def drift_summary(reports: dict[str, DriftReport], reference_rows: int, current_rows: int, run_id: str) -> pd.DataFrame:
+    """One row per report: the `drift_summary` table the promotion gate and the checks read."""
+    return pd.DataFrame([
+        {"kind": k, "drift_share": r.drift_share, "drifted_columns": ",".join(r.drifted_columns),
+         "psi": r.psi, "html_path": str(r.html_path), "reference_rows": reference_rows, "current_rows": current_rows,
+         "dagster_run_id": run_id}
+        for k, r in reports.items()
+    ])

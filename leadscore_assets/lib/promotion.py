@@ -27,10 +27,14 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import pandas as pd
 from scipy.stats import rankdata
 from sklearn.metrics import average_precision_score
 
 from leadscore_assets.lib.config import PromotionSpec
+from leadscore_assets.lib.evaluation import bootstrap_ci, classification_metrics
+from leadscore_assets.lib.features import FEEDBACK, LABEL, NEWEST_FEEDBACK, SPLIT, FeatureSet
+from leadscore_assets.lib.training import split_xy
 
 GAIN_CONFIDENCE = PromotionSpec.model_fields["gain_confidence"].default
 GAIN_BOOTSTRAP_DRAWS = 1000
@@ -254,3 +258,60 @@ def decide(
         f"challenger reaches {challenger_metric / champion_metric:.1%} of its metric",
         **figures,
     )
+
+
+@dataclass
+class HeldOutComparison:
+    """Both models on the same held-out rows: the figures the decision and the asset page use."""
+
+    metrics: dict[str, dict]  # "challenger", "champion", "<who>_newest_feedback" -> classification metrics
+    intervals: dict[str, dict]  # who -> bootstrap ROC-AUC interval
+    held_out: HeldOutScores | None  # both models' scores (None without a usable champion)
+    rows: int
+    feedback_rows: dict[str, int]  # CRM-feedback rows trained on and held out
+
+
+def compare_on_held_out(frame: pd.DataFrame, fs: FeatureSet, challenger, champion, metric: str,
+                        seed: int) -> HeldOutComparison:
+    """Score the challenger (and the champion, when there is a usable one) on the test split, and
+    both on the newest CRM feedback's held-out outcomes when they hold both classes."""
+    x_test, y_test = split_xy(frame, fs, "test")
+    p_challenger = challenger.predict_proba(x_test)[:, 1]
+    metrics = {"challenger": classification_metrics(y_test, p_challenger)}
+    intervals = {"challenger": bootstrap_ci(y_test, p_challenger, ("roc_auc",), seed=seed)}
+    fed = frame[FEEDBACK].astype(bool)
+    feedback_rows = {"feedback_rows_trained_on": int((fed & frame[SPLIT].isin(["train", "validation"])).sum()),
+                     "feedback_rows_held_out": int((fed & (frame[SPLIT] == "test")).sum())}
+    held_out = None
+    if champion is not None:
+        p_champion = champion.predict_proba(x_test)[:, 1]
+        held_out = HeldOutScores(
+            y_test, p_challenger, p_champion, metric=metric, seed=seed,
+            newest_feedback=frame.loc[frame[SPLIT] == "test", NEWEST_FEEDBACK].to_numpy().astype(bool))
+        metrics["champion"] = classification_metrics(y_test, p_champion)
+        intervals["champion"] = bootstrap_ci(y_test, p_champion, ("roc_auc",), seed=seed)
+        newest = frame[frame[NEWEST_FEEDBACK] & frame[LABEL].notna() & (frame[SPLIT] == "test")]
+        if newest[LABEL].nunique() == 2:
+            y_new = newest[LABEL].to_numpy().astype(int)
+            for who, model in (("challenger", challenger), ("champion", champion)):
+                metrics[f"{who}_newest_feedback"] = classification_metrics(
+                    y_new, model.predict_proba(newest[fs.columns])[:, 1])
+    return HeldOutComparison(metrics, intervals, held_out, int(len(y_test)), feedback_rows)
+
+
+def roc_auc_intervals(comparison: HeldOutComparison) -> dict[str, str | None]:
+    """`<who>_roc_auc_95ci` of both models as text ("0.7012 - 0.7534"), None where not computed."""
+    return {f"{who}_roc_auc_95ci": (f"{ci['roc_auc'][0]:.4f} - {ci['roc_auc'][1]:.4f}" if "roc_auc" in ci else None)
+            for who in ("challenger", "champion") for ci in [comparison.intervals.get(who, {})]}
+
+
+def decision_row(decision: Decision, comparison: HeldOutComparison, metric: str, **context) -> dict:
+    """One `model_decisions` row: `context` (when, which run, which versions), the decision's
+    figures and the comparison."""
+    row = {**context, "decision": "promoted" if decision.promote else "rejected", "selection_metric": metric,
+           "held_out_rows": comparison.rows, **decision.as_row(), **comparison.feedback_rows,
+           **roc_auc_intervals(comparison),
+           "comparison": str({k: {m: round(v, 4) for m, v in d.items() if m in ("roc_auc", "pr_auc", "brier")}
+                              for k, d in comparison.metrics.items()})}
+    del row["promote"]
+    return row
