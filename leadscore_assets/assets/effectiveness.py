@@ -102,6 +102,48 @@ def write_reports(e: Effectiveness, out: Path) -> dict[str, Path]:
     return files
 
 
+def draw_picture(context, e: Effectiveness, config: ProjectConfig, out: Path) -> tuple[Path | None, str | None]:
+    """The conversion picture as a PNG in `out` and as inline markdown; (None, None) when it cannot
+    be drawn (the figures stand without it)."""
+    picture = out / "score_effectiveness.png"
+    try:
+        fig = figure(e, f"Score effectiveness - {config.name}")
+        fig.savefig(picture, bbox_inches="tight")
+        picture_md = figure_markdown({"score_effectiveness": fig})
+        plt.close(fig)
+    except Exception as err:
+        context.log.warning(f"score effectiveness picture not drawn: {err!r}")
+        return None, None
+    return picture, picture_md
+
+
+def effectiveness_page(e: Effectiveness, headline: str, training_note: str, history_rows_count: int) -> dict:
+    """What the score_effectiveness page shows: conversion by grade first (what the page is for),
+    the headline, then the per-month tables."""
+    h = e.headline
+    overall = e.by_grade[e.by_grade.scored_month == ALL_MONTHS].drop(columns="scored_month") \
+        if len(e.by_grade) else pd.DataFrame(columns=["grade", "outcomes", "converted", "conversion_rate"])
+    return {
+        "conversion_by_grade": table_value(overall.reset_index(drop=True)),
+        "headline": dg.MetadataValue.text(headline),
+        "outcomes": h["outcomes"],
+        "outcomes_matched": h["matched"],
+        "unmatched_never_scored": h["unmatched_never_scored"],
+        "unmatched_scored_after_outcome": h["unmatched_scored_after_outcome"],
+        **({"top_grade": h["top_grade"],
+            "top_grade_conversion": round(h["top_grade_conversion"], 4),
+            "other_grades_conversion": round(h["rest_conversion"], 4) if np.isfinite(h["rest_conversion"]) else "-",
+            "top_grade_lift": round(h["top_grade_lift"], 3) if np.isfinite(h["top_grade_lift"]) else "-"}
+           if h["matched"] else {"status": NO_OUTCOMES if not h["outcomes"] else "no outcome matched a score"}),
+        "conversion_by_grade_per_month": _md(e.by_grade, "no matched outcomes"),
+        "conversion_by_decile_per_month": _md(e.by_decile, "no matched outcomes"),
+        "calibration_production_vs_training": _md(e.calibration, "no matched outcomes"),
+        "training_figures": training_note,
+        "score_history_rows": history_rows_count,
+        "dagster/row_count": len(e.by_grade) + len(e.by_decile),
+    }
+
+
 def build(config: ProjectConfig) -> list:
     """Nothing for a project without `feedback:`: no CRM outcome can land there."""
     if config.feedback is None:
@@ -134,41 +176,14 @@ def build(config: ProjectConfig) -> list:
             SCORE_EFFECTIVENESS.write(conn, config, e.long_table())
         out = storage.report_dir(config.name, "effectiveness", context.run_id)
         files = write_reports(e, out)
-        picture, picture_md = out / "score_effectiveness.png", None
-        try:
-            fig = figure(e, f"Score effectiveness - {config.name}")
-            fig.savefig(picture, bbox_inches="tight")
-            picture_md = figure_markdown({"score_effectiveness": fig})
-            plt.close(fig)
-        except Exception as err:  # the figures above stand without their picture
-            context.log.warning(f"score effectiveness picture not drawn: {err!r}")
-            picture = None
-        h = e.headline
-        overall = e.by_grade[e.by_grade.scored_month == ALL_MONTHS].drop(columns="scored_month") \
-            if len(e.by_grade) else pd.DataFrame(columns=["grade", "outcomes", "converted", "conversion_rate"])
+        picture, picture_md = draw_picture(context, e, config, out)
         headline = headline_text(e)
         context.log.info(headline)
         return dg.MaterializeResult(metadata={
-            "conversion_by_grade": table_value(overall.reset_index(drop=True)),  # first: what the page is for
-            "headline": dg.MetadataValue.text(headline),
-            "outcomes": h["outcomes"],
-            "outcomes_matched": h["matched"],
-            "unmatched_never_scored": h["unmatched_never_scored"],
-            "unmatched_scored_after_outcome": h["unmatched_scored_after_outcome"],
-            **({"top_grade": h["top_grade"],
-                "top_grade_conversion": round(h["top_grade_conversion"], 4),
-                "other_grades_conversion": round(h["rest_conversion"], 4) if np.isfinite(h["rest_conversion"]) else "-",
-                "top_grade_lift": round(h["top_grade_lift"], 3) if np.isfinite(h["top_grade_lift"]) else "-"}
-               if h["matched"] else {"status": NO_OUTCOMES if not h["outcomes"] else "no outcome matched a score"}),
-            **({"picture": dg.MetadataValue.path(str(picture))} if picture else {}),
-            "conversion_by_grade_per_month": _md(e.by_grade, "no matched outcomes"),
-            "conversion_by_decile_per_month": _md(e.by_decile, "no matched outcomes"),
-            "calibration_production_vs_training": _md(e.calibration, "no matched outcomes"),
-            "training_figures": training_note,
-            "score_history_rows": 0 if history is None else len(history),
-            "dagster/row_count": len(e.by_grade) + len(e.by_decile),
+            **effectiveness_page(e, headline, training_note, 0 if history is None else len(history)),
             "report_dir": dg.MetadataValue.path(str(out)),
             "unmatched_outcomes_csv": dg.MetadataValue.path(str(files["unmatched"])),
+            **({"picture": dg.MetadataValue.path(str(picture))} if picture else {}),
             **({"plot": dg.MetadataValue.md(picture_md)} if picture_md else {}),
         })
 

@@ -81,48 +81,52 @@ def build(config: ProjectConfig) -> list:
             context.log.error(err)
         for warning in personal_name_warnings(result.valid, resolved):
             context.log.warning(warning)
-        reasons = result.failure_counts
-        results_path = storage.report_dir(config.name, "validation") / "validation_results.json"
-        results_path.write_text(json.dumps({
-            "project": config.name, "raw_rows": len(raw), "valid_rows": len(result.valid),
-            "quarantined_rows": len(result.quarantined), "table_errors": result.table_errors,
-            "failures_by_rule": reasons,
-            "columns": {c: s.type for c, s in resolved.columns.items()},
-        }, indent=2))
-        yield dg.MaterializeResult(asset_key=COLUMN_TYPES.key(config), metadata={
-            "columns": dg.MetadataValue.md(pd.DataFrame(
-                [{"column": c, "type": spec.type, "declared": bool(config.columns)} for c, spec in resolved.columns.items()]
-            ).to_markdown(index=False)),
-        })
-        yield dg.MaterializeResult(
-            asset_key=valid_key,
-            metadata={
-                "dagster/row_count": len(result.valid),
-                "dagster/column_schema": column_schema(result.valid),
-                "raw_rows": len(raw),
-                "preview": preview(result.valid, hide=config.personal_data),
-            },
-        )
-        yield dg.MaterializeResult(
-            asset_key=QUARANTINED_CONTACTS.key(config),
-            metadata={
-                "dagster/row_count": len(result.quarantined),
-                "quarantine_share": float(len(result.quarantined) / max(len(raw), 1)),
-                "exact_duplicates_collapsed": int(result.quarantined[COLLAPSED].sum()),
-                "table_errors": dg.MetadataValue.json(result.table_errors),
-                "failures_by_rule": dg.MetadataValue.json(reasons),
-                "validation_results": dg.MetadataValue.path(str(results_path)),
-                "reasons": preview(result.quarantined[[ROW, REASON]], rows=20),
-            },
-        )
+        results_path = write_validation_results(storage, config, resolved, result, len(raw))
+        yield dg.MaterializeResult(asset_key=COLUMN_TYPES.key(config), metadata=column_types_page(config, resolved))
+        yield dg.MaterializeResult(asset_key=valid_key, metadata={
+            "dagster/row_count": len(result.valid), "dagster/column_schema": column_schema(result.valid),
+            "raw_rows": len(raw), "preview": preview(result.valid, hide=config.personal_data)})
+        yield dg.MaterializeResult(asset_key=QUARANTINED_CONTACTS.key(config),
+                                   metadata=quarantine_page(result, len(raw), results_path))
         yield from check_results(warehouse, valid_key, checks)
 
     return [validate_contacts]
 
 
+def write_validation_results(storage: LeadscoreStorage, config: ProjectConfig, resolved: ProjectConfig,
+                             result, raw_rows: int):
+    """validation_results.json in the project's reports: counts, table errors, failures by rule, column types."""
+    path = storage.report_dir(config.name, "validation") / "validation_results.json"
+    path.write_text(json.dumps({
+        "project": config.name, "raw_rows": raw_rows, "valid_rows": len(result.valid),
+        "quarantined_rows": len(result.quarantined), "table_errors": result.table_errors,
+        "failures_by_rule": result.failure_counts,
+        "columns": {c: s.type for c, s in resolved.columns.items()},
+    }, indent=2))
+    return path
+
+
+def column_types_page(config: ProjectConfig, resolved: ProjectConfig) -> dict:
+    return {"columns": dg.MetadataValue.md(pd.DataFrame(
+        [{"column": c, "type": spec.type, "declared": bool(config.columns)} for c, spec in resolved.columns.items()]
+    ).to_markdown(index=False))}
+
+
+def quarantine_page(result, raw_rows: int, results_path) -> dict:
+    """What the quarantined_contacts page shows: how many, why (by rule and row), the results file."""
+    return {
+        "dagster/row_count": len(result.quarantined),
+        "quarantine_share": float(len(result.quarantined) / max(raw_rows, 1)),
+        "exact_duplicates_collapsed": int(result.quarantined[COLLAPSED].sum()),
+        "table_errors": dg.MetadataValue.json(result.table_errors),
+        "failures_by_rule": dg.MetadataValue.json(result.failure_counts),
+        "validation_results": dg.MetadataValue.path(str(results_path)),
+        "reasons": preview(result.quarantined[[ROW, REASON]], rows=20),
+    }
+
+
 def build_checks(config: ProjectConfig) -> list[Check]:
     """Blocking checks: a failed one stops labels, features, models and scores downstream."""
-    valid_key = VALIDATED_CONTACTS.key(config)
     valid_t, raw_t, quar_t = (t.of(config) for t in (VALIDATED_CONTACTS, RAW_CONTACTS, QUARANTINED_CONTACTS))
 
     @check("schema_matches_config", blocking=True,
