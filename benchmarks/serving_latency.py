@@ -30,7 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from leadscore_assets_tests.test_serving_http import model_server, raw_records  # noqa: E402
+from leadscore_assets.testing.servers import model_server, raw_records  # noqa: E402
 
 TARGET_P50_MS, TARGET_LEADS_PER_S = 25.0, 20_000
 
@@ -38,8 +38,7 @@ TARGET_P50_MS, TARGET_LEADS_PER_S = 25.0, 20_000
 def build(data_dir: Path, rows: int, fast_models: bool) -> None:
     from leadscore_assets.demo_data import linkedin
     from leadscore_assets.lib.config import load_project_config
-    from leadscore_assets_tests.conftest import DEFS_DIR, materialize_project
-    from leadscore_assets_tests.lib.test_serving import fast
+    from leadscore_assets.testing.runs import DEFS_DIR, fast, materialize_project
 
     linkedin.write(data_dir, rows=rows, seed=7)
     config = load_project_config(DEFS_DIR / "linkedin" / "defs.yaml")

@@ -14,7 +14,7 @@ import dagster as dg
 import duckdb
 
 from leadscore_assets.demo_data import linkedin
-from leadscore_assets_tests.conftest import warehouse_file
+from leadscore_assets.testing.runs import warehouse_file
 
 pytestmark = pytest.mark.slow  # two real `dagster job execute` processes: `pytest -m slow`
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from leadscore_assets import demo_summary
-from leadscore_assets_tests.conftest import warehouse_file
+from leadscore_assets.testing.runs import warehouse_file
 
 
 def _warehouse(data_dir: Path, project: str, decisions: list[dict], scored_version: str) -> Path:

@@ -6,13 +6,8 @@ for one lead, a batch with an invalid lead and a request with no valid lead.
 """
 
 import json
-import os
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -20,79 +15,10 @@ import pytest
 
 from leadscore_assets.demo_data import linkedin
 from leadscore_assets.lib.config import load_project_config
-from leadscore_assets_tests.conftest import DEFS_DIR, materialize_project, warehouse_file
-from leadscore_assets_tests.lib.test_serving import fast
-from leadscore_assets_tests.servers import free_port
+from leadscore_assets.testing.runs import DEFS_DIR, fast, materialize_project, warehouse_file
+from leadscore_assets.testing.servers import model_server, raw_records, request
 
 pytestmark = pytest.mark.slow  # a real `mlflow models serve` process: `pytest -m slow`
-
-VENV_BIN = Path(sys.executable).parent
-START_TIMEOUT_S = 60
-
-
-def request(url: str, payload: dict | None = None, timeout: float = 30) -> tuple[int, object]:
-    """(status, parsed JSON body or text) of a GET (no payload) or a JSON POST."""
-    data = None if payload is None else json.dumps(payload).encode()
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            status, body = resp.status, resp.read().decode()
-    except urllib.error.HTTPError as err:
-        status, body = err.code, err.read().decode()
-    try:
-        return status, json.loads(body)
-    except json.JSONDecodeError:
-        return status, body
-
-
-@contextmanager
-def model_server(model_uri: str, tracking_uri: str, log_path: Path, workers: int = 1, ours: bool = False):
-    """`mlflow models serve` (or, `ours`, `python -m leadscore_assets.serve`) on a free loopback
-    port; yields its base URL, always stopped after.
-
-    MLflow runs `uvicorn` from PATH, so this venv's bin goes first on it."""
-    port = free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
-    cmd = [str(VENV_BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",
-           "-h", "127.0.0.1", "-p", str(port), "-w", str(workers)]
-    if ours:
-        cmd = [sys.executable, "-m", "leadscore_assets.serve", "--model-uri", model_uri, "--host", "127.0.0.1",
-               "--port", str(port)]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the model server exited ({proc.returncode}): {log_path.read_text()[-3000:]}")
-            try:
-                if request(f"{base}/ping", timeout=2)[0] == 200:
-                    break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the model server did not answer /ping in {START_TIMEOUT_S} s: "
-                                   f"{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield base
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, 15)  # its own session: the server and the uvicorn workers it started
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, 9)
-                proc.wait(timeout=15)
-
-
-def raw_records(data_dir: Path, project: str, n: int) -> list[dict]:
-    """n raw rows of validated leads as the export holds them (text), without lineage columns."""
-    with duckdb.connect(str(warehouse_file(data_dir, project)), read_only=True) as conn:
-        raw = conn.execute(f"""
-            SELECT r.* EXCLUDE (_row_number, _source_file) FROM {project}.raw_contacts r
-            JOIN {project}.validated_contacts v USING (_row_number) ORDER BY r._row_number LIMIT {n}""").df()
-    return raw.to_dict(orient="records")
 
 
 @pytest.fixture(scope="module")

@@ -26,8 +26,8 @@ from playwright.sync_api import expect, sync_playwright
 from leadscore_assets.components.lead_scoring_project import project_definitions
 from leadscore_assets.demo_data import linkedin
 from leadscore_assets.resources import build_resources
-from leadscore_assets_tests.conftest import with_candidates
-from leadscore_assets_tests.servers import free_port, graphql
+from leadscore_assets.testing.runs import with_candidates
+from leadscore_assets.testing.servers import free_port, graphql
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

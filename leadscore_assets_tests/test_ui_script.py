@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from leadscore_assets_tests.servers import free_port
+from leadscore_assets.testing.servers import free_port
 
 pytestmark = pytest.mark.slow  # two real servers: `pytest -m slow`
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from leadscore_assets_tests.servers import free_port, graphql
+from leadscore_assets.testing.servers import free_port, graphql
 
 pytestmark = pytest.mark.slow  # a real dagster-webserver process: `pytest -m slow`
 

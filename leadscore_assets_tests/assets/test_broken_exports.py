@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from leadscore_assets.demo_data import linkedin
-from leadscore_assets_tests.conftest import materialize_project, warehouse_file
+from leadscore_assets.testing.runs import materialize_project, warehouse_file
 
 
 def _write_export(data_dir, mutate) -> None:

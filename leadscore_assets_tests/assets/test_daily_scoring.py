@@ -12,8 +12,8 @@ from leadscore_assets.demo_data import web_sessions
 from leadscore_assets.lib.config import load_project_config
 from leadscore_assets.resources import build_resources
 from leadscore_assets.resources.warehouse import Warehouse
-from leadscore_assets_tests.conftest import DEFS_DIR, materialize_project, warehouse_file
-from leadscore_assets_tests.lib.test_serving import assert_same_as_lead_scores, fast
+from leadscore_assets.testing.parity import assert_same_as_lead_scores
+from leadscore_assets.testing.runs import DEFS_DIR, fast, materialize_project, warehouse_file
 
 pytestmark = pytest.mark.slow  # a web_sessions run and three scoring runs: `pytest -m slow`
 

@@ -55,7 +55,7 @@ from leadscore_assets.lib.registry import current_champion
 from leadscore_assets.resources.feedback_inbox import file_sha256, scan_folder
 from leadscore_assets.resources.warehouse import KEEP_STAGED
 from leadscore_assets.resources import build_resources
-from leadscore_assets_tests.conftest import DEFS_DIR, feedback_run_config, warehouse_file
+from leadscore_assets.testing.runs import DEFS_DIR, feedback_run_config, warehouse_file
 
 pytestmark = pytest.mark.slow  # one pipeline run per fault: `pytest -m slow`
 
@@ -648,7 +648,7 @@ _KILLED_RUN = """
 import os, signal, sys
 from pathlib import Path
 from leadscore_assets_tests.assets import test_fault_catalogue as fc
-from leadscore_assets_tests.conftest import DEFS_DIR
+from leadscore_assets.testing.runs import DEFS_DIR
 from leadscore_assets.lib.config import load_project_config
 import leadscore_assets.assets.promotion as promotion_assets
 from leadscore_assets.resources.warehouse import Warehouse

@@ -4,7 +4,7 @@ block the run at the features, naming the short split, before any model is train
 import dagster as dg
 
 from leadscore_assets.demo_data import linkedin
-from leadscore_assets_tests.conftest import materialize_project, warehouse_file
+from leadscore_assets.testing.runs import materialize_project, warehouse_file
 
 
 def test_too_few_labelled_leads_block_at_the_features_naming_the_short_split(tmp_path, linkedin_config):

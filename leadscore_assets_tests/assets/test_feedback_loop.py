@@ -21,166 +21,29 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
-import duckdb
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 
-from leadscore_assets.components.lead_scoring_project import project_definitions
-from leadscore_assets.demo_data import feedback, linkedin
+from leadscore_assets.demo_data import linkedin
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.features import feature_set
-from leadscore_assets.resources import build_resources
-from leadscore_assets.resources.feedback_inbox import FeedbackFile, mark_processed
 from leadscore_assets.resources.warehouse import process_start
-from leadscore_assets_tests.conftest import warehouse_file, with_candidates
-from leadscore_assets.lib.registry import load_version
+from leadscore_assets.testing.feedback_loop import FeedbackLoop, step_failures
+from leadscore_assets.testing.runs import with_candidates
 
 pytestmark = pytest.mark.slow  # a champion and a retrain run per case: `pytest -m slow`
 
 ROWS, EXPORT_SEED = 1500, 21
 CANDIDATES = ["dummy", "logistic_regression"]
-SENSOR, JOB = "linkedin_feedback_sensor", "linkedin_pipeline"
 
 
 def with_policy(config: ProjectConfig, **policy) -> ProjectConfig:
     return config.model_copy(update={"promotion": config.promotion.model_copy(update=policy)})
 
 
-class FeedbackLoop:
-    """One project's data directory, Dagster instance and sensor cursor, driven like the daemon."""
-
-    def __init__(self, config: ProjectConfig, data_dir: Path, instance: dg.DagsterInstance):
-        self.config, self.data_dir, self.instance = config, data_dir, instance
-        self.cursor: str | None = None
-        self.reported: set[str] = set()  # leads some outcome file already covers
-        self.sensor = self.definitions(config).resolve_sensor_def(SENSOR)
-        self.tracking_uri = f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}"
-
-    @property
-    def folder(self) -> Path:
-        return self.data_dir / self.config.feedback.folder
-
-    def definitions(self, config: ProjectConfig) -> dg.Definitions:
-        return dg.Definitions.merge(
-            project_definitions(config),
-            dg.Definitions(resources=build_resources(self.data_dir), executor=dg.in_process_executor),
-        )
-
-    # -- the sensor, tick by tick ------------------------------------------------------------
-
-    def tick(self):
-        """One sensor evaluation; its cursor is stored for the next tick, as the daemon does."""
-        with dg.build_sensor_context(instance=self.instance, cursor=self.cursor,
-                                     resources=build_resources(self.data_dir)) as context:
-            data = self.sensor.evaluate_tick(context)
-        self.cursor = data.cursor
-        return data
-
-    def requests_until_quiet(self, max_ticks: int = 4) -> list[dg.RunRequest]:
-        """Tick until a tick has nothing ready and nothing pending; every run request on the way."""
-        requests = []
-        for _ in range(max_ticks):
-            data = self.tick()
-            requests += data.run_requests
-            if not data.run_requests and "not complete yet" not in (data.skip_message or ""):
-                return requests
-        raise AssertionError(f"sensor still busy after {max_ticks} ticks: {data.skip_message}")
-
-    def loaded_by_hand(self, requests: list[dg.RunRequest]) -> None:
-        """Record requested files as landed outside the sensor (a manual backfill), for tests that
-        only look at what the sensor asks for: a request that never runs would be retried."""
-        files = [FeedbackFile(path=Path(r.run_config["ops"]["linkedin_land_feedback"]["config"]["files"][0]),
-                              content_hash=r.run_config["ops"]["linkedin_land_feedback"]["config"]["content_hashes"][0],
-                              size=0) for r in requests]
-        self.cursor = json.dumps(mark_processed(json.loads(self.cursor), files))
-
-    # -- files ---------------------------------------------------------------------------------
-
-    def outcome_rows(self, n: int, seed: int, bad_rows: int = 0) -> pd.DataFrame:
-        rows = feedback.generate(self.data_dir, n=n, seed=seed, bad_rows=bad_rows, exclude=self.reported)
-        self.reported |= set(rows.lead_id)
-        return rows
-
-    def outcome_bytes(self, n: int, seed: int, bad_rows: int = 0) -> bytes:
-        return self.outcome_rows(n, seed, bad_rows).to_csv(index=False).encode()
-
-    def drop(self, name: str, n: int, seed: int, bad_rows: int = 0) -> Path:
-        """A complete outcome file dropped by the demo CRM export (temp name, then renamed)."""
-        path = feedback.write_feedback(self.data_dir, n=n, seed=seed, bad_rows=bad_rows, name=name,
-                                       exclude=self.reported)
-        self.reported |= set(pd.read_csv(path, dtype=str).lead_id)
-        return path
-
-    # -- runs ----------------------------------------------------------------------------------
-
-    def execute(self, request: dg.RunRequest | None = None, config: ProjectConfig | None = None):
-        """The run a request asks for (or a plain retrain), on the shared instance, tagged with the
-        run key as the daemon tags the runs it launches."""
-        job = self.definitions(config or self.config).resolve_job_def(JOB)
-        if request is None:
-            return job.execute_in_process(instance=self.instance, raise_on_error=False)
-        return job.execute_in_process(run_config=request.run_config, instance=self.instance, raise_on_error=False,
-                                      tags={**request.tags, "dagster/run_key": request.run_key})
-
-    def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
-        # What readers see: the published file (runs write staged copies and swap them in).
-        with duckdb.connect(str(warehouse_file(self.data_dir, self.config.name)), read_only=True) as conn:
-            return conn.execute(sql, params or []).df()
-
-    # -- the registry ----------------------------------------------------------------------------
-
-    @property
-    def client(self) -> mlflow.MlflowClient:
-        return mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
-
-    def alias(self, alias: str) -> str | None:
-        try:
-            return str(self.client.get_model_version_by_alias(self.config.registered_model_name, alias).version)
-        except mlflow.exceptions.MlflowException:
-            return None
-
-    def versions(self) -> list[str]:
-        found = self.client.search_model_versions(f"name='{self.config.registered_model_name}'")
-        return sorted((str(v.version) for v in found), key=int)
-
-    def version_of(self, run_id: str):
-        """The model version a Dagster run registered (its challenger)."""
-        name = self.config.registered_model_name
-        found = [v for v in self.client.search_model_versions(f"name='{name}'")
-                 if v.tags.get("dagster.run_id") == run_id]
-        assert len(found) == 1, f"run {run_id} registered {len(found)} versions"
-        return self.client.get_model_version(name, found[0].version)
-
-    def load_champion(self):
-        mlflow.set_tracking_uri(self.tracking_uri)
-        mlflow.set_registry_uri(self.tracking_uri)
-        return load_version(self.config.registered_model_name, "champion")
-
-    def decisions(self) -> pd.DataFrame:
-        return self.query("SELECT * FROM linkedin.model_decisions ORDER BY decided_at")
-
-    def decision_of(self, run_id: str) -> pd.Series:
-        rows = self.decisions().query("dagster_run_id == @run_id")
-        assert len(rows) == 1, f"run {run_id} appended {len(rows)} decision rows"
-        return rows.iloc[0]
-
-
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def step_failures(result) -> list[str]:
-    """`step: error` for every failed step, to show in an assertion message."""
-    out = []
-    for e in result.all_events:
-        if e.event_type_value == "STEP_FAILURE":
-            error = e.event_specific_data.error
-            while error is not None and error.cause is not None:  # down to the asset's own exception
-                error = error.cause
-            out.append(f"{e.step_key}: {error.message.strip() if error else e.message}")
-    return out
 
 
 def materialized(result) -> set[str]:

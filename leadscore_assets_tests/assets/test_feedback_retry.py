@@ -26,7 +26,7 @@ from leadscore_assets.resources import build_resources
 from leadscore_assets.resources import feedback_inbox
 from leadscore_assets.resources.feedback_inbox import file_sha256
 from leadscore_assets.resources.warehouse import published_file
-from leadscore_assets_tests.feedback_files import HEADER
+from leadscore_assets.testing.feedback_files import HEADER
 
 SENSOR, JOB = "linkedin_feedback_sensor", "linkedin_pipeline"
 OUTCOMES = HEADER + "".join(f"lea_{i:04d},{'won' if i % 3 else 'lost'},2026-11-0{1 + i % 9}\n" for i in range(300))

@@ -14,113 +14,20 @@ in-process. What the user sees is asserted: the decision rows and the champion a
   out by the credible-gain rule of `lib/promotion.py` (the paired bootstrap interval of the gain
   must clear `min_gain` too).
 
-`benchmarks/feedback_loop.py` runs the same loops for more files and prints the figures.
+`benchmarks/feedback_loop.py` runs the same loops (`leadscore_assets.testing.feedback_loop`) for more
+files and prints the figures.
 """
 
 from __future__ import annotations
 
 import contextlib
-import tempfile
-import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import dagster as dg
-import mlflow
 import numpy as np
-import pandas as pd
 import pytest
-from sklearn.metrics import roc_auc_score
 
-from leadscore_assets.demo_data import feedback, linkedin
-from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.features import ID, FeatureSet
-from leadscore_assets_tests.assets.test_feedback_loop import FeedbackLoop, step_failures
-from leadscore_assets_tests.conftest import with_candidates
-from leadscore_assets.lib.registry import load_version
+from leadscore_assets.testing.feedback_loop import ScenarioLoop, scenario_config
 
 pytestmark = pytest.mark.slow  # two feedback scenarios, several pipeline runs each: `pytest -m slow`
-
-ROWS, EXPORT_SEED, FEEDBACK_SEED, OUTCOMES = 2000, 23, 5, 250
-CANDIDATES = ["dummy", "logistic_regression", "spline_logistic"]
-
-
-def scenario_config(config: ProjectConfig, candidates: list[str] = CANDIDATES) -> ProjectConfig:
-    """The project's own policy and features; a small candidate list and no Optuna search."""
-    config = with_candidates(config, candidates)
-    search = config.models.search.model_copy(update={"n_trials": 0})
-    return config.model_copy(update={"models": config.models.model_copy(update={"search": search})})
-
-
-def auc_against_truth(score: np.ndarray, true_probability: np.ndarray) -> float:
-    """The ROC-AUC `score` has in expectation on outcomes drawn from `true_probability`: every
-    lead counts as a positive with weight p and as a negative with weight 1 - p."""
-    p = np.asarray(true_probability, dtype=float)
-    s = np.asarray(score, dtype=float)
-    y = np.r_[np.ones(len(p)), np.zeros(len(p))]
-    return float(roc_auc_score(y, np.r_[s, s], sample_weight=np.r_[p, 1 - p]))
-
-
-class ScenarioLoop(FeedbackLoop):
-    """A project fed numbered outcome files of one scenario, each run as the sensor requests."""
-
-    def __init__(self, config: ProjectConfig, data_dir: Path, instance: dg.DagsterInstance, scenario: str,
-                 outcomes: int = OUTCOMES, seed: int = FEEDBACK_SEED):
-        super().__init__(config, data_dir, instance)
-        self.scenario, self.outcomes, self.seed = scenario, outcomes, seed
-
-    @classmethod
-    @contextlib.contextmanager
-    def started(cls, config: ProjectConfig, scenario: str, root: Path | None = None, rows: int = ROWS,
-                export_seed: int = EXPORT_SEED, **kwargs) -> Iterator[ScenarioLoop]:
-        """Demo export, instance and a first run that makes the champion; the sensor ticked once."""
-        with contextlib.ExitStack() as stack:
-            if root is None:
-                root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"feedback_{scenario}_")))
-            data_dir, home = root / "data", root / "dagster_home"
-            home.mkdir(parents=True)
-            linkedin.write(data_dir, rows=rows, seed=export_seed)
-            instance = dg.DagsterInstance.local_temp(tempdir=str(home), overrides={"telemetry": {"enabled": False}})
-            stack.callback(instance.dispose)
-            loop = cls(config, data_dir, instance, scenario, **kwargs)
-            first = loop.execute()
-            assert first.success, step_failures(first)
-            assert loop.alias("champion") == "1"
-            assert loop.tick().run_requests == []
-            yield loop
-
-    def land(self, batch: int) -> pd.Series:
-        """Drop file `batch` of the scenario, tick until the sensor is quiet, run what it asks for;
-        the decision row of that run (with `seconds`: the run's wall time)."""
-        path = feedback.write_feedback(self.data_dir, n=self.outcomes, seed=self.seed, scenario=self.scenario,
-                                       batch=batch)
-        self.reported |= set(pd.read_csv(path, dtype=str).lead_id)
-        [request] = self.requests_until_quiet()
-        assert request.tags["leadscore/feedback_file"] == path.name
-        started = time.perf_counter()
-        result = self.execute(request)
-        assert result.success, step_failures(result)
-        return pd.concat([self.decision_of(result.run_id),
-                          pd.Series({"file": path.name, "seconds": time.perf_counter() - started})])
-
-    def open_lead_auc(self, version: str | None = None) -> dict[str, float]:
-        """The champion's (or model `version`'s) ROC-AUC against the scenario's truth on every open
-        lead of the export, next to the truth's own (the best any model can do there)."""
-        truth = feedback.true_probabilities(self.data_dir, scenario=self.scenario)
-        open_ids = feedback.open_leads(self.data_dir).lead_id
-        features = self.query(f"SELECT * FROM linkedin.features WHERE list_contains(?, {ID})", [list(open_ids)])
-        fs = FeatureSet.from_frame(self.query("SELECT * FROM linkedin.feature_schema"))
-        rows = features.merge(truth.rename(columns={"lead_id": ID}), on=ID, how="inner")
-        if version is None:
-            model = self.load_champion()
-        else:
-            mlflow.set_tracking_uri(self.tracking_uri)
-            mlflow.set_registry_uri(self.tracking_uri)
-            model = load_version(self.config.registered_model_name, str(version))
-        score = model.predict_proba(rows[fs.columns])[:, 1]
-        return {"model": auc_against_truth(score, rows.true_probability),
-                "truth": auc_against_truth(rows.true_probability, rows.true_probability),
-                "leads": float(len(rows))}
 
 
 @pytest.fixture

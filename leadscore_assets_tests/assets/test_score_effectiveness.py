@@ -14,7 +14,7 @@ from leadscore_assets.assets import scoring
 from leadscore_assets.components.lead_scoring_project import project_definitions
 from leadscore_assets.demo_data import feedback, linkedin
 from leadscore_assets.resources import build_resources
-from leadscore_assets_tests.conftest import feedback_run_config, warehouse_file, with_candidates
+from leadscore_assets.testing.runs import feedback_run_config, warehouse_file, with_candidates
 
 pytestmark = pytest.mark.slow  # two pipeline runs
 

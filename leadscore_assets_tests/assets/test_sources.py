@@ -11,7 +11,7 @@ from leadscore_assets.demo_data import byo_table, email_crm, saas_crm, web_sessi
 from leadscore_assets.lib.config import load_project_config
 from leadscore_assets.resources.feedback_inbox import file_sha256
 from leadscore_assets.resources import build_resources
-from leadscore_assets_tests.conftest import DEFS_DIR, feedback_run_config, materialize_project, warehouse_file
+from leadscore_assets.testing.runs import DEFS_DIR, feedback_run_config, materialize_project, warehouse_file
 
 pytestmark = pytest.mark.slow  # a pipeline run per shipped source: `pytest -m slow`
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from leadscore_assets_tests.conftest import warehouse_file
+from leadscore_assets.testing.runs import warehouse_file
 
 PERSONAL = {"email", "first_name", "last_name", "phone", "picture", "linkedin_url"}
 

@@ -3,7 +3,7 @@ import yaml
 from pydantic import ValidationError
 
 from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets_tests.conftest import DEFS_DIR
+from leadscore_assets.testing.runs import DEFS_DIR
 
 
 def _attrs():

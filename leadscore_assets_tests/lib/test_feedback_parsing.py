@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from leadscore_assets_tests.feedback_files import HEADER, RECEIVED, parse, write
+from leadscore_assets.testing.feedback_files import HEADER, RECEIVED, parse, write
 
 
 def test_half_valid_file_keeps_good_rows_and_quarantines_bad_ones_with_reasons(folder):

@@ -5,7 +5,7 @@ from datetime import datetime
 import pandas as pd
 
 from leadscore_assets.lib.feedback_resolution import resolve_conflicts
-from leadscore_assets_tests.feedback_files import HEADER, parse, write
+from leadscore_assets.testing.feedback_files import HEADER, parse, write
 
 
 def test_conflicts_are_resolved_by_outcome_time_and_recorded(folder):

@@ -32,7 +32,7 @@ from leadscore_assets.lib.serving import (
 from leadscore_assets.lib.training import choose_candidate, finalise, fit_and_judge, selection_method
 from leadscore_assets.lib.tuning import tune
 from leadscore_assets.lib.validation import FILE, LINEAGE, ROW, validate
-from leadscore_assets_tests.conftest import DEFS_DIR, with_candidates
+from leadscore_assets.testing.runs import DEFS_DIR, with_candidates
 
 Y = np.array([0] * 30 + [1] * 10)
 
@@ -71,7 +71,7 @@ def test_a_candidate_whose_library_is_not_installed_fails_loading_saying_how_to_
 
 
 def test_a_catboost_search_starts_from_its_defaults():
-    from leadscore_assets_tests.lib.test_tuning import X_TRAIN, Y_TRAIN, make_preprocess
+    from leadscore_assets.testing.synthetic import X_TRAIN, Y_TRAIN, make_preprocess
 
     result = tune("catboost", X_TRAIN, Y_TRAIN, make_preprocess, n_trials=2, timeout_s=None, seed=3)
     first = result.trials.iloc[0]

@@ -30,9 +30,9 @@ from leadscore_assets.lib.serving import (
 )
 from leadscore_assets.lib.validation import FILE, LINEAGE, ROW, validate, validate_in_full
 from leadscore_assets.lib.validation.shortcuts import clean_batch, one_record
-from leadscore_assets_tests.conftest import DEFS_DIR, materialize_project, warehouse_file
+from leadscore_assets.testing.parity import assert_same_as_lead_scores
+from leadscore_assets.testing.runs import DEFS_DIR, fast, materialize_project, warehouse_file
 
-CANDIDATES = {"web_sessions": ["dummy", "lightgbm"]}  # a tree model: TreeSHAP reasons served too
 PROJECTS = {  # project: (demo writer, rows)
     "linkedin": (linkedin.write, 1500),
     "email_crm": (email_crm.write, 2500),
@@ -41,13 +41,6 @@ PROJECTS = {  # project: (demo writer, rows)
     "byo_example": (byo_table.write, 5000),
 }
 SAMPLE = 200
-
-
-def fast(config):
-    """The project's own config with two candidates and no search: cheap, and still a real champion."""
-    models = config.models.model_copy(update={
-        "candidates": CANDIDATES.get(config.name, ["dummy", "logistic_regression"]), "search": config.models.search.model_copy(update={"n_trials": 0})})
-    return config.model_copy(update={"models": models})
 
 
 class Served:
@@ -96,20 +89,6 @@ def served(request, tmp_path_factory):
     result = materialize_project(config, data_dir, raise_on_error=False)
     assert result.success, [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
     return Served(project, data_dir)
-
-
-def assert_same_as_lead_scores(scores: pd.DataFrame, answer: pd.DataFrame):
-    """The answers equal `lead_scores` (indexed by lead id) for their leads."""
-    assert answer.error.isna().all(), answer.error.dropna().head().tolist()
-    expected = scores.loc[answer.lead_id.astype(str)]
-    np.testing.assert_allclose(answer.probability.astype(float), expected.probability, rtol=0, atol=1e-9)
-    for column in ["decile", "grade", "contact"]:
-        assert answer[column].tolist() == expected[column].tolist(), column
-    for column in REASON_COLUMNS:
-        assert answer[column].fillna("-").tolist() == expected[column].fillna("-").tolist(), column
-    if "expected_order_value" in expected:
-        np.testing.assert_allclose(answer.expected_order_value.astype(float), expected.expected_order_value, atol=1e-9)
-        np.testing.assert_allclose(answer.expected_revenue.astype(float), expected.expected_revenue, atol=1e-9)
 
 
 def test_served_champion_answers_raw_leads_as_lead_scores(served):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from leadscore_assets.resources.feedback_inbox import file_sha256, mark_processed, scan_folder
-from leadscore_assets_tests.feedback_files import HEADER, write
+from leadscore_assets.testing.feedback_files import HEADER, write
 
 
 def tick(folder: Path, state: dict | None):

@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from leadscore_assets.resources.postgres_warehouse import publish_schema, restore_schema
-from leadscore_assets_tests.servers import postgres_missing, postgres_server
+from leadscore_assets.testing.servers import postgres_missing, postgres_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.scale]
 
@@ -231,7 +231,7 @@ def test_a_pipeline_run_publishes_to_postgresql_and_the_next_run_on_another_mach
     from leadscore_assets.lib.config import load_project_config
     from leadscore_assets.resources import build_resources
     from leadscore_assets.resources.warehouse import Warehouse
-    from leadscore_assets_tests.conftest import DEFS_DIR, with_candidates
+    from leadscore_assets.testing.runs import DEFS_DIR, with_candidates
     from leadscore_assets.components.lead_scoring_project import project_definitions
 
     data_dir = tmp_path / "data"

@@ -19,8 +19,7 @@ import pytest
 from leadscore_assets.demo_data import web_sessions
 from leadscore_assets.lib.config import load_project_config
 from leadscore_assets.lib.explain import REASON_COLUMNS
-from leadscore_assets_tests.conftest import DEFS_DIR, materialize_project, warehouse_file
-from leadscore_assets_tests.lib.test_serving import fast
+from leadscore_assets.testing.runs import DEFS_DIR, fast, materialize_project, warehouse_file
 
 pytestmark = [
     pytest.mark.slow,

@@ -1,22 +1,13 @@
-"""Shared by the feedback tests: a feedback folder and outcome files written into it."""
+"""Outcome files as the feedback tests write them into a feedback folder, and parsed as the inbox
+would hand them over (the folder itself is a fixture of the tests)."""
 
 from datetime import datetime
 from pathlib import Path
-
-import pytest
 
 from leadscore_assets.lib.feedback_parsing import parse_feedback
 
 HEADER = "lead_id,outcome,outcome_at\n"
 RECEIVED = datetime(2026, 6, 1, 12, 0)
-
-
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    """A project's feedback folder, as `data/feedback/<project>/` (the source falls back to its name)."""
-    path = tmp_path / "feedback" / "linkedin"
-    path.mkdir(parents=True)
-    return path
 
 
 def write(folder: Path, name: str, content: str | bytes) -> Path:

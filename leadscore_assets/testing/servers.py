@@ -1,5 +1,6 @@
-"""Shared by the tests that start real servers on loopback: a free port, Dagster's GraphQL and a
-throw-away PostgreSQL server."""
+"""Real servers on loopback, as the tests and benchmarks start them: a free port, Dagster's GraphQL,
+the served champion (`mlflow models serve` or `python -m leadscore_assets.serve`) with the raw
+records to send it, and a throw-away PostgreSQL server."""
 
 import importlib.util
 import json
@@ -10,10 +11,17 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import sys
+import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import duckdb
+
+from leadscore_assets.testing.runs import warehouse_file
 
 
 def free_port() -> int:
@@ -28,6 +36,77 @@ def graphql(port: int, query: str) -> dict:
                                  headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read())["data"]
+
+
+# -- the served champion over HTTP -------------------------------------------------------------
+
+VENV_BIN = Path(sys.executable).parent
+START_TIMEOUT_S = 60
+
+
+def request(url: str, payload: dict | None = None, timeout: float = 30) -> tuple[int, object]:
+    """(status, parsed JSON body or text) of a GET (no payload) or a JSON POST."""
+    data = None if payload is None else json.dumps(payload).encode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            status, body = resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        status, body = err.code, err.read().decode()
+    try:
+        return status, json.loads(body)
+    except json.JSONDecodeError:
+        return status, body
+
+
+@contextmanager
+def model_server(model_uri: str, tracking_uri: str, log_path: Path, workers: int = 1, ours: bool = False):
+    """`mlflow models serve` (or, `ours`, `python -m leadscore_assets.serve`) on a free loopback
+    port; yields its base URL, always stopped after.
+
+    MLflow runs `uvicorn` from PATH, so this venv's bin goes first on it."""
+    port = free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
+    cmd = [str(VENV_BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",
+           "-h", "127.0.0.1", "-p", str(port), "-w", str(workers)]
+    if ours:
+        cmd = [sys.executable, "-m", "leadscore_assets.serve", "--model-uri", model_uri, "--host", "127.0.0.1",
+               "--port", str(port)]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the model server exited ({proc.returncode}): {log_path.read_text()[-3000:]}")
+            try:
+                if request(f"{base}/ping", timeout=2)[0] == 200:
+                    break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the model server did not answer /ping in {START_TIMEOUT_S} s: "
+                                   f"{log_path.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield base
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 15)  # its own session: the server and the uvicorn workers it started
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+                proc.wait(timeout=15)
+
+
+def raw_records(data_dir: Path, project: str, n: int) -> list[dict]:
+    """n raw rows of validated leads as the export holds them (text), without lineage columns."""
+    with duckdb.connect(str(warehouse_file(data_dir, project)), read_only=True) as conn:
+        raw = conn.execute(f"""
+            SELECT r.* EXCLUDE (_row_number, _source_file) FROM {project}.raw_contacts r
+            JOIN {project}.validated_contacts v USING (_row_number) ORDER BY r._row_number LIMIT {n}""").df()
+    return raw.to_dict(orient="records")
 
 
 # -- a throw-away PostgreSQL server (the `scale` tests; scripts/postgres_run.sh does the same in shell) --
