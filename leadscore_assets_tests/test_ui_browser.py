@@ -4,8 +4,9 @@ project shows its lineage as one group, its champion's decision, and links out t
 One small LinkedIn project (1,500 demo contacts, dummy + logistic regression) is materialised
 into a temporary Dagster instance and data directory; the real `dagster-webserver` then serves
 the code location from workspace.yaml on a free loopback port with that instance, and the test
-reads the pages as a user would. Screenshots of the lineage and the champion's asset page go to
-`$LEADSCORE_SCREENSHOTS` (else the test's tmp_path) for a person to look at.
+reads the pages as a user would. Screenshots of the lineage, the champion's and the evaluation
+report's asset pages go to `$LEADSCORE_SCREENSHOTS` (else the test's tmp_path) for a person to
+look at.
 """
 
 from __future__ import annotations
@@ -182,6 +183,26 @@ def test_champion_page_shows_the_decision_and_links_to_mlflow(ui, page, screensh
     links.first.wait_for(state="attached")
     hrefs = {links.nth(i).get_attribute("href") for i in range(links.count())}
     assert any("/#/models/leadscore-linkedin/versions/" in h for h in hrefs), hrefs
-    assert any(re.search(r"/#/experiments/[^/]+/runs/\w+$", h) for h in hrefs), hrefs
-    assert any(re.search(r"/#/experiments/[^/]+$", h) for h in hrefs), hrefs
+    # every link opens MLflow's classic ML view (its 3.17 UI reads the view from the link)
+    assert any(re.search(r"/#/experiments/[^/]+/runs/\w+\?workflowType=machine_learning$", h) for h in hrefs), hrefs
+    assert any(re.search(r"/#/experiments/[^/?]+\?workflowType=machine_learning$", h) for h in hrefs), hrefs
     _screenshot(page, screenshots / f"{PROJECT}_champion_model.png", height=1900)
+
+
+def test_evaluation_page_opens_with_the_headline_and_links_each_plot_file(ui, page, screenshots):
+    """What evaluation_report is opened for is its first rows; each plot is a link to its PNG."""
+    _open(page, f"{ui}/assets/{PROJECT}/evaluation_report", lambda: page.get_by_text("Metadata", exact=True))
+    page.locator("tr", has=page.get_by_text("test_roc_auc", exact=True)).first.wait_for(state="visible")
+    keys = [text.split("\n", 1)[0].split("\t", 1)[0].strip() for text in page.locator("tr").all_inner_texts()]
+    headline = ["chosen_model", "test_roc_auc", "test_pr_auc", "test_top20_capture", "threshold"]
+    at = [keys.index(k) for k in headline]
+    assert at == sorted(at) and at[-1] - at[0] == len(headline) - 1, keys  # together, in this order
+    assert at[0] < keys.index("plots") < keys.index("model_card") < keys.index("roc_plot") < keys.index("lift_by_decile"), keys
+    assert "plots_in_mlflow" not in keys
+    auc = page.locator("tr", has=page.get_by_text("test_roc_auc", exact=True)).first.inner_text()
+    assert re.search(r"\b0\.\d{2,4}\b", auc), auc
+    for plot in ("roc", "precision_recall", "reliability", "shap_summary"):
+        link = page.locator(f'a[href$="/artifactPath/evaluation/{plot}.png?workflowType=machine_learning"]')
+        assert link.count() >= 1, plot  # the URL as text and its open-in-new-tab icon
+        assert link.first.get_attribute("href").startswith(f"{MLFLOW_UI}/#/experiments/"), plot
+    _screenshot(page, screenshots / f"{PROJECT}_evaluation_report.png", height=2400)

@@ -16,6 +16,7 @@ from leadscore_assets.assets.common import (
     check_specs,
     figure_markdown,
     load_feature_set,
+    table_value,
     warehouse_connection,
 )
 from leadscore_assets.assets.specs import asset_kwargs, step_tags
@@ -64,29 +65,42 @@ def data_window(conn, config: ProjectConfig) -> dict:
     return {"column": time_col, "start": str(lo), "end": str(hi)}
 
 
-def evaluation_metadata(ev: ChallengerEvaluation, config: ProjectConfig, run_url: str, out) -> dict:
-    """What the evaluation_report asset page shows: figures rounded, links to the MLflow run."""
+HEADLINE_METRICS = ("roc_auc", "pr_auc", "top20_capture")  # first on the evaluation_report page
+
+
+def evaluation_metadata(ev: ChallengerEvaluation, config: ProjectConfig, mlflow_store: MlflowStore,
+                        run_id: str, out) -> dict:
+    """What the evaluation_report asset page shows, in the order a person reads it (Dagster keeps
+    the insertion order): the headline figures, all plots and the model card one "Show Markdown"
+    away, each plot as a link that opens its picture in MLflow (the artifact view previews the PNG
+    the run logged under `evaluation/`; a folder link only said "Select a file to preview"), then
+    the details. Figures rounded to 4 places."""
+    def artifact(name: str) -> dg.MetadataValue:
+        return dg.MetadataValue.url(mlflow_store.run_url(config.name, run_id, f"evaluation/{name}"))
+
     targets = compare_targets(config.targets, measured_figures(ev.metrics, {}))
     return {
+        "chosen_model": ev.candidate,
+        **{f"test_{k}": dg.MetadataValue.float(round(float(ev.metrics[k]), 4)) for k in HEADLINE_METRICS},
+        "threshold": round(float(ev.final.threshold.threshold), 4),
         **({"targets": dg.MetadataValue.md(targets_markdown(targets, config.targets)),
             "targets_met": targets_met(targets)} if config.targets else {}),
-        "candidate": ev.candidate,
-        "mlflow_run": dg.MetadataValue.url(run_url),
-        "plots_in_mlflow": dg.MetadataValue.url(f"{run_url}/artifactPath/evaluation"),
-        "model_card_in_mlflow": dg.MetadataValue.url(f"{run_url}/artifactPath/evaluation/model_card.md"),
-        **{f"test_{k}": dg.MetadataValue.float(round(float(v), 4)) for k, v in ev.metrics.items()},
+        "plots": dg.MetadataValue.md(figure_markdown(ev.figures)),
+        "model_card": dg.MetadataValue.md(ev.card),
+        **{f"{name}_plot": artifact(f"{name}.png") for name in ev.figures},
+        "model_card_in_mlflow": artifact("model_card.md"),
+        "mlflow_run": dg.MetadataValue.url(mlflow_store.run_url(config.name, run_id)),
+        **{f"test_{k}": dg.MetadataValue.float(round(float(v), 4))
+           for k, v in ev.metrics.items() if k not in HEADLINE_METRICS},
         **{f"test_{k}_95ci": dg.MetadataValue.text(f"{lo:.4f} - {hi:.4f}") for k, (lo, hi) in ev.intervals.items()},
         "dummy_test_roc_auc": round(float(ev.dummy_test_roc_auc), 4),
         "calibration": ev.final.calibration.method,
         "test_brier_uncalibrated": round(float(ev.calibration["test_brier_before"]), 4),
         "threshold_policy": ev.final.threshold.policy,
-        "threshold": round(float(ev.final.threshold.threshold), 4),
         "threshold_precision_recall": dg.MetadataValue.json(ev.threshold),
-        "lift_by_decile": dg.MetadataValue.md(ev.lift_by_decile.round(4).to_markdown(index=False)),
-        "shap_mean_abs": dg.MetadataValue.md(ev.shap_mean_abs.round(4).to_markdown(index=False)),
-        "model_card": dg.MetadataValue.md(ev.card),
+        "lift_by_decile": table_value(ev.lift_by_decile),
+        "shap_mean_abs": table_value(ev.shap_mean_abs),
         "report_dir": dg.MetadataValue.path(str(out)),
-        "plots": dg.MetadataValue.md(figure_markdown(ev.figures)),
     }
 
 
@@ -270,7 +284,7 @@ def build(config: ProjectConfig) -> list:
                "dummy_test_roc_auc": ev.dummy_test_roc_auc, **{f"test_{k}": v for k, v in metrics.items()}}
         with warehouse_connection(warehouse, config) as conn:
             EVALUATION_REPORT.write(conn, config, pd.DataFrame([row]))
-        metadata = evaluation_metadata(ev, config, mlflow_store.run_url(config.name, run.info.run_id), out)
+        metadata = evaluation_metadata(ev, config, mlflow_store, run.info.run_id, out)
         ev.close_figures()
         return dg.MaterializeResult(
             metadata=metadata, check_results=check_results(warehouse, EVALUATION_REPORT.key(config), [beats_dummy_baseline]))

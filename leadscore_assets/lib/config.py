@@ -153,6 +153,12 @@ class FeatureSpec(StrictModel):
     # Columns whose values look like personal data (emails, phones, URLs, names) fail the blocking
     # `no_personal_data` check unless listed here as known not to be personal.
     not_personal: list[str] = Field(default_factory=list)
+    # Columns that describe how the export was made rather than the lead (when a row was imported,
+    # which list or campaign it came through): still model inputs, never offered to a seller as a
+    # reason for a lead's score. A date column covers all its parts, a personal-data column its
+    # has_<column> flag (read by lib/explain.py's ReasonWording.of). By default every feature may
+    # be a reason, a date's parts as one reason.
+    not_reasons: list[str] = Field(default_factory=list)
 
 
 class SplitSpec(StrictModel):
@@ -388,6 +394,7 @@ class ProjectConfig(StrictModel):
         f.target_encode = [canon(c) for c in f.target_encode]
         f.accept_leaky = [canon(c) for c in f.accept_leaky]
         f.not_personal = [canon(c) for c in f.not_personal]
+        f.not_reasons = [canon(c) for c in f.not_reasons]
         if self.split.time_column:
             self.split.time_column = canon(self.split.time_column)
         if self.daily_scoring:
@@ -442,6 +449,7 @@ class ProjectConfig(StrictModel):
             ("features.target_encode", self.features.target_encode),
             ("features.accept_leaky", self.features.accept_leaky),
             ("features.not_personal", self.features.not_personal),
+            ("features.not_reasons", self.features.not_reasons),
             ("personal_data", self.personal_data),
             ("call_list.columns", self.call_list.columns),
         ):

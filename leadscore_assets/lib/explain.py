@@ -1,6 +1,6 @@
 """Why a lead got its score: SHAP contributions per readable source feature.
 
-A salesperson needs "job_title = ceo raises the score", not "job_title_ceo: +0.8". The model
+A salesperson needs "Job title is ceo (raises the score)", not "job_title_ceo: +0.8". The model
 sees encoded columns (one-hot levels, missing indicators, scaled numbers), so SHAP values are
 computed on those columns and then summed back onto the source feature each one came from.
 SHAP values are additive, so the sum loses nothing: base_value + row sum is still the model's
@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import get_args
 
 import numpy as np
 import pandas as pd
@@ -39,6 +41,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
 from leadscore_assets.lib.blend import LogitBlend
+from leadscore_assets.lib.config import DatePart
 from leadscore_assets.lib.model_families import LOG_ODDS, family_of
 
 MISSING = "missing"
@@ -113,46 +116,174 @@ REASONS_PER_SIDE = 3
 REASON_COLUMNS = [f"reason_{i}_{d}" for d in ("up", "down") for i in range(1, REASONS_PER_SIDE + 1)]
 
 
-def reasons(explanation: Explanation, x: pd.DataFrame, k: int = REASONS_PER_SIDE) -> pd.DataFrame:
-    """Top ``k`` features raising and lowering each explained row's score, as JSON and text.
+def reasons(explanation: Explanation, x: pd.DataFrame, k: int = REASONS_PER_SIDE,
+            wording: ReasonWording | None = None) -> pd.DataFrame:
+    """Top ``k`` reasons raising and lowering each explained row's score, as JSON and text.
 
-    Columns: reasons_up, reasons_down (JSON lists of {"feature", "value", "direction",
+    A reason is one feature, or one date column whose parts (created_at_weekday, created_at_hour)
+    are read together as one reason with their contributions summed; features that ``wording``
+    keeps out (``features.not_reasons``) are never offered. ``wording`` defaults to what the
+    feature names say (``ReasonWording.from_names``); the served model and ``lead_scores`` must
+    pass the same, so that they give the same reasons.
+
+    Columns: reasons_up, reasons_down (JSON lists of {"feature" (what the reason is about: a
+    feature or a date column), "features" (the model features it sums), "value", "direction",
     "contribution"}, strongest first) and reason_1_up..reason_k_up, reason_1_down..reason_k_down
-    ("job_title = ceo raises the score"; None when the row has fewer reasons). A feature is a
-    reason only in the direction of its own contribution; values are the row's raw values,
-    with missing shown as "missing". ``x`` may hold more rows than were explained.
+    in a seller's words ("Job title is ceo (raises the score)", "Created at: Tuesday, 14:00
+    (lowers the score)"; None when the row has fewer reasons). A reason is given only in the
+    direction of its own contribution; values are the row's raw values. ``x`` may hold more rows
+    than were explained.
     """
     contributions = explanation.contributions
     raw = _rows_explained(x, contributions)
     names = [str(c) for c in contributions.columns]
-    values = contributions.to_numpy()
+    wording = wording if wording is not None else ReasonWording.from_names(names)
+    subjects = wording.subjects(names)
+    subject_names = list(subjects)
+    member_lists = [list(members) for members in subjects.values()]
+    member_columns = [[names.index(m) for m in members] for members in member_lists]
+    # one column per reason: (features x reasons) 0/1, so a date's parts add up to one contribution
+    onto_subject = np.zeros((len(names), len(subjects)))
+    for j, columns in enumerate(member_columns):
+        onto_subject[columns, j] = 1.0
+    values = contributions.to_numpy() @ onto_subject
     raw_values = raw[contributions.columns].to_numpy(dtype=object)
+    said: dict[tuple, tuple[str, str]] = {}  # (reason, its raw values) -> (value, words): values repeat
+
+    def words(j: int, row_pos: int) -> tuple[str, str]:
+        columns = member_columns[j]
+        values = (raw_values[row_pos, columns[0]],) if len(columns) == 1 else \
+            tuple(raw_values[row_pos, c] for c in columns)
+        found = said.get((j, values))
+        if found is None:
+            if len(said) > SAID_CACHE_SIZE:  # continuous values rarely repeat: keep memory bounded
+                said.clear()
+            found = said[j, values] = wording.phrase(subject_names[j], dict(zip(member_lists[j], values)))
+        return found
+
     out: dict[str, list] = {}
     for direction, sign, verb in (("up", 1.0, "raises"), ("down", -1.0, "lowers")):
         signed = values * sign
         # contributions within float noise (NOISE) of each other tie, and a tie goes to the earlier
-        # feature: the same model on another thread count (or machine) gives the same reasons
+        # reason: the same model on another thread count (or machine) gives the same reasons
         strongest = np.argsort(-np.rint(signed / NOISE), axis=1, kind="stable")[:, :k]
         as_json, as_text = [], [[] for _ in range(k)]
         for row_pos, columns in enumerate(strongest):
-            items = [
-                {
-                    "feature": names[j],
-                    "value": readable_value(raw_values[row_pos, j]),
-                    "direction": direction,
-                    "contribution": round(float(values[row_pos, j]), 6),
-                }
-                for j in columns
-                if signed[row_pos, j] > NOISE
-            ]
+            items, texts = [], []
+            for j in columns:
+                if not signed[row_pos, j] > NOISE:
+                    continue
+                value, phrase = words(j, row_pos)
+                items.append({"feature": subject_names[j], "features": member_lists[j], "value": value,
+                              "direction": direction, "contribution": round(float(values[row_pos, j]), 6)})
+                texts.append(f"{phrase} ({verb} the score)")
             as_json.append(json.dumps(items))
             for i in range(k):
-                text = f"{items[i]['feature']} = {items[i]['value']} {verb} the score" if i < len(items) else None
-                as_text[i].append(text)
+                as_text[i].append(texts[i] if i < len(texts) else None)
         out[f"reasons_{direction}"] = as_json
         out.update({f"reason_{i + 1}_{direction}": as_text[i] for i in range(k)})
     columns = ["reasons_up", "reasons_down", *(f"reason_{i}_{d}" for d in ("up", "down") for i in range(1, k + 1))]
     return pd.DataFrame(out, index=contributions.index)[columns]
+
+
+SAID_CACHE_SIZE = 100_000  # reasons worded once per distinct value, up to this many at a time
+# the parts lib/features.py expands a date column into, each a feature named <column>_<part>
+DATE_PARTS = tuple(get_args(DatePart))
+# the order a date's parts are read in, whatever order the model has them: "Sunday, 08:00"
+DATE_READING_ORDER = {p: i for i, p in enumerate(("weekday", "weekend", "day_of_year", "month", "quarter", "hour",
+                                                 "days_since"))}
+PRESENCE_PREFIX = "has_"  # lib/features.py's flag of whether a personal-data column held a value
+
+
+@dataclass(frozen=True)
+class ReasonWording:
+    """What a seller is offered as reasons: which model features are read together as one date,
+    which are never offered (they describe the export, not the lead), and how each reads.
+
+    date_of: model feature -> the date column it is a part of (created_at_hour -> created_at).
+    not_reasons: model features never offered as a reason.
+    """
+
+    date_of: dict[str, str] = field(default_factory=dict)
+    not_reasons: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, config) -> ReasonWording:
+        """From a project's config: its `features.dates` and `features.not_reasons` (a date column
+        there covers all its parts, a personal-data column its has_<column> flag)."""
+        spec = config.features
+        date_of = {f"{column}_{part}": column for column, parts in spec.dates.items() for part in parts}
+        hidden = {f for column in spec.not_reasons
+                  for f in (column, f"{PRESENCE_PREFIX}{column}", *(f"{column}_{p}" for p in spec.dates.get(column, ())))}
+        return cls(date_of=date_of, not_reasons=frozenset(hidden))
+
+    @classmethod
+    def from_names(cls, features: list[str]) -> ReasonWording:
+        """From the feature names alone: <column>_<date part> is a part of the date <column>
+        (lib/features.py's naming); nothing is kept out."""
+        date_of = {}
+        for feature in features:
+            part = next((p for p in DATE_PARTS if feature.endswith(f"_{p}") and len(feature) > len(p) + 1), None)
+            if part is not None:
+                date_of[feature] = feature[: -len(part) - 1]
+        return cls(date_of=date_of)
+
+    def subjects(self, features: list[str]) -> dict[str, tuple[str, ...]]:
+        """Reason -> the model features it sums, in the order the features come: a date column
+        holds its parts, any other feature itself; features kept out are in none."""
+        out: dict[str, list[str]] = {}
+        for feature in features:
+            if feature in self.not_reasons:
+                continue
+            out.setdefault(self.date_of.get(feature, feature), []).append(feature)
+        return {subject: tuple(members) for subject, members in out.items()}
+
+    def phrase(self, subject: str, values: dict[str, object]) -> tuple[str, str]:
+        """(the value as the JSON reason gives it, the reason in a seller's words) for one row."""
+        label = _label(subject)
+        if len(values) > 1 or next(iter(values)) in self.date_of:  # one date, however many parts
+            by_part = {feature.removeprefix(f"{subject}_"): value for feature, value in values.items()}
+            parts = [_date_part_words(part, by_part[part])
+                     for part in sorted(by_part, key=lambda p: DATE_READING_ORDER.get(p, len(DATE_READING_ORDER)))]
+            said = ", ".join(p for p in parts if p is not None)
+            return (said or MISSING), (f"{label}: {said}" if said else f"{label} not given")
+        [(feature, value)] = values.items()
+        readable = readable_value(value)
+        if feature.startswith(PRESENCE_PREFIX) and readable in ("0", "1", "true", "false"):
+            given = _label(feature.removeprefix(PRESENCE_PREFIX))
+            return readable, (f"{given} given" if readable in ("1", "true") else f"No {given.lower()}")
+        if readable == MISSING:
+            return readable, f"{label} not given"
+        return readable, f"{label} is {readable}"
+
+
+@lru_cache(maxsize=4096)
+def _label(column: str) -> str:
+    """A column name as words: email_status -> Email status."""
+    words = " ".join(column.replace("_", " ").split())
+    return words[:1].upper() + words[1:]
+
+
+def _date_part_words(part: str, value) -> str | None:
+    """One part of a date as a seller reads it (Tuesday, 14:00, 12 days ago); None when missing."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    if part in ("weekday", "month"):
+        return str(value).capitalize()
+    if part == "quarter":
+        return str(value).upper()
+    number = float(value)
+    if part == "hour":
+        return f"{int(number):02d}:00"
+    if part == "day_of_year":
+        return f"day {int(number)} of the year"
+    if part == "weekend":
+        return "at a weekend" if number >= 0.5 else "on a weekday"
+    if part == "days_since":
+        days = int(round(number))
+        return "today" if days == 0 else "1 day ago" if days == 1 else \
+            f"{days} days ago" if days > 0 else f"in {-days} day{'s' if days < -1 else ''}"
+    return readable_value(value)
 
 
 def global_importance(explanation: Explanation) -> pd.DataFrame:
@@ -226,7 +357,8 @@ def source_features(preprocess: ColumnTransformer) -> list[str]:
 
 
 def readable_value(value) -> str:
-    """A raw feature value as a salesperson would read it: 12 not 12.0, missing for NaN."""
+    """A raw feature value as a salesperson would read it: 12 not 12.0, 48213 not 4.821e+04,
+    missing for NaN."""
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return MISSING
     if isinstance(value, (bool, np.bool_)):
@@ -234,7 +366,10 @@ def readable_value(value) -> str:
     if isinstance(value, (int, np.integer)):
         return str(int(value))
     if isinstance(value, (float, np.floating)):
-        return str(int(value)) if float(value).is_integer() else f"{float(value):.4g}"
+        number = float(value)
+        if number.is_integer() or abs(number) >= 1000:
+            return str(int(round(number)))
+        return f"{number:.4g}"
     return str(value)
 
 

@@ -1,4 +1,7 @@
-"""A model card per registered version: what the model is for, what it saw, how good it is."""
+"""A model card per registered version: what the model is for, what it saw, how good it is.
+
+What a reader opens it for comes first: the model and its headline test figures, then the
+details (data, every metric, calibration, threshold, limitations)."""
 
 from __future__ import annotations
 
@@ -18,6 +21,14 @@ def model_card(
         f"# Model card: leadscore-{project} ({version_hint})",
         "",
         f"{description}",
+        "",
+        "## At a glance",
+        f"- Model: **{candidate}**",
+        f"- Test ROC-AUC: {fmt('roc_auc')}",
+        f"- Test PR-AUC: {fmt('pr_auc')}",
+        f"- Share of the test positives in the top 20% of scores: {fmt('top20_capture')}",
+        f"- Contact a lead when its score is at least {threshold.get('threshold', float('nan')):.4f} "
+        f"({threshold.get('policy')} policy)",
         "",
         "## Model",
         f"- Candidate: **{candidate}** (selected on the validation split), whole pipeline: preprocessing + model"

@@ -34,7 +34,13 @@ from leadscore_assets.lib.publication import end_abandoned_runs
 from leadscore_assets.lib.registry import log_pipeline, log_regressor
 
 DAGSTER_RUN_TAG = "dagster_run_id"  # dagster-mlflow's tag: how a step process finds its parent run
-CLASSIC_ML_VIEW = {"mlflow.experimentKind": "custom_model_development"}  # not the GenAI view
+# MLflow's classic machine-learning view (run table, metrics, artifacts), not its GenAI view
+# (traces, token usage). The UI of the MLflow we pin (3.17) decides the view from the link's
+# `workflowType` query, else from the browser's last choice (GenAI on a browser that never chose),
+# and no longer reads the experiment's `mlflow.experimentKind` tag: every link we write carries
+# the query. The tag is still set, for the UIs of earlier 3.x releases that read it.
+CLASSIC_ML_VIEW = {"mlflow.experimentKind": "custom_model_development"}
+CLASSIC_ML_VIEW_QUERY = "workflowType=machine_learning"
 
 
 class ProjectParentRun(MlFlow):
@@ -226,16 +232,22 @@ class MlflowStore(dg.ConfigurableResource):
         version = self.client.get_model_version_by_alias(name, alias).version
         return mlflow.pyfunc.load_model(f"models:/{name}/{version}"), version
 
-    # links for asset metadata: one click from the Dagster UI to MLflow's
+    # links for asset metadata: one click from the Dagster UI to MLflow's, in its classic ML view
+    def ui_link(self, route: str) -> str:
+        """A page of MLflow's UI (`experiments/1/runs/<id>`), opened in the classic ML view."""
+        return f"{self.ui_url.rstrip('/')}/#/{route}?{CLASSIC_ML_VIEW_QUERY}"
+
     def experiment_url(self, project: str) -> str:
-        return f"{self.ui_url.rstrip('/')}/#/experiments/{self.experiment_id(project)}"
+        return self.ui_link(f"experiments/{self.experiment_id(project)}")
 
     def run_url(self, project: str, run_id: str, artifact: str | None = None) -> str:
-        url = f"{self.experiment_url(project)}/runs/{run_id}"
-        return f"{url}/artifactPath/{quote(artifact)}" if artifact else url
+        """The run's page; with `artifact` (a file or folder of the run's artifacts) the
+        artifact view opened on it, which previews a file (a PNG shows as the picture)."""
+        route = f"experiments/{self.experiment_id(project)}/runs/{run_id}"
+        return self.ui_link(f"{route}/artifactPath/{quote(artifact)}" if artifact else route)
 
     def model_version_url(self, name: str, version: str) -> str:
-        return f"{self.ui_url.rstrip('/')}/#/models/{quote(name)}/versions/{version}"
+        return self.ui_link(f"models/{quote(name)}/versions/{version}")
 
 
 def env_ui_urls() -> dict[str, str]:

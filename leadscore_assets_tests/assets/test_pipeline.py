@@ -129,11 +129,16 @@ def test_reasons_name_real_features_with_the_sign_of_their_contribution(warehous
     ups = [r for cell in scores.reasons_up for r in json.loads(cell)]
     downs = [r for cell in scores.reasons_down for r in json.loads(cell)]
     assert ups and downs
-    assert {r["feature"] for r in ups + downs} <= feature_names
+    assert {f for r in ups + downs for f in r["features"]} <= feature_names
+    assert {r["feature"] for r in ups + downs} <= feature_names | {"created_at"}  # linkedin's one expanded date
     assert all(r["contribution"] > 0 and r["direction"] == "up" for r in ups)
     assert all(r["contribution"] < 0 and r["direction"] == "down" for r in downs)
+    # created_at's weekday and hour read as one reason about that date, never as two parts
+    assert any(r["feature"] == "created_at" and set(r["features"]) == {"created_at_weekday", "created_at_hour"}
+               for r in ups + downs)
     first = scores.reason_1_up.dropna()
-    assert first.str.match(r"^[a-z_]+ = .+ raises the score$").all()
+    assert first.str.match(r"^(?:[A-Z][a-z ]+(?: is .+|: .+| given| not given)|No [a-z ]+) \(raises the score\)$").all()
+    assert not first.str.contains("_").any()  # words, not column names
 
 
 def test_first_model_is_promoted_and_the_decision_recorded(warehouse, run, linkedin_config):

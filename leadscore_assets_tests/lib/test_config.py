@@ -191,3 +191,14 @@ def test_shipped_projects_keep_their_paths_inside_and_queries_on_declared_tables
 
     config = load_project_config(DEFS_DIR / project / "defs.yaml")
     assert all(not spec.path.startswith(("/", "..")) for spec in config.source.table_specs().values())
+
+
+def test_not_reasons_takes_columns_as_exported_and_refuses_unknown_ones():
+    """`features.not_reasons`: columns describing the export rather than the lead (never a reason)."""
+    attrs = _attrs()
+    attrs["features"]["not_reasons"] = ["createdAt", "campaign_name"]
+    assert ProjectConfig.model_validate(attrs).features.not_reasons == ["created_at", "campaign_name"]
+    attrs["features"]["not_reasons"] = ["createdAtt"]
+    with pytest.raises(ValidationError, match=r"features.not_reasons names unknown column 'createdAtt' \(normalised: 'created_att'\)"):
+        ProjectConfig.model_validate(attrs)
+    assert ProjectConfig.model_validate(_attrs()).features.not_reasons == []  # by default every feature may be a reason

@@ -131,9 +131,9 @@ def test_ceo_rows_say_job_title_raises_the_score(explained, data, name):
     ceo = x_score.job_title == "ceo"
     assert ceo.sum() > 10
     up_reasons = table.loc[ceo, ["reason_1_up", "reason_2_up", "reason_3_up"]]
-    assert up_reasons.eq("job_title = ceo raises the score").any(axis=1).all()
+    assert up_reasons.eq("Job title is ceo (raises the score)").any(axis=1).all()
     # and for everyone else the job title does not claim to raise it as a ceo would
-    assert not table.loc[~ceo, REASON_COLUMNS].isin(["job_title = ceo raises the score"]).any().any()
+    assert not table.loc[~ceo, REASON_COLUMNS].isin(["Job title is ceo (raises the score)"]).any().any()
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -147,12 +147,14 @@ def test_reasons_point_the_way_shap_does_and_name_source_features(explained, dat
             assert len(items) <= 3
             for item in items:
                 assert item["feature"] in FS.columns and item["direction"] == direction
+                assert item["features"] == [item["feature"]]  # no date here: each reason is one feature
                 shap_value = explanation.contributions.at[row_id, item["feature"]]
                 assert np.sign(item["contribution"]) == np.sign(shap_value) == (1 if direction == "up" else -1)
             magnitudes = [abs(item["contribution"]) for item in items]
             assert magnitudes == sorted(magnitudes, reverse=True)
     texts = table[REASON_COLUMNS].stack().dropna()
-    assert texts.str.split(" = ").str[0].isin(FS.columns).all()
+    labels = {c.replace("_", " ").capitalize() for c in FS.columns}
+    assert texts.str.extract(r"^(.+?) (?:is .+|not given) \((?:raises|lowers) the score\)$")[0].isin(labels).all()
     assert not texts.str.contains("missingindicator|_ceo|infrequent_sklearn").any()
 
 
@@ -168,7 +170,7 @@ def test_company_size_lowers_big_companies_and_missing_reads_missing(explained, 
     table = reasons(explanation, x_score)
     biggest = x_score.company_size.idxmax()
     said = table.loc[biggest, REASON_COLUMNS].tolist()
-    assert f"company_size = {int(x_score.company_size.max())} lowers the score" in said
+    assert f"Company size is {int(x_score.company_size.max())} (lowers the score)" in said
     values = [
         item["value"]
         for cell in table.loc[x_score.company_size.isna(), ["reasons_up", "reasons_down"]].to_numpy().ravel()
@@ -176,7 +178,9 @@ def test_company_size_lowers_big_companies_and_missing_reads_missing(explained, 
         if item["feature"] == "company_size"
     ]
     assert values and set(values) == {"missing"}
-    assert not table[REASON_COLUMNS].stack().str.contains(" = (?:nan|None|<NA>) ").any()
+    assert not table[REASON_COLUMNS].stack().str.contains(" is (?:nan|None|<NA>|missing) ").any()
+    missing_said = table.loc[x_score.company_size.isna(), REASON_COLUMNS].stack()
+    assert missing_said.str.startswith("Company size not given (").any()
 
 
 def test_reasons_do_not_flip_on_float_noise():
@@ -185,7 +189,7 @@ def test_reasons_do_not_flip_on_float_noise():
     rows = pd.DataFrame({"a": ["x", "x"], "b": ["y", "y"]}, index=[0, 1])
     tied = pd.DataFrame({"a": [0.3, 0.3], "b": [0.3 + 4e-17, 0.3 - 4e-17]}, index=[0, 1])
     table = reasons(Explanation(tied, base_value=0.0), rows, k=1)
-    assert table.reason_1_up.tolist() == ["a = x raises the score"] * 2
+    assert table.reason_1_up.tolist() == ["A is x (raises the score)"] * 2
 
 
 def test_dummy_gives_no_reasons(data):
@@ -254,6 +258,86 @@ def test_mapping_is_read_from_the_transformers_not_guessed_from_names(data):
 
 
 def test_readable_values():
-    assert [readable_value(v) for v in (12.0, 3.25, None, np.nan, pd.NA, "ceo", np.int64(4), True)] == [
-        "12", "3.25", "missing", "missing", "missing", "ceo", "4", "true",
+    assert [readable_value(v) for v in (12.0, 3.25, None, np.nan, pd.NA, "ceo", np.int64(4), True, 48213.4)] == [
+        "12", "3.25", "missing", "missing", "missing", "ceo", "4", "true", "48213",
     ]
+
+
+# -- wording for a seller: a date's parts as one reason, the export's own columns kept out -------
+DATED = pd.DataFrame({"job_title": ["ceo", "intern"], "created_at_hour": [14.0, np.nan],
+                      "created_at_weekday": ["tuesday", "sunday"], "has_phone": [1.0, 0.0], "campaign_name": ["q3 push", "q3 push"]},
+                     index=[10, 11])
+
+
+def _dated_explanation(**contributions) -> Explanation:
+    frame = pd.DataFrame({c: [0.0, 0.0] for c in DATED.columns}, index=DATED.index)
+    for column, values in contributions.items():
+        frame[column] = values
+    return Explanation(frame, base_value=0.0)
+
+
+def test_the_parts_of_one_date_are_one_reason_with_their_contributions_summed():
+    explanation = _dated_explanation(job_title=[0.30, -0.2], created_at_weekday=[0.20, -0.25],
+                                     created_at_hour=[0.15, 0.05], has_phone=[0.01, -0.4])
+    table = reasons(explanation, DATED)
+    # 0.20 + 0.15 outweighs the job title's 0.30: the date is the first reason, said once
+    assert table.loc[10, ["reason_1_up", "reason_2_up", "reason_3_up"]].tolist() == [
+        "Created at: Tuesday, 14:00 (raises the score)", "Job title is ceo (raises the score)",
+        "Phone given (raises the score)"]
+    [date] = [r for r in json.loads(table.at[10, "reasons_up"]) if r["feature"] == "created_at"]
+    # read as a date is read (the weekday first), whatever order the model holds the parts in
+    assert date == {"feature": "created_at", "features": ["created_at_hour", "created_at_weekday"],
+                    "value": "Tuesday, 14:00", "direction": "up", "contribution": 0.35}
+    # a part lowering the score while the date as a whole does too: one reason down, no hour alone;
+    # a missing hour is left out of the words
+    assert table.loc[11, ["reason_1_down", "reason_2_down", "reason_3_down"]].tolist() == [
+        "No phone (lowers the score)", "Job title is intern (lowers the score)",
+        "Created at: Sunday (lowers the score)"]
+    assert not table[REASON_COLUMNS].stack().str.contains("created_at|_hour|_weekday").any()
+
+
+def test_columns_the_yaml_keeps_out_of_reasons_are_never_offered_and_others_move_up(linkedin_config):
+    """`features.not_reasons` in the project YAML, written as the export names the column."""
+    from leadscore_assets.lib.config import ProjectConfig
+    from leadscore_assets.lib.explain import ReasonWording
+
+    attrs = linkedin_config.model_dump(mode="json")
+    attrs["features"]["not_reasons"] = ["createdAt", "campaign_name"]
+    config = ProjectConfig.model_validate(attrs)
+    assert config.features.not_reasons == ["created_at", "campaign_name"]
+    explanation = _dated_explanation(job_title=[0.30, -0.2], created_at_weekday=[0.20, -0.25],
+                                     created_at_hour=[0.15, 0.05], campaign_name=[0.5, 0.5], has_phone=[0.01, -0.4])
+    kept_out = reasons(explanation, DATED, wording=ReasonWording.of(config))
+    assert kept_out.loc[10, ["reason_1_up", "reason_2_up", "reason_3_up"]].tolist() == [
+        "Job title is ceo (raises the score)", "Phone given (raises the score)", None]
+    said = kept_out[REASON_COLUMNS].stack()
+    assert not said.str.contains("Created at|Campaign name").any()
+    assert not any(r["feature"] in ("created_at", "campaign_name")
+                   for cell in kept_out[["reasons_up", "reasons_down"]].to_numpy().ravel() for r in json.loads(cell))
+    # without the option, the project's own dates group exactly as the feature names say
+    plain = ReasonWording.of(linkedin_config)
+    assert not plain.not_reasons
+    assert plain.date_of == ReasonWording.from_names(list(DATED.columns)).date_of == {
+        "created_at_hour": "created_at", "created_at_weekday": "created_at"}
+    assert reasons(explanation, DATED, wording=plain).equals(reasons(explanation, DATED))
+
+
+def test_a_personal_data_column_kept_out_takes_its_presence_flag_with_it(linkedin_config):
+    from leadscore_assets.lib.explain import ReasonWording
+
+    config = linkedin_config.model_copy(update={"features": linkedin_config.features.model_copy(
+        update={"not_reasons": ["phone"]})})
+    assert "has_phone" in ReasonWording.of(config).not_reasons
+
+
+@pytest.mark.parametrize("part, value, words", [
+    ("weekday", "friday", "Friday"), ("month", "march", "March"), ("quarter", "q2", "Q2"), ("hour", 9.0, "09:00"),
+    ("day_of_year", 45.0, "day 45 of the year"), ("weekend", 1.0, "at a weekend"), ("weekend", 0.0, "on a weekday"),
+    ("days_since", 0.2, "today"), ("days_since", 1.2, "1 day ago"), ("days_since", 12.4, "12 days ago"),
+    ("days_since", -3.0, "in 3 days"), ("days_since", np.nan, None),
+])
+def test_date_parts_read_as_a_seller_reads_a_date(part, value, words):
+    rows = pd.DataFrame({f"signup_{part}": [value]})
+    explanation = Explanation(pd.DataFrame({f"signup_{part}": [0.5]}), base_value=0.0)
+    said = reasons(explanation, rows, k=1).reason_1_up.iloc[0]
+    assert said == (f"Signup: {words} (raises the score)" if words else "Signup not given (raises the score)")
