@@ -19,6 +19,7 @@ from leadscore_assets.lib.config import ColumnSpec, ProjectConfig
 from leadscore_assets.lib.features import FeatureSet
 from leadscore_assets.lib.personal_data import is_text_column, value_kind
 from leadscore_assets.lib.publication import CorruptWarehouseError
+from leadscore_assets.resources.staged_tables import StagedTable
 from leadscore_assets.resources.warehouse import ProjectBusyError, Warehouse
 
 
@@ -139,3 +140,20 @@ def save_feature_set(conn: duckdb.DuckDBPyConnection, config: ProjectConfig, fs:
 def load_feature_set(conn: duckdb.DuckDBPyConnection, config: ProjectConfig) -> FeatureSet:
     """The feature set decided when features were built (it depends on the data)."""
     return FeatureSet.from_frame(FEATURE_SCHEMA.read(conn, config))
+
+
+def feature_set_of(feature_schema: StagedTable) -> FeatureSet:
+    """The feature set decided when features were built (it depends on the data)."""
+    return FeatureSet.from_frame(feature_schema.read())
+
+
+def config_with_columns(config: ProjectConfig, column_types: StagedTable) -> ProjectConfig:
+    """The config with its columns: declared in YAML, or as inferred when validation ran."""
+    if config.columns:
+        return config
+    specs = {}
+    for raw in column_types.read("spec").spec:
+        d = json.loads(raw)
+        name = d.pop("column")
+        specs[name] = ColumnSpec(**d)
+    return with_columns(config, specs)

@@ -26,7 +26,8 @@ import dagster as dg
 import pandas as pd
 
 from leadscore_assets.assets.common import preview
-from leadscore_assets.assets.specs import PROJECT_TAG, asset_kwargs, key, step_tags
+from leadscore_assets.assets.inputs import Reads
+from leadscore_assets.assets.specs import PROJECT_TAG, asset_kwargs, step_tags
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.source_loader import load_rows_between
@@ -65,7 +66,7 @@ def build(config: ProjectConfig) -> dg.Definitions:
         op_tags=step_tags(config),
         partitions_def=days,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        deps=[key(config, "published")],  # the champion as the last successful run published it
+        deps=Reads(config, after=("published",)).after,  # the champion as the last successful run published it
         **asset_kwargs(
             config, "daily_scores", LAYER,
             f"One day's new or changed leads ({spec.date_column} on that day, UTC) scored by "

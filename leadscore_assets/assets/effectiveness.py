@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from leadscore_assets.assets.common import figure_markdown, table_value, warehouse_connection
+from leadscore_assets.assets.inputs import Reads, StagedTable
 from leadscore_assets.assets.specs import asset_kwargs, step_tags
 from leadscore_assets.assets.tables import FEEDBACK_LABELS, SCORE_EFFECTIVENESS, SCORE_HISTORY
 from leadscore_assets.lib.config import ProjectConfig
@@ -149,9 +150,11 @@ def build(config: ProjectConfig) -> list:
     if config.feedback is None:
         return []
 
+    reads = Reads(config, feedback_labels=FEEDBACK_LABELS, score_history=SCORE_HISTORY)
+
     @dg.asset(
         op_tags=step_tags(config),
-        deps=[FEEDBACK_LABELS.key(config), SCORE_HISTORY.key(config)],
+        ins=reads.ins,
         **asset_kwargs(
             config, SCORE_EFFECTIVENESS.name, "monitoring",
             "Do the scores work? Every CRM outcome matched to the grade, decile and probability its lead had "
@@ -161,13 +164,10 @@ def build(config: ProjectConfig) -> list:
         ),
     )
     def score_effectiveness(context: dg.AssetExecutionContext, warehouse: Warehouse, mlflow_store: MlflowStore,
-                            storage: LeadscoreStorage) -> dg.MaterializeResult:
-        with warehouse_connection(warehouse, config) as conn:
-            outcomes = FEEDBACK_LABELS.read_if_exists(conn, config)
-            history = (conn.execute(f"SELECT {', '.join(HISTORY_COLUMNS)} FROM {SCORE_HISTORY.of(config)}").df()
-                       if SCORE_HISTORY.exists(conn, config) else None)
-        if outcomes is not None:
-            outcomes = outcomes[["lead_id", "label", "outcome_at"]]  # ids, outcome and time: nothing personal
+                            storage: LeadscoreStorage, feedback_labels: StagedTable,
+                            score_history: StagedTable) -> dg.MaterializeResult:
+        outcomes = feedback_labels.read_if_exists("lead_id, label, outcome_at")  # ids, outcome and time: nothing personal
+        history = score_history.read_if_exists(", ".join(HISTORY_COLUMNS))
         e = summarise(outcomes, history)
         versions = sorted(e.matched.model_version.astype(str).unique(), key=lambda v: (len(v), v))
         training, training_note = training_figures(mlflow_store, config, versions) if versions else (None, "-")

@@ -11,12 +11,15 @@ from leadscore_assets.assets.common import (
     check_specs,
     column_schema,
     figure_markdown,
+    config_with_columns,
+    feature_set_of,
     load_feature_set,
     preview,
     resolved_config,
     save_feature_set,
     warehouse_connection,
 )
+from leadscore_assets.assets.inputs import Reads, StagedTable
 from leadscore_assets.assets.specs import asset_kwargs, step_tags
 from leadscore_assets.assets.tables import (
     COLUMN_TYPES,
@@ -46,9 +49,9 @@ from leadscore_assets.lib.sql_rules import identifier
 
 
 def build(config: ProjectConfig) -> list:
-    reads = [LABELS.key(config), VALIDATED_CONTACTS.key(config), COLUMN_TYPES.key(config),
-             *([FEEDBACK_BATCHES.key(config)] if config.feedback else [])]
-    features_spec = dg.AssetSpec(deps=reads, **asset_kwargs(
+    reads = Reads(config, labels=LABELS, validated_contacts=VALIDATED_CONTACTS, column_types=COLUMN_TYPES,
+                  feedback_batches=FEEDBACK_BATCHES if config.feedback else None)
+    features_spec = dg.AssetSpec(deps=reads.deps, **asset_kwargs(
         config, FEATURES.name, "features",
         "One row per lead: readable model inputs (no personal data, no post-outcome columns), "
         "label and split (out-of-time when the source has a creation date).",
@@ -56,21 +59,16 @@ def build(config: ProjectConfig) -> list:
 
     checks = build_checks(config)
 
-    @dg.multi_asset(op_tags=step_tags(config), specs=[features_spec, FEATURE_SCHEMA.spec(config, "features", {"duckdb"}, reads)],
-                    check_specs=check_specs(FEATURES.key(config), checks), name=f"{config.name}_build_features")
-    def features(warehouse: Warehouse):
+    @dg.multi_asset(op_tags=step_tags(config), specs=[features_spec, FEATURE_SCHEMA.spec(config, "features", {"duckdb"}, reads.deps)],
+                    ins=reads.ins, check_specs=check_specs(FEATURES.key(config), checks), name=f"{config.name}_build_features")
+    def features(warehouse: Warehouse, labels: StagedTable, validated_contacts: StagedTable, column_types: StagedTable,
+                 **feedback: StagedTable):
+        resolved = config_with_columns(config, column_types)
+        validated, labelled = validated_contacts.read(), labels.read()
+        newest = newest_feedback_leads(labels, feedback["feedback_batches"]) if feedback else set()
+        fed = set(labelled.loc[labelled.label_source == "crm_feedback", "lead_id"])
+        frame, fs = build_feature_frame(validated, labelled, resolved, newest, fed)
         with warehouse_connection(warehouse, config) as conn:
-            resolved = resolved_config(conn, config)
-            validated = VALIDATED_CONTACTS.read(conn, config)
-            labels = LABELS.read(conn, config)
-            newest = set()
-            if config.feedback and FEEDBACK_BATCHES.exists(conn, config):
-                newest = {r[0] for r in conn.execute(f"""
-                    SELECT lead_id FROM {LABELS.of(config)} WHERE feedback_hash = (
-                        SELECT content_hash FROM {FEEDBACK_BATCHES.of(config)}
-                        ORDER BY received_at DESC NULLS LAST LIMIT 1)""").fetchall()}
-            fed = set(labels.loc[labels.label_source == "crm_feedback", "lead_id"])
-            frame, fs = build_feature_frame(validated, labels, resolved, newest, fed)
             FEATURES.write(conn, config, frame)
             save_feature_set(conn, config, fs)
         counts = frame[SPLIT].value_counts().to_dict()
@@ -96,20 +94,20 @@ def build(config: ProjectConfig) -> list:
         )
         yield from check_results(warehouse, FEATURES.key(config), checks)
 
+    profile_reads = Reads(config, features=FEATURES, feature_schema=FEATURE_SCHEMA)
+
     @dg.asset(
         op_tags=step_tags(config),
-        deps=[FEATURES.key(config), FEATURE_SCHEMA.key(config)],
+        ins=profile_reads.ins,
         **asset_kwargs(
             config, "data_profile", "features",
             "Missing shares, constant columns, cardinality, positive rate by category and correlated pairs.",
             {"pandas", "mlflow"},
         ),
     )
-    def data_profile(context: dg.AssetExecutionContext, warehouse: Warehouse, mlflow_store: MlflowStore,
-                     storage: LeadscoreStorage) -> dg.MaterializeResult:
-        with warehouse_connection(warehouse, config) as conn:
-            frame = FEATURES.read(conn, config)
-            fs = load_feature_set(conn, config)
+    def data_profile(context: dg.AssetExecutionContext, mlflow_store: MlflowStore, storage: LeadscoreStorage,
+                     features: StagedTable, feature_schema: StagedTable) -> dg.MaterializeResult:
+        frame, fs = features.read(), feature_set_of(feature_schema)
         categorical = [*fs.categorical, *fs.target_encoded]
         p = profile(frame, frame[LABEL], categorical, fs.numeric)
         cols = p["columns"]
@@ -136,6 +134,17 @@ def build(config: ProjectConfig) -> list:
         )
 
     return [features, data_profile]
+
+
+def newest_feedback_leads(labels: StagedTable, feedback_batches: StagedTable) -> set[str]:
+    """Leads labelled by the newest CRM feedback file (part of them is held out for the test split)."""
+    if not feedback_batches.exists():
+        return set()
+    with labels.connection() as conn:
+        return {r[0] for r in conn.execute(f"""
+            SELECT lead_id FROM {labels.sql} WHERE feedback_hash = (
+                SELECT content_hash FROM {feedback_batches.sql}
+                ORDER BY received_at DESC NULLS LAST LIMIT 1)""").fetchall()}
 
 
 def build_checks(config: ProjectConfig) -> list[Check]:

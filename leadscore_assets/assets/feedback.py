@@ -24,6 +24,7 @@ import duckdb
 import pandas as pd
 
 from leadscore_assets.assets.common import warehouse_connection
+from leadscore_assets.assets.inputs import Reads, StagedTable
 from leadscore_assets.assets.specs import asset_kwargs, step_tags
 from leadscore_assets.assets.tables import (
     FEEDBACK_BATCHES,
@@ -67,10 +68,9 @@ NO_FEEDBACK_LABELS = pd.DataFrame(columns=["lead_id", "label", "outcome", "outco
 
 
 def land_files(conn, project: ProjectConfig, files: list[str], content_hashes: list[str], run_id: str,
-               log) -> list[dict]:
-    """Append each new file's outcomes, quarantined rows and unknown ids; one batch row per file.
-    Content already landed (the same hash) is skipped and said so."""
-    known = {r[0] for r in conn.execute(f"SELECT {identifier(project.id_column)} FROM {VALIDATED_CONTACTS.of(project)}").fetchall()}
+               log, known: set) -> list[dict]:
+    """Append each new file's outcomes, quarantined rows and unknown ids (not among `known` lead
+    ids); one batch row per file. Content already landed (the same hash) is skipped and said so."""
     seen = set(FEEDBACK_BATCHES.read(conn, project).content_hash) if FEEDBACK_BATCHES.exists(conn, project) else set()
     batches = []
     for path, digest in zip(files, content_hashes):
@@ -99,7 +99,8 @@ def build(project: ProjectConfig) -> list:
     if project.feedback is None:
         return []
     folder = project.feedback.folder
-    deps = [VALIDATED_CONTACTS.key(project)]
+    reads = Reads(project, validated_contacts=VALIDATED_CONTACTS)
+    deps = reads.deps
     kinds = {"csv", "duckdb"}
     specs = [
         dg.AssetSpec(deps=deps, **asset_kwargs(
@@ -113,10 +114,13 @@ def build(project: ProjectConfig) -> list:
         FEEDBACK_RESOLUTIONS.spec(project, "feedback", {"duckdb"}, [FEEDBACK_OUTCOMES.key(project)]),
     ]
 
-    @dg.multi_asset(op_tags=step_tags(project), specs=specs, name=f"{project.name}_land_feedback")
-    def land_feedback(context: dg.AssetExecutionContext, config: FeedbackFilesConfig, warehouse: Warehouse):
+    @dg.multi_asset(op_tags=step_tags(project), specs=specs, ins=reads.ins, name=f"{project.name}_land_feedback")
+    def land_feedback(context: dg.AssetExecutionContext, config: FeedbackFilesConfig, warehouse: Warehouse,
+                      validated_contacts: StagedTable):
+        known = set(validated_contacts.read(identifier(project.id_column)).iloc[:, 0])
         with warehouse_connection(warehouse, project) as conn:
-            batches = land_files(conn, project, config.files, config.content_hashes, context.run_id, context.log.info)
+            batches = land_files(conn, project, config.files, config.content_hashes, context.run_id, context.log.info,
+                                 known)
             outcomes = FEEDBACK_OUTCOMES.read_if_exists(conn, project)
             resolved, resolutions = (resolve_conflicts(outcomes) if outcomes is not None and len(outcomes)
                                      else (NO_FEEDBACK_LABELS.copy(), pd.DataFrame(columns=["lead_id"])))

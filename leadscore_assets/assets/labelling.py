@@ -4,6 +4,7 @@
 import dagster as dg
 
 from leadscore_assets.assets.common import check, check_results, check_specs, warehouse_connection
+from leadscore_assets.assets.inputs import Reads, StagedTable
 from leadscore_assets.assets.specs import asset_kwargs, step_tags
 from leadscore_assets.assets.tables import (
     FEEDBACK_LABELS,
@@ -36,10 +37,12 @@ def build(config: ProjectConfig) -> list:
                 f"{pos} positives, {neg} negatives: rate {rate:.1%} outside [{low:.0%}, {high:.0%}]"),
         )
 
+    reads = Reads(config, validated_contacts=VALIDATED_CONTACTS, feedback_labels=FEEDBACK_LABELS if config.feedback else None)
+
     @dg.asset(
         op_tags=step_tags(config),
         check_specs=check_specs(LABELS.key(config), [positive_rate_plausible]),
-        deps=[VALIDATED_CONTACTS.key(config), *([FEEDBACK_LABELS.key(config)] if config.feedback else [])],
+        ins=reads.ins,
         **asset_kwargs(
             config, "labels", "labels",
             f"1 when `{config.label.positive}`; 0 when `{config.label.negative}`; otherwise unlabelled "
@@ -47,15 +50,15 @@ def build(config: ProjectConfig) -> list:
             {"duckdb"},
         ),
     )
-    def labels(warehouse: Warehouse) -> dg.MaterializeResult:
-        src = VALIDATED_CONTACTS.of(config)
-        with warehouse_connection(warehouse, config) as conn:
+    def labels(warehouse: Warehouse, validated_contacts: StagedTable, **feedback: StagedTable) -> dg.MaterializeResult:
+        src = validated_contacts.sql
+        with validated_contacts.connection() as conn:
             try:
                 check_label_rule(conn, config, src)
             except LabelRuleError as err:
                 raise dg.Failure(description=str(err)) from err
-            fb = FEEDBACK_LABELS.of(config) if config.feedback else None
-            conn.execute(f"CREATE OR REPLACE TABLE {LABELS.of(config)} AS {label_select_sql(config, src, fb)}")
+            fb = feedback["feedback_labels"].sql if feedback else None
+            LABELS.write_select(conn, config, label_select_sql(config, src, fb))
             pos, neg, unl, from_crm = conn.execute(
                 f"SELECT count(*) FILTER (label = 1), count(*) FILTER (label = 0), count(*) FILTER (label IS NULL), "
                 f"count(*) FILTER (label_source = 'crm_feedback') FROM {LABELS.of(config)}"

@@ -15,10 +15,11 @@ from leadscore_assets.assets.common import (
     check_results,
     check_specs,
     figure_markdown,
-    load_feature_set,
+    feature_set_of,
     table_value,
     warehouse_connection,
 )
+from leadscore_assets.assets.inputs import Reads, StagedTable
 from leadscore_assets.assets.specs import asset_kwargs, step_tags
 from leadscore_assets.assets.tables import (
     CANDIDATE_MODELS,
@@ -56,12 +57,12 @@ from leadscore_assets.lib.sql_rules import identifier
 
 
 
-def data_window(conn, config: ProjectConfig) -> dict:
+def data_window(validated_contacts: StagedTable, config: ProjectConfig) -> dict:
     """The time span of the validated rows (for the model card), when the source has a time column."""
     time_col = config.split.time_column
     if not time_col:
         return {"column": "row order"}
-    lo, hi = conn.execute(f"SELECT min({identifier(time_col)}), max({identifier(time_col)}) FROM {VALIDATED_CONTACTS.of(config)}").fetchall()[0]
+    lo, hi = validated_contacts.read(f"min({identifier(time_col)}), max({identifier(time_col)})").iloc[0]
     return {"column": time_col, "start": str(lo), "end": str(hi)}
 
 
@@ -174,10 +175,12 @@ def build(config: ProjectConfig) -> list:
             ).fetchall()[0]
         return dg.AssetCheckResult(passed=bool(auc > dummy_auc), metadata={"test_roc_auc": auc, "dummy_test_roc_auc": dummy_auc})
 
+    candidate_reads = Reads(config, features=FEATURES, feature_schema=FEATURE_SCHEMA)
+
     @dg.asset(
         op_tags=step_tags(config),
         check_specs=check_specs(CANDIDATE_MODELS.key(config), [search_within_budget]),
-        deps=[FEATURES.key(config), FEATURE_SCHEMA.key(config)],
+        ins=candidate_reads.ins,
         **asset_kwargs(
             config, "candidate_models", "models",
             "Every configured candidate fitted on the training split (after an Optuna search when the "
@@ -187,11 +190,9 @@ def build(config: ProjectConfig) -> list:
     )
     def candidate_models(
         context: dg.AssetExecutionContext, warehouse: Warehouse, mlflow_store: MlflowStore,
-        storage: LeadscoreStorage,
+        storage: LeadscoreStorage, features: StagedTable, feature_schema: StagedTable,
     ) -> dg.MaterializeResult:
-        with warehouse_connection(warehouse, config) as conn:  # holds the project for this run
-            frame = FEATURES.read(conn, config)
-            fs = load_feature_set(conn, config)
+        frame, fs = features.read(), feature_set_of(feature_schema)
         if ended := mlflow_store.end_abandoned_runs(config.name, context.run_id):
             context.log.warning(f"ended {len(ended)} MLflow run(s) left RUNNING by a killed run: {ended}")
         method = selection_method(frame, config)
@@ -239,10 +240,13 @@ def build(config: ProjectConfig) -> list:
             check_results=check_results(warehouse, CANDIDATE_MODELS.key(config), [search_within_budget]),
         )
 
+    evaluation_reads = Reads(config, candidate_models=CANDIDATE_MODELS, features=FEATURES, feature_schema=FEATURE_SCHEMA,
+                             validated_contacts=VALIDATED_CONTACTS)
+
     @dg.asset(
         op_tags=step_tags(config),
         check_specs=check_specs(EVALUATION_REPORT.key(config), [beats_dummy_baseline]),
-        deps=[candidate_models, FEATURES.key(config), FEATURE_SCHEMA.key(config), VALIDATED_CONTACTS.key(config)],
+        ins=evaluation_reads.ins,
         **asset_kwargs(
             config, "evaluation_report", "evaluation",
             "The best validation candidate, calibrated on validation when that lowers Brier, with its "
@@ -253,13 +257,12 @@ def build(config: ProjectConfig) -> list:
     )
     def evaluation_report(
         context: dg.AssetExecutionContext, warehouse: Warehouse, mlflow_store: MlflowStore,
-        storage: LeadscoreStorage,
+        storage: LeadscoreStorage, candidate_models: StagedTable, features: StagedTable, feature_schema: StagedTable,
+        validated_contacts: StagedTable,
     ) -> dg.MaterializeResult:
-        with warehouse_connection(warehouse, config) as conn:
-            frame = FEATURES.read(conn, config)
-            fs = load_feature_set(conn, config)
-            cands = CANDIDATE_MODELS.read(conn, config, "ORDER BY selection_score DESC")
-            window = data_window(conn, config)
+        frame, fs = features.read(), feature_set_of(feature_schema)
+        cands = candidate_models.read(where="ORDER BY selection_score DESC")
+        window = data_window(validated_contacts, config)
         best, dummy = cands[cands.chosen].iloc[0], cands[cands.candidate == "dummy"].iloc[0]
         ev = evaluate_challenger(str(best.candidate), mlflow_store.load_model(best.model_uri),
                                  mlflow_store.load_model(dummy.model_uri), frame, fs, config,

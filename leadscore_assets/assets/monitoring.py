@@ -10,7 +10,8 @@ feed the promotion gate; each report is an HTML file under data/reports, logged 
 import dagster as dg
 import pandas as pd
 
-from leadscore_assets.assets.common import check, check_results, check_specs, load_feature_set, warehouse_connection
+from leadscore_assets.assets.common import check, check_results, check_specs, feature_set_of, warehouse_connection
+from leadscore_assets.assets.inputs import Reads, StagedTable
 from leadscore_assets.assets.specs import asset_kwargs, step_tags
 from leadscore_assets.assets.tables import (
     DRIFT_SUMMARY,
@@ -35,13 +36,13 @@ from leadscore_assets.resources.warehouse import Warehouse
 def build(config: ProjectConfig) -> list:
     promo = config.promotion
 
-    reads = [EVALUATION_REPORT.key(config), FEATURES.key(config), FEATURE_SCHEMA.key(config)]
-    reports_spec = dg.AssetSpec(deps=reads, **asset_kwargs(
+    reads = Reads(config, evaluation_report=EVALUATION_REPORT, features=FEATURES, feature_schema=FEATURE_SCHEMA)
+    reports_spec = dg.AssetSpec(deps=reads.deps, **asset_kwargs(
         config, "drift_reports", "monitoring",
         "Evidently data drift (per feature), prediction drift (score PSI) and label drift between the "
         "champion's training data and the leads it has not seen; HTML reports in MLflow and data/reports.",
         {"evidently", "mlflow"}))
-    summary_spec = DRIFT_SUMMARY.spec(config, "monitoring", {"duckdb"}, reads)
+    summary_spec = DRIFT_SUMMARY.spec(config, "monitoring", {"duckdb"}, reads.deps)
 
     def _summary(warehouse: Warehouse, kind: str):
         with warehouse_connection(warehouse, config) as conn:
@@ -83,13 +84,11 @@ def build(config: ProjectConfig) -> list:
     checks = [feature_drift_within_policy, prediction_psi_within_policy, label_drift_absent]
 
     @dg.multi_asset(op_tags=step_tags(config), specs=[reports_spec, summary_spec], check_specs=check_specs(reports_spec.key, checks),
-                    name=f"{config.name}_measure_drift")
+                    ins=reads.ins, name=f"{config.name}_measure_drift")
     def drift_reports(context: dg.AssetExecutionContext, warehouse: Warehouse, mlflow_store: MlflowStore,
-                      storage: LeadscoreStorage):
-        with warehouse_connection(warehouse, config) as conn:
-            frame = FEATURES.read(conn, config)
-            fs = load_feature_set(conn, config)
-            ev = EVALUATION_REPORT.read(conn, config).iloc[0]
+                      storage: LeadscoreStorage, evaluation_report: StagedTable, features: StagedTable,
+                      feature_schema: StagedTable):
+        frame, fs, ev = features.read(), feature_set_of(feature_schema), evaluation_report.read().iloc[0]
         model, reference, against = reference_of(mlflow_store, config, frame, fs, ev.model_uri)
         current = current_rows(frame, reference)
         out = storage.report_dir(config.name, "drift", context.run_id)

@@ -12,8 +12,9 @@ from datetime import datetime, timezone
 import dagster as dg
 import pandas as pd
 
-from leadscore_assets.assets.common import load_feature_set, resolved_config, warehouse_connection
-from leadscore_assets.assets.specs import asset_kwargs, key, step_tags
+from leadscore_assets.assets.common import config_with_columns, feature_set_of, warehouse_connection
+from leadscore_assets.assets.inputs import Reads, StagedTable
+from leadscore_assets.assets.specs import asset_kwargs, step_tags
 from leadscore_assets.assets.tables import (
     COLUMN_TYPES,
     DRIFT_SUMMARY,
@@ -50,26 +51,26 @@ FIGURES = ("challenger_metric", "champion_metric", "metric_gain", "prediction_ps
 def build(config: ProjectConfig) -> list:
     metric = config.models.selection_metric
 
-    reads = [EVALUATION_REPORT.key(config), key(config, "drift_reports"), DRIFT_SUMMARY.key(config),
-             FEATURES.key(config), FEATURE_SCHEMA.key(config), COLUMN_TYPES.key(config), RAW_CONTACTS.key(config),
-             VALIDATED_CONTACTS.key(config),
-             *([REVENUE_MODEL.key(config)] if config.revenue else [])]  # the served model carries the revenue stage
-    champion_spec = dg.AssetSpec(deps=reads, **asset_kwargs(
+    reads = Reads(config, after=("drift_reports",), evaluation_report=EVALUATION_REPORT, drift_summary=DRIFT_SUMMARY,
+                  features=FEATURES, feature_schema=FEATURE_SCHEMA, column_types=COLUMN_TYPES, raw_contacts=RAW_CONTACTS,
+                  validated_contacts=VALIDATED_CONTACTS,
+                  revenue_model=REVENUE_MODEL if config.revenue else None)  # the served model carries the revenue stage
+    champion_spec = dg.AssetSpec(deps=reads.deps, **asset_kwargs(
         config, "champion_model", "models",
         f"The challenger registered as '{config.registered_model_name}' (alias `challenger`): the served model, "
         "raw leads in, scores and reasons out. Promoted to `champion` only when it beats the champion on the "
         "same held-out rows and the drift guardrails allow it; the replaced champion keeps the alias `previous`.",
         {"mlflow"}))
 
-    @dg.multi_asset(op_tags=step_tags(config), specs=[champion_spec, MODEL_DECISIONS.spec(config, "models", {"duckdb"}, reads)],
-                    name=f"{config.name}_judge_challenger")
-    def champion_model(context: dg.AssetExecutionContext, warehouse: Warehouse, mlflow_store: MlflowStore):
+    @dg.multi_asset(op_tags=step_tags(config), specs=[champion_spec, MODEL_DECISIONS.spec(config, "models", {"duckdb"}, reads.deps)],
+                    ins=reads.ins, name=f"{config.name}_judge_challenger")
+    def champion_model(context: dg.AssetExecutionContext, warehouse: Warehouse, mlflow_store: MlflowStore,
+                       evaluation_report: StagedTable, drift_summary: StagedTable, features: StagedTable,
+                       feature_schema: StagedTable, **served_from: StagedTable):
         client, name = mlflow_store.client, config.registered_model_name
-        with warehouse_connection(warehouse, config) as conn:
-            ev = EVALUATION_REPORT.read(conn, config).iloc[0]
-            drift = DRIFT_SUMMARY.read(conn, config).set_index("kind")
-            frame, fs = FEATURES.read(conn, config), load_feature_set(conn, config)
-            served = served_model_parts(conn, config)
+        ev, drift = evaluation_report.read().iloc[0], drift_summary.read().set_index("kind")
+        frame, fs = features.read(), feature_set_of(feature_schema)
+        served = served_model_parts(config, **served_from)
         champion = current_champion(client, name)
         challenger_model = mlflow_store.load_model(ev.model_uri)
         version = register_served_challenger(context, mlflow_store, config, ev, frame, fs, challenger_model, served)
@@ -105,17 +106,20 @@ def build(config: ProjectConfig) -> list:
     return [champion_model]
 
 
-def served_model_parts(conn, config: ProjectConfig) -> dict:
+def served_model_parts(config: ProjectConfig, column_types: StagedTable, raw_contacts: StagedTable,
+                       validated_contacts: StagedTable, revenue_model: StagedTable | None = None) -> dict:
     """What the served model is built from besides the sklearn pipeline: the resolved config, raw
     column names, reference dates of `days_since` features, the revenue model (if any)."""
-    resolved = resolved_config(conn, config)
+    resolved = config_with_columns(config, column_types)
+    with raw_contacts.connection() as conn:
+        raw_cols = raw_columns(conn.execute(f"DESCRIBE {raw_contacts.sql}").fetchall())
+        newest = {c: conn.execute(f'SELECT max("{c}") FROM {validated_contacts.sql}').fetchall()[0][0]
+                  for c in days_since_columns(resolved)}
     return {
         "config": resolved,
-        "raw_cols": raw_columns(conn.execute(f"DESCRIBE {RAW_CONTACTS.of(config)}").fetchall()),
-        "references": date_references(resolved, {c: conn.execute(
-            f'SELECT max("{c}") FROM {VALIDATED_CONTACTS.of(config)}').fetchall()[0][0]
-            for c in days_since_columns(resolved)}),
-        "revenue_uri": REVENUE_MODEL.read(conn, config).model_uri.iloc[0] if config.revenue else None,
+        "raw_cols": raw_cols,
+        "references": date_references(resolved, newest),
+        "revenue_uri": revenue_model.read().model_uri.iloc[0] if revenue_model is not None else None,
     }
 
 

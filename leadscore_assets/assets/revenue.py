@@ -4,7 +4,8 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from leadscore_assets.assets.common import load_feature_set, warehouse_connection
+from leadscore_assets.assets.common import feature_set_of, warehouse_connection
+from leadscore_assets.assets.inputs import Reads, StagedTable
 from leadscore_assets.assets.specs import asset_kwargs, step_tags
 from leadscore_assets.assets.tables import (
     EVALUATION_REPORT,
@@ -32,11 +33,13 @@ def build(config: ProjectConfig) -> list:
         return []
     column = config.revenue.column
 
+    # evaluation_report: its test metrics complete the project's targets table (read, not trained on)
+    reads = Reads(config, features=FEATURES, feature_schema=FEATURE_SCHEMA, validated_contacts=VALIDATED_CONTACTS,
+                  evaluation_report=EVALUATION_REPORT)
+
     @dg.asset(
         op_tags=step_tags(config),
-        # evaluation_report: its test metrics complete the project's targets table (read, not trained on).
-        deps=[FEATURES.key(config), FEATURE_SCHEMA.key(config), VALIDATED_CONTACTS.key(config),
-              EVALUATION_REPORT.key(config)],
+        ins=reads.ins,
         **asset_kwargs(
             config, "revenue_model", "models",
             f"E[{column} | order]: LightGBM on log1p({column}) of converting training rows, smeared back to "
@@ -45,12 +48,14 @@ def build(config: ProjectConfig) -> list:
             {"lightgbm", "mlflow"},
         ),
     )
-    def revenue_model(warehouse: Warehouse, mlflow_store: MlflowStore) -> dg.MaterializeResult:
-        with warehouse_connection(warehouse, config) as conn:
-            fs = load_feature_set(conn, config)
+    def revenue_model(warehouse: Warehouse, mlflow_store: MlflowStore, features: StagedTable,
+                      feature_schema: StagedTable, validated_contacts: StagedTable,
+                      evaluation_report: StagedTable) -> dg.MaterializeResult:
+        fs = feature_set_of(feature_schema)
+        with features.connection() as conn:
             frame = conn.execute(f"""
-                SELECT f.*, v.{column} AS _revenue FROM {FEATURES.of(config)} f
-                JOIN {VALIDATED_CONTACTS.of(config)} v ON v.{identifier(config.id_column)} = f.{ID}
+                SELECT f.*, v.{column} AS _revenue FROM {features.sql} f
+                JOIN {validated_contacts.sql} v ON v.{identifier(config.id_column)} = f.{ID}
                 WHERE f.{LABEL} = 1 AND v.{column} > 0""").df()
         train, test = frame[frame[SPLIT] == "train"], frame[frame[SPLIT] == "test"]
         model = LogRevenueRegressor(preprocessor(fs, config), seed=config.models.seed)
@@ -66,7 +71,7 @@ def build(config: ProjectConfig) -> list:
         with warehouse_connection(warehouse, config) as conn:
             REVENUE_MODEL.write(conn, config, pd.DataFrame([{
                 "run_id": run.info.run_id, "model_uri": model_uri, **{f"test_{k}": v for k, v in metrics.items()}}]))
-            evaluated = EVALUATION_REPORT.read_if_exists(conn, config)
+        evaluated = evaluation_report.read_if_exists()
         evaluated = pd.DataFrame() if evaluated is None else evaluated
         classification = evaluated.iloc[0].to_dict() if len(evaluated) else {}  # test_<metric> columns
         targets = compare_targets(config.targets, measured_figures(classification, metrics, classification_prefix="test_"))

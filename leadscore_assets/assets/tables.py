@@ -10,6 +10,7 @@ module (`FEATURES.read(conn, config)`), never through a string.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 import dagster as dg
 import duckdb
@@ -55,6 +56,36 @@ class Table:
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {config.name}")
         with _registered(conn, df):
             conn.execute(f"CREATE OR REPLACE TABLE {self.of(config)} AS SELECT * FROM _frame")
+
+    def write_select(self, conn: duckdb.DuckDBPyConnection, config: ProjectConfig, query: str) -> None:
+        """Replace the table with the rows of a SQL query over the warehouse (nothing through pandas),
+        its columns held to the contract first."""
+        have = [r[0] for r in conn.execute(f"DESCRIBE {query}").fetchall()]
+        self._check(pd.DataFrame(columns=have))
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {config.name}")
+        conn.execute(f"CREATE OR REPLACE TABLE {self.of(config)} AS {query}")
+
+    def write_batches(self, conn: duckdb.DuckDBPyConnection, config: ProjectConfig, frames: Iterable[pd.DataFrame],
+                      order_by: str | None = None) -> int:
+        """Replace the table with the rows of `frames`, written one frame at a time, so memory holds
+        one frame, never the table; then, given `order_by` (SQL), rewrite it in that order within
+        DuckDB, ties in the order the rows came. Returns the rows written. The first frame decides
+        the column types; every frame is held to the contract."""
+        name, rows, first = self.of(config), 0, True
+        for df in frames:
+            if first:
+                self.write(conn, config, df)
+                first = False
+            else:
+                self._check(df)
+                with _registered(conn, df):
+                    conn.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _frame")
+            rows += len(df)
+        if first:
+            raise ValueError(f"no frame given for table {self.name!r}: not even an empty one for its columns")
+        if order_by:
+            conn.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM {name} ORDER BY {order_by}, rowid")
+        return rows
 
     def append(self, conn: duckdb.DuckDBPyConnection, config: ProjectConfig, df: pd.DataFrame) -> None:
         """Append rows, creating the table the first time and adding any column a newer release

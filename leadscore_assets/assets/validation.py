@@ -17,6 +17,7 @@ from leadscore_assets.assets.common import (
     save_resolved_columns,
     warehouse_connection,
 )
+from leadscore_assets.assets.inputs import Reads, StagedTable
 from leadscore_assets.assets.specs import asset_kwargs, step_tags
 from leadscore_assets.assets.tables import (
     COLUMN_TYPES,
@@ -41,10 +42,10 @@ from leadscore_assets.lib.sql_rules import identifier
 
 
 def build(config: ProjectConfig) -> list:
-    raw_key = RAW_CONTACTS.key(config)
+    reads = Reads(config, raw_contacts=RAW_CONTACTS)
     valid_key = VALIDATED_CONTACTS.key(config)
     valid_spec = dg.AssetSpec(
-        deps=[raw_key],
+        deps=reads.deps,
         **asset_kwargs(
             config, "validated_contacts", "validated",
             "Typed, normalised contacts that pass every pandera rule of the project config.",
@@ -52,7 +53,7 @@ def build(config: ProjectConfig) -> list:
         ),
     )
     quarantine_spec = dg.AssetSpec(
-        deps=[raw_key],
+        deps=reads.deps,
         **asset_kwargs(
             config, "quarantined_contacts", "validated",
             "Raw rows that failed validation, verbatim, each with the reason (file, row, column, rule).",
@@ -60,15 +61,16 @@ def build(config: ProjectConfig) -> list:
         ),
     )
 
-    types_spec = COLUMN_TYPES.spec(config, "validated", {"duckdb"}, deps=[raw_key])
+    types_spec = COLUMN_TYPES.spec(config, "validated", {"duckdb"}, deps=reads.deps)
 
     checks = build_checks(config)
 
     @dg.multi_asset(op_tags=step_tags(config), specs=[valid_spec, quarantine_spec, types_spec],
-                    check_specs=check_specs(valid_key, checks), name=f"{config.name}_validate_contacts")
-    def validate_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: LeadscoreStorage):
+                    ins=reads.ins, check_specs=check_specs(valid_key, checks), name=f"{config.name}_validate_contacts")
+    def validate_contacts(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: LeadscoreStorage,
+                          raw_contacts: StagedTable):
+        raw = raw_contacts.read()
         with warehouse_connection(warehouse, config) as conn:
-            raw = RAW_CONTACTS.read(conn, config)
             try:
                 resolved = config if config.columns else with_columns(config, infer_columns(raw, config))
                 result = validate(raw, resolved)

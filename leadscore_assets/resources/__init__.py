@@ -13,6 +13,7 @@ from pathlib import Path
 import dagster as dg
 
 from leadscore_assets.resources.mlflow_store import MlflowStore, env_ui_urls
+from leadscore_assets.resources.staged_tables import INPUT_MANAGER_KEY, staged_tables
 from leadscore_assets.resources.storage import LeadscoreStorage, default_data_dir
 from leadscore_assets.resources.warehouse import Warehouse
 
@@ -30,6 +31,7 @@ def build_resources(data_dir: str | Path | None = None) -> dict[str, object]:
         "warehouse": Warehouse(directory=str(root / "warehouse"), tracking_uri=store.tracking_uri, data_dir=str(root)),
         "mlflow_store": store,
         "mlflow": store,  # the key dagster-mlflow's end_mlflow_on_run_finished hook asks for
+        INPUT_MANAGER_KEY: staged_tables,  # the tables an asset reads, as its inputs (assets/inputs.py)
     }
 
 
@@ -49,5 +51,6 @@ def resources_for_env(env: str | None = None) -> dict[str, object]:
                                    tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI"), data_dir=dg.EnvVar("LEADSCORE_DATA_DIR")),
             "mlflow_store": store,
             "mlflow": store,
+            INPUT_MANAGER_KEY: staged_tables,
         }
     raise ValueError(f"LEADSCORE_ENV must be local, ci or prod, not {env!r}")
