@@ -8,7 +8,9 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import sys
@@ -18,6 +20,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlencode
 
 import duckdb
 
@@ -188,3 +191,56 @@ def postgres_server(database: str = "leadscore", user: str = "leadscore") -> Ite
         if (data / "postmaster.pid").exists():
             subprocess.run([*pg_ctl, "-m", "immediate", "-w", "-t", "60", "stop"], capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+# -- a real MLflow tracking server (the UI and artifact links) --
+
+
+@contextmanager
+def mlflow_server(backend_uri: str, log: Path) -> Iterator[str]:
+    """A real `mlflow server` on a free loopback port over `backend_uri` (one worker: shared
+    cores), its base URL; its process group is stopped afterwards whatever happens."""
+    port = free_port()
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    with open(log, "w") as out:
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", backend_uri,
+                                 "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=5):
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"mlflow server did not answer on {base} within 120 s:\n{log.read_text()[-3000:]}")
+            time.sleep(1)
+        yield base
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(proc.pid, sig)
+                proc.wait(timeout=20)
+                break
+            except ProcessLookupError:
+                break
+            except subprocess.TimeoutExpired:
+                continue
+
+
+def fetch_artifact(base: str, run_id: str, path: str) -> tuple[int, str, bytes]:
+    """(HTTP status, content type, body) of one run artifact from the server's get-artifact route."""
+    url = f"{base}/get-artifact?{urlencode({'path': path, 'run_uuid': run_id})}"
+    try:
+        with urllib.request.urlopen(url, timeout=30) as answer:
+            return answer.status, answer.headers.get_content_type(), answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get_content_type(), error.read()
+
+
+def png_width(data: bytes) -> int:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", data[:16]
+    return struct.unpack(">I", data[16:20])[0]

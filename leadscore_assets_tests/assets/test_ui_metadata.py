@@ -150,7 +150,7 @@ def test_evaluation_report_leads_with_its_headline_and_links_each_plot_file(run,
 def test_every_plot_link_is_served_as_a_png_by_a_real_mlflow_server(run, tmp_path):
     """The run's own MLflow store behind a real `mlflow server` on loopback: every picture the
     evaluation_report page links to comes back as image/png (what the artifact view previews)."""
-    from leadscore_assets_tests.resources.test_mlflow_store import fetch_artifact, mlflow_server, png_width
+    from leadscore_assets.testing.servers import fetch_artifact, mlflow_server, png_width
 
     result, data_dir = run
     links = _plot_links(metadata(result, "evaluation_report"))

@@ -7,78 +7,16 @@ Chromium; the store's experiments also carry the `mlflow.experimentKind` tag ear
 
 from __future__ import annotations
 
-import os
-import signal
-import struct
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
-from urllib.parse import urlencode
 
 import pytest
 from matplotlib.figure import Figure
-from mlflow import MlflowClient
 
 from leadscore_assets.resources.mlflow_store import CLASSIC_ML_VIEW_QUERY, MlflowStore
-from leadscore_assets.testing.servers import free_port
+from leadscore_assets.testing.servers import fetch_artifact, mlflow_server, png_width
 
 CHROMIUM = Path("/usr/bin/chromium")
 ML_VIEW = "?workflowType=machine_learning"
-
-
-@contextmanager
-def mlflow_server(backend_uri: str, log: Path) -> Iterator[str]:
-    """A real `mlflow server` on a free loopback port over `backend_uri` (one worker: shared
-    cores), its base URL; its process group is stopped afterwards whatever happens."""
-    port = free_port()
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    with open(log, "w") as out:
-        proc = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", backend_uri,
-                                 "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=5):
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                pytest.fail(f"mlflow server did not answer on {base} within 120 s:\n{log.read_text()[-3000:]}")
-            time.sleep(1)
-        yield base
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(proc.pid, sig)
-                proc.wait(timeout=20)
-                break
-            except ProcessLookupError:
-                break
-            except subprocess.TimeoutExpired:
-                continue
-
-
-def fetch_artifact(base: str, run_id: str, path: str) -> tuple[int, str, bytes]:
-    """(HTTP status, content type, body) of one run artifact from the server's get-artifact route."""
-    url = f"{base}/get-artifact?{urlencode({'path': path, 'run_uuid': run_id})}"
-    try:
-        with urllib.request.urlopen(url, timeout=30) as answer:
-            return answer.status, answer.headers.get_content_type(), answer.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers.get_content_type(), error.read()
-
-
-def png_width(data: bytes) -> int:
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", data[:16]
-    return struct.unpack(">I", data[16:20])[0]
 
 
 @pytest.fixture
