@@ -24,7 +24,8 @@ def test_local_and_ci_are_embedded_under_one_data_dir(env, tmp_path, monkeypatch
     monkeypatch.setenv("LEADSCORE_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("LEADSCORE_MLFLOW_UI_URL", "http://127.0.0.1:5999")
     resources = resources_for_env(env)
-    assert set(resources) == {"storage", "warehouse", "mlflow_store", "mlflow"}
+    # the tables an asset reads reach it through the input manager over the warehouse (assets/inputs.py)
+    assert set(resources) == {"storage", "warehouse", "mlflow_store", "mlflow", "staged_tables"}
     assert resources["mlflow"] is resources["mlflow_store"]  # one store; the second key is for the dagster-mlflow hook
     store, warehouse = resources["mlflow_store"], resources["warehouse"]
     assert store.tracking_uri == f"sqlite:///{tmp_path.resolve() / 'mlflow' / 'mlflow.db'}"
