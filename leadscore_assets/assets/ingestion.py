@@ -8,7 +8,7 @@ from leadscore_assets.assets.specs import asset_kwargs, step_tags
 from leadscore_assets.assets.tables import QUARANTINED_SOURCE_ROWS, RAW_CONTACTS, source_table
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.csv_text import SourceFileError
-from leadscore_assets.resources.source_loader import load_source
+from leadscore_assets.resources.source_loader import SourceTargets, load_source
 from leadscore_assets.resources.storage import LeadscoreStorage
 from leadscore_assets.resources.warehouse import Warehouse
 
@@ -41,7 +41,9 @@ def build(config: ProjectConfig) -> list:
         files = [str(storage.path(spec.path)) for spec in config.source.table_specs().values()]
         with warehouse_connection(warehouse, config) as conn:
             try:
-                counts = load_source(conn, config, storage.path(""), log=context.log.warning)
+                counts = load_source(conn, config, storage.path(""), SourceTargets(
+                    RAW_CONTACTS.of(config), QUARANTINED_SOURCE_ROWS.of(config), lambda n: source_table(n).of(config)),
+                    log=context.log.warning)
             except SourceFileError as err:
                 raise dg.Failure(description=str(err), metadata={"source_files": dg.MetadataValue.json(files)}) from err
             schema = conn.execute(f"SELECT * FROM {RAW_CONTACTS.of(config)} LIMIT 0").df()

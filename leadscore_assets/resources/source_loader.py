@@ -25,8 +25,22 @@ from leadscore_assets.lib.data_paths import DataPathError, inside_data_dir
 from leadscore_assets.lib.sql_rules import ConfigSqlError, check_reads_only, parse_select
 from leadscore_assets.lib.validation import FILE, ROW, redacted
 
-RAW = "raw_contacts"
-SOURCE_QUARANTINE = "quarantined_source_rows"
+
+
+@dataclass(frozen=True)
+class SourceTargets:
+    """The warehouse tables the loader writes, named by its caller (the pipeline passes its table
+    contract's names, assets/tables.py): the leads, the source quarantine, and each table of a
+    multi-table source."""
+
+    raw: str
+    quarantine: str
+    table: Callable[[str], str]  # source table name -> its warehouse table
+
+    @classmethod
+    def scratch(cls, schema: str) -> "SourceTargets":
+        """Names in a throw-away database (a day's rows read for daily scoring, tests)."""
+        return cls(f"{schema}.raw_contacts", f"{schema}.quarantined_source_rows", lambda name: f"{schema}.source_{name}")
 
 _log = logging.getLogger(__name__)
 
@@ -119,7 +133,7 @@ def load_table(conn: duckdb.DuckDBPyConnection, target: str, path: Path, spec: T
 
 
 def quarantine_rows(
-    conn: duckdb.DuckDBPyConnection, config: ProjectConfig, source_table: str, target: str, reasons: dict[int, str]
+    conn: duckdb.DuckDBPyConnection, quarantine: str, source_table: str, target: str, reasons: dict[int, str]
 ) -> int:
     """Move rows of a loaded source table (by `_row_number`) into the source quarantine with their reasons.
 
@@ -132,7 +146,7 @@ def quarantine_rows(
     conn.register("_moved_rows", moved)
     try:
         conn.execute(f"""
-            INSERT INTO {config.name}.{SOURCE_QUARANTINE}
+            INSERT INTO {quarantine}
             SELECT {_sql_str(source_table)}, t.{ROW}, t.{FILE}, m.reason, to_json(t)::VARCHAR
             FROM {target} t JOIN _moved_rows m ON t.{ROW} = m.{ROW} ORDER BY t.{ROW}
         """)
@@ -142,7 +156,8 @@ def quarantine_rows(
     return len(reasons)
 
 
-def apply_row_rules(conn: duckdb.DuckDBPyConnection, config: ProjectConfig, name: str, spec: TableSpec, target: str) -> int:
+def apply_row_rules(conn: duckdb.DuckDBPyConnection, config: ProjectConfig, name: str, spec: TableSpec, target: str,
+                    quarantine: str) -> int:
     """Move rows of a source table that break its rules into the source quarantine; return count."""
     if not spec.row_rules:
         return 0
@@ -151,7 +166,6 @@ def apply_row_rules(conn: duckdb.DuckDBPyConnection, config: ProjectConfig, name
         f"{_sql_str(f'rule {r.name!r} ({r.expression}) is false; ')} END"
         for r in spec.row_rules
     )
-    quarantine = f"{config.name}.{SOURCE_QUARANTINE}"
     try:
         conn.execute(f"""
             CREATE TEMP TABLE _rule_failures AS
@@ -171,9 +185,10 @@ def apply_row_rules(conn: duckdb.DuckDBPyConnection, config: ProjectConfig, name
 
 
 def load_source(
-    conn: duckdb.DuckDBPyConnection, config: ProjectConfig, data_dir: Path, log: Callable[[str], None] | None = None
+    conn: duckdb.DuckDBPyConnection, config: ProjectConfig, data_dir: Path, targets: SourceTargets,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, int]:
-    """Build `<project>.raw_contacts` from the configured source; return row counts per table.
+    """Build `targets.raw` (the leads) from the configured source; return row counts per table.
 
     `<table>` counts the data rows read; `<table>_cut_short` and `<table>_rule_failures` how many
     of them went to the source quarantine instead. Notes on what was inferred while reading (a
@@ -183,7 +198,7 @@ def load_source(
     schema = config.name
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     conn.execute(
-        f"CREATE OR REPLACE TABLE {schema}.{SOURCE_QUARANTINE} (source_table VARCHAR, {ROW} BIGINT, {FILE} VARCHAR, "
+        f"CREATE OR REPLACE TABLE {targets.quarantine} (source_table VARCHAR, {ROW} BIGINT, {FILE} VARCHAR, "
         f"reason VARCHAR, raw_values VARCHAR)"
     )
     source = config.source
@@ -195,14 +210,14 @@ def load_source(
             log(note)
         counts[name] = loaded.rows
         if loaded.cut_short:
-            counts[f"{name}_cut_short"] = quarantine_rows(conn, config, name, target, loaded.cut_short)
-        counts[f"{name}_rule_failures"] = apply_row_rules(conn, config, name, spec, target)
+            counts[f"{name}_cut_short"] = quarantine_rows(conn, targets.quarantine, name, target, loaded.cut_short)
+        counts[f"{name}_rule_failures"] = apply_row_rules(conn, config, name, spec, target, targets.quarantine)
 
     if not source.tables:
-        load("contacts", source.table_specs()["contacts"], f"{schema}.{RAW}", as_text=True)
+        load("contacts", source.table_specs()["contacts"], targets.raw, as_text=True)
         return counts
     for name, spec in source.tables.items():
-        target = f"{schema}.source_{name}"
+        target = targets.table(name)
         load(name, spec, target, as_text=False)
         conn.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {target}")
     try:  # checked when the YAML loaded; again here for a config built in code (model_copy skips validators)
@@ -210,16 +225,16 @@ def load_source(
     except ConfigSqlError as err:
         raise SourceFileError(f"project '{config.name}': {err}") from err
     try:
-        conn.execute(f"CREATE OR REPLACE TABLE {schema}.{RAW} AS {source.query}")
+        conn.execute(f"CREATE OR REPLACE TABLE {targets.raw} AS {source.query}")
     except duckdb.Error as err:
         raise SourceFileError(f"project '{config.name}': source.query failed: {redacted(err)}") from None
-    cols = [r[0] for r in conn.execute(f"DESCRIBE {schema}.{RAW}").fetchall()]
+    cols = [r[0] for r in conn.execute(f"DESCRIBE {targets.raw}").fetchall()]
     if ROW not in cols or FILE not in cols:
         raise SourceFileError(
             f"project '{config.name}': source.query must select the primary table's {ROW} and {FILE} "
             "so that quarantine reasons point at real rows"
         )
-    counts[RAW] = conn.execute(f"SELECT count(*) FROM {schema}.{RAW}").fetchall()[0][0]
+    counts["raw_contacts"] = conn.execute(f"SELECT count(*) FROM {targets.raw}").fetchall()[0][0]
     return counts
 
 
@@ -241,8 +256,9 @@ def load_rows_between(config: ProjectConfig, data_dir: Path, column: str, start,
             table = (f"(SELECT file_row_number + 1 AS {ROW}, {_sql_str(path.name)} AS {FILE}, * EXCLUDE (file_row_number) "
                      f"FROM read_parquet({_sql_str(str(path))}, file_row_number = true))")
         else:
-            load_source(conn, config, data_dir, log=lambda _note: None)
-            table = f"{config.name}.{RAW}"
+            targets = SourceTargets.scratch(config.name)
+            load_source(conn, config, data_dir, targets, log=lambda _note: None)
+            table = targets.raw
         names = [r[0] for r in conn.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()]
         raw = next((n for n in names if config.naming.canonical(n) == column), None)
         if raw is None:

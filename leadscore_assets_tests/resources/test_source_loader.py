@@ -8,7 +8,7 @@ import pytest
 
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.csv_text import SourceFileError
-from leadscore_assets.resources.source_loader import load_source, read_csv_as_text
+from leadscore_assets.resources.source_loader import SourceTargets, load_source, read_csv_as_text
 from leadscore_assets.lib.validation import FILE, ROW
 
 HEADER = "id,name,status,created_at,source\n"
@@ -33,7 +33,8 @@ def _load(tmp_path: Path, config: ProjectConfig | None = None):
     """load_source into an in-memory warehouse: (counts, raw rows, source quarantine, notes logged)."""
     conn = duckdb.connect()
     notes: list[str] = []
-    counts = load_source(conn, config or _config(), tmp_path, log=notes.append)
+    config = config or _config()
+    counts = load_source(conn, config, tmp_path, SourceTargets.scratch(config.name), log=notes.append)
     raw = conn.execute(f"SELECT * FROM t.raw_contacts ORDER BY {ROW}").df()
     quarantine = conn.execute(f"SELECT * FROM t.quarantined_source_rows ORDER BY {ROW}").df()
     return counts, raw, quarantine, notes
