@@ -21,6 +21,10 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from leadscore_assets.assets.tables import (
+    EVALUATION_REPORT, FEATURES, LEAD_SCORES, MODEL_DECISIONS, QUARANTINED_CONTACTS, RAW_CONTACTS, Table,
+)
+
 
 COLUMNS = ["project", "rows", "quarantined", "duplicates", "champion", "decision", "test_roc_auc",
            "top20_capture", "asset", "call_list"]
@@ -36,9 +40,9 @@ def _one(conn: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
     return conn.execute(sql).df()
 
 
-def _has(conn: duckdb.DuckDBPyConnection, project: str, name: str) -> bool:
+def _has(conn: duckdb.DuckDBPyConnection, project: str, table: Table) -> bool:
     return bool(conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-                             [project, name]).fetchall()[0][0])
+                             [project, table.name]).fetchall()[0][0])
 
 
 def _version(value) -> str | None:
@@ -51,8 +55,8 @@ def _version(value) -> str | None:
 def _capture_and_auc(conn: duckdb.DuckDBPyConnection, project: str, share: float = 0.2) -> tuple[float, float]:
     """Test ROC-AUC and top-`share` capture of the scores in lead_scores (the champion that scored
     them) on the test split's labelled leads: used when the last evaluated model is not the champion."""
-    frame = _one(conn, f"""SELECT s.probability, f.label FROM {project}.lead_scores s
-                          JOIN {project}.features f ON CAST(f.lead_id AS VARCHAR) = s.lead_id
+    frame = _one(conn, f"""SELECT s.probability, f.label FROM {LEAD_SCORES.at(project)} s
+                          JOIN {FEATURES.at(project)} f ON CAST(f.lead_id AS VARCHAR) = s.lead_id
                           WHERE f.split = 'test' AND f.label IS NOT NULL""")
     if frame.empty or frame.label.nunique() < 2:
         return float("nan"), float("nan")
@@ -71,20 +75,20 @@ def call_list_file(data_dir: str | Path, project: str) -> Path:
 def project_summary(path: Path, project: str, data_dir: str | Path | None = None) -> dict:
     """One project's line, from its published warehouse file."""
     calls = call_list_file(data_dir, project) if data_dir is not None else None
-    where = str(calls) if calls is not None and calls.exists() else f"{path} : {project}.lead_scores"
+    where = str(calls) if calls is not None and calls.exists() else f"{path} : {LEAD_SCORES.at(project)}"
     row: dict = {"project": project, "asset": f"{project}/lead_scores", "call_list": where}
     with duckdb.connect(str(path), read_only=True) as conn:
-        row["rows"] = int(conn.execute(f"SELECT count(*) FROM {project}.raw_contacts").fetchall()[0][0])
+        row["rows"] = int(conn.execute(f"SELECT count(*) FROM {RAW_CONTACTS.at(project)}").fetchall()[0][0])
         q = _one(conn, f"SELECT count(*) FILTER (WHERE NOT coalesce(_collapsed_duplicate, false)) AS quarantined, "
                        f"count(*) FILTER (WHERE coalesce(_collapsed_duplicate, false)) AS duplicates "
-                       f"FROM {project}.quarantined_contacts")
+                       f"FROM {QUARANTINED_CONTACTS.at(project)}")
         row["quarantined"], row["duplicates"] = int(q.quarantined[0]), int(q.duplicates[0])
-        report = _one(conn, f"SELECT * FROM {project}.evaluation_report") if _has(conn, project, "evaluation_report") \
+        report = _one(conn, f"SELECT * FROM {EVALUATION_REPORT.at(project)}") if _has(conn, project, EVALUATION_REPORT) \
             else pd.DataFrame()
-        decisions = _one(conn, f"SELECT * FROM {project}.model_decisions ORDER BY decided_at") \
-            if _has(conn, project, "model_decisions") else pd.DataFrame()
-        scored = _one(conn, f"SELECT DISTINCT model_version FROM {project}.lead_scores") \
-            if _has(conn, project, "lead_scores") else pd.DataFrame()
+        decisions = _one(conn, f"SELECT * FROM {MODEL_DECISIONS.at(project)} ORDER BY decided_at") \
+            if _has(conn, project, MODEL_DECISIONS) else pd.DataFrame()
+        scored = _one(conn, f"SELECT DISTINCT model_version FROM {LEAD_SCORES.at(project)}") \
+            if _has(conn, project, LEAD_SCORES) else pd.DataFrame()
         last = decisions.iloc[-1] if len(decisions) else None
         candidate = str(report.candidate[0]) if len(report) else "?"
         if last is not None and last.decision == "promoted":

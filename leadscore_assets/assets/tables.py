@@ -33,7 +33,11 @@ class Table:
 
     def of(self, config: ProjectConfig) -> str:
         """The DuckDB name: schema = project, table = asset name."""
-        return f"{config.name}.{self.name}"
+        return self.at(config.name)
+
+    def at(self, project: str) -> str:
+        """The DuckDB name in `project`'s warehouse, for readers that know only the project's name."""
+        return f"{project}.{self.name}"
 
     def key(self, config: ProjectConfig) -> dg.AssetKey:
         return dg.AssetKey([config.name, self.name])
