@@ -69,6 +69,47 @@ def data_window(validated_contacts: StagedTable, config: ProjectConfig) -> dict:
 HEADLINE_METRICS = ("roc_auc", "pr_auc", "top20_capture")  # first on the evaluation_report page
 
 
+def train_candidates(config: ProjectConfig, frame: pd.DataFrame, fs, method: str, mlflow_store: MlflowStore,
+                     storage: LeadscoreStorage) -> list:
+    """Each configured candidate fitted and judged, in order, each an MLflow run; the tunable ones
+    share the project's search budget (what one leaves, the next may spend); then the blend of
+    them all when the project blends. (row, search markdown, judged) per candidate."""
+    tracked, spent = [], 0.0
+    tunable = [c for c in config.models.candidates if FAMILIES[c].tunable]
+    for name in config.models.candidates:
+        share = search_seconds_for(config, spent, len(tunable)) if name in tunable else None
+        tracked.append(track_candidate(
+            name, lambda on_trial, name=name, share=share: fit_and_judge(
+                name, frame, fs, config, method, on_trial=on_trial, search_timeout_s=share),
+            frame, fs, config, method, mlflow_store, storage))
+        if name in tunable:
+            tunable.remove(name)
+            spent += tracked[-1][0]["search_seconds"]
+    judged = {row["candidate"]: j for row, _, j in tracked}
+    blend = fit_and_judge_blend(judged, frame, fs, config, method) if config.models.blend else None
+    if blend is not None:
+        tracked.append(track_candidate(BLEND, lambda _: blend, frame, fs, config, method, mlflow_store, storage))
+    return tracked
+
+
+def leaderboard_page(config: ProjectConfig, results: pd.DataFrame, method: str, judged_on: str, search_md: list[str],
+                     mlflow_store: MlflowStore) -> dict:
+    """What the candidate_models page shows: the chosen and best candidates, the leaderboard, the searches."""
+    shown = results[["candidate", "chosen", "selection_score", "validation_roc_auc", "validation_pr_auc",
+                     "validation_brier", "search_trials", "train_seconds"]]
+    return {
+        "best_candidate": str(results.candidate.iloc[0]),
+        "chosen_candidate": str(results.candidate[results.chosen].iloc[0]),
+        "chosen_because": ("best out-of-fold CV score" if method == "cv" else "best validation score"),
+        "best_validation_score": round(float(results.selection_score.iloc[0]), 4),
+        "judged_on": judged_on,
+        "leaderboard": dg.MetadataValue.md(shown.round(4).to_markdown(index=False)),
+        "search_history": dg.MetadataValue.md("\n\n".join(search_md) or "_no search configured_"),
+        "training_seconds_total": round(float(results.train_seconds.sum()), 1),
+        "mlflow_experiment": dg.MetadataValue.url(mlflow_store.experiment_url(config.name)),
+    }
+
+
 def evaluation_metadata(ev: ChallengerEvaluation, config: ProjectConfig, mlflow_store: MlflowStore,
                         run_id: str, out) -> dict:
     """What the evaluation_report asset page shows, in the order a person reads it (Dagster keeps
@@ -201,21 +242,7 @@ def build(config: ProjectConfig) -> list:
         judged_on = (f"{config.models.cv_folds}-fold CV over train + validation ({int(y_fit.sum())} positives)"
                      if method == "cv" else f"the validation split ({int(y_val.sum())} positives)")
         context.log.info(f"candidates judged on {judged_on}")
-        tracked, spent = [], 0.0
-        tunable = [c for c in config.models.candidates if FAMILIES[c].tunable]
-        for name in config.models.candidates:
-            share = search_seconds_for(config, spent, len(tunable)) if name in tunable else None
-            tracked.append(track_candidate(
-                name, lambda on_trial, name=name, share=share: fit_and_judge(
-                    name, frame, fs, config, method, on_trial=on_trial, search_timeout_s=share),
-                frame, fs, config, method, mlflow_store, storage))
-            if name in tunable:
-                tunable.remove(name)
-                spent += tracked[-1][0]["search_seconds"]
-        judged = {row["candidate"]: j for row, _, j in tracked}
-        blend = fit_and_judge_blend(judged, frame, fs, config, method) if config.models.blend else None
-        if blend is not None:
-            tracked.append(track_candidate(BLEND, lambda _: blend, frame, fs, config, method, mlflow_store, storage))
+        tracked = train_candidates(config, frame, fs, method, mlflow_store, storage)
         rows, search_md = [row for row, _, _ in tracked], [md for _, md, _ in tracked if md]
         for row in rows:
             context.log.info(f"{row['candidate']}: {config.models.selection_metric} = {row['selection_score']:.4f}")
@@ -223,20 +250,8 @@ def build(config: ProjectConfig) -> list:
         results["chosen"] = results.candidate == choose_candidate(results)
         with warehouse_connection(warehouse, config) as conn:
             CANDIDATE_MODELS.write(conn, config, results)
-        shown = results[["candidate", "chosen", "selection_score", "validation_roc_auc", "validation_pr_auc", "validation_brier",
-                         "search_trials", "train_seconds"]]
         return dg.MaterializeResult(
-            metadata={
-                "best_candidate": str(results.candidate.iloc[0]),
-                "chosen_candidate": str(results.candidate[results.chosen].iloc[0]),
-                "chosen_because": ("best out-of-fold CV score" if method == "cv" else "best validation score"),
-                "best_validation_score": round(float(results.selection_score.iloc[0]), 4),
-                "judged_on": judged_on,
-                "leaderboard": dg.MetadataValue.md(shown.round(4).to_markdown(index=False)),
-                "search_history": dg.MetadataValue.md("\n\n".join(search_md) or "_no search configured_"),
-                "training_seconds_total": round(float(results.train_seconds.sum()), 1),
-                "mlflow_experiment": dg.MetadataValue.url(mlflow_store.experiment_url(config.name)),
-            },
+            metadata=leaderboard_page(config, results, method, judged_on, search_md, mlflow_store),
             check_results=check_results(warehouse, CANDIDATE_MODELS.key(config), [search_within_budget]),
         )
 
