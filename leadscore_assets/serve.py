@@ -12,7 +12,7 @@ params it refuses) or with a stack trace:
   parses a body and calls the model): only `application/json` bodies of at most
   `MAX_BODY_BYTES` are read, and an error MLflow forms is answered with a short message of ours
   (`"the request body is not valid JSON (Expecting ',' delimiter at line 1, column 40)"`) and
-  nothing of the body. The model's own refusals (`serving.Refusal`) pass as they are.
+  nothing of the body. The model's own refusals (`lib/refusals.Refusal`) pass as they are.
 - `BoundedRequests`, an ASGI middleware: a body over `MAX_BODY_BYTES` is answered 413 before it
   is read into memory (Content-Length, or counted while it arrives), and any 4xx/5xx answer
   that is not one of ours (no `errors` key) is replaced by a short one, so a path the guard does
@@ -34,6 +34,8 @@ import json
 import logging
 import os
 from functools import wraps
+
+from leadscore_assets.lib.refusals import Refusal
 
 MAX_BODY_BYTES = 8 * 2**20  # ~13,000 leads of a 19-column export; `serving.MAX_LEADS` is 10,000
 _DRAIN_LIMIT = 8 * MAX_BODY_BYTES  # a too-large body is read (and dropped) up to this, then the connection closed
@@ -92,8 +94,6 @@ def guarded(invocations):
     from mlflow.exceptions import MlflowException
     from mlflow.protos import databricks_pb2
     from mlflow.pyfunc import scoring_server
-
-    from leadscore_assets.lib.serving import Refusal
 
     def answer(status: int, message: str | None = None):
         return scoring_server.InvocationsResponse(response=error_body(status, message).decode(), status=status,

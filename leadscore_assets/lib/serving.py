@@ -45,8 +45,7 @@ from pathlib import Path
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
-from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
+from mlflow.protos.databricks_pb2 import INTERNAL_ERROR
 from pydantic import PrivateAttr
 
 from leadscore_assets.lib.blend import LogitBlend
@@ -54,6 +53,7 @@ from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.explain import BACKGROUND_ROWS, REASON_COLUMNS, explain, reasons as reason_table
 from leadscore_assets.lib.features import ID, SPLIT, FeatureSet, feature_rows
 from leadscore_assets.lib.thresholds import grades
+from leadscore_assets.lib.refusals import Refusal
 from leadscore_assets.lib.validation import FILE, LINEAGE, NULL_TOKENS, REASON, ROW, lead_part, validate
 
 SERVING_FILE, BACKGROUND_FILE, BLEND_BACKGROUND_FILE = "serving.json", "background.npz", "background.parquet"
@@ -732,29 +732,6 @@ class LeadScorer:
 # The pyfunc
 # --------------------------------------------------------------------------------------------
 
-
-
-class Refusal(MlflowException):
-    """An error answer whose message is ours and stays ours, with an `errors` list (maybe empty).
-
-    MLflow's scoring server rewrites the message of an MlflowException raised by the model to
-    "Failed to predict data '<the whole request>'. Error: ..." (pyfunc/scoring_server
-    `invocations`), which would put every raw value, personal data included, into the response.
-    The message is therefore fixed at construction and later assignments are ignored. The
-    `errors` key marks the answer as checked (`leadscore_assets.serve` passes it through).
-    """
-
-    def __init__(self, message: str, errors: list[dict] | None = None, error_code=INVALID_PARAMETER_VALUE):
-        self._fixed = message
-        super().__init__(message, error_code=error_code, errors=list(errors or []))
-
-    @property
-    def message(self) -> str:
-        return self._fixed
-
-    @message.setter
-    def message(self, value: str) -> None:  # MLflow would prepend the raw request: keep ours
-        pass
 
 
 class InvalidRequest(Refusal):
