@@ -188,3 +188,11 @@ def reliability_plot(y: np.ndarray, curves: dict[str, np.ndarray], title: str) -
     ax.legend(loc="upper left", fontsize="small")
     fig.tight_layout()
     return fig
+
+
+def uncalibrated(model):
+    """The fitted preprocessing + model pipeline inside a CalibratedClassifierCV(FrozenEstimator)."""
+    if hasattr(model, "calibrated_classifiers_"):
+        inner = model.calibrated_classifiers_[0].estimator
+        return getattr(inner, "estimator", inner)
+    return model

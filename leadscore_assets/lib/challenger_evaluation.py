@@ -21,7 +21,7 @@ from leadscore_assets.lib.evaluation import bootstrap_ci, classification_metrics
 from leadscore_assets.lib.explain import explain, global_importance, summary_plot
 from leadscore_assets.lib.features import SPLIT, FeatureSet
 from leadscore_assets.lib.model_card import model_card
-from leadscore_assets.lib.registry import uncalibrated
+from leadscore_assets.lib.calibration import uncalibrated
 from leadscore_assets.lib.spreadsheet import write_spreadsheet_csv
 from leadscore_assets.lib.training import FinalModel, finalise, split_xy
 

@@ -11,6 +11,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
+from leadscore_assets.lib.calibration import uncalibrated
 from leadscore_assets.lib.model_families import FAMILIES, families_in, pinned
 
 CHAMPION, PREVIOUS, CHALLENGER = "champion", "previous", "challenger"
@@ -132,7 +133,7 @@ def load_version(name: str, alias_or_version: str):
     Registered versions are serving pyfuncs (lib/serving.py) holding the sklearn pipeline as an
     `mlflow.sklearn` sub-model; versions registered before them are the bare sklearn model.
     """
-    from leadscore_assets.lib.serving import SKLEARN_SUBMODEL, read_background
+    from leadscore_assets.lib.serving import SKLEARN_SUBMODEL
 
     uri = _model_uri(name, alias_or_version)
     with tempfile.TemporaryDirectory() as tmp:
@@ -160,14 +161,6 @@ def load_serving_parts(name: str, alias_or_version: str) -> dict | None:
         return {"model": mlflow.sklearn.load_model(str(_sub_model(local, SKLEARN_SUBMODEL))),
                 "cut_points": spec["decile_cut_points"], "background": read_background(background),
                 "revenue_model": mlflow.sklearn.load_model(str(revenue)) if revenue is not None else None}
-
-
-def uncalibrated(model):
-    """The fitted preprocessing + model pipeline inside a CalibratedClassifierCV(FrozenEstimator)."""
-    if hasattr(model, "calibrated_classifiers_"):
-        inner = model.calibrated_classifiers_[0].estimator
-        return getattr(inner, "estimator", inner)
-    return model
 
 
 def missing_inputs(model, columns) -> list[str]:

@@ -20,7 +20,8 @@ from leadscore_assets.lib.explain import REASON_COLUMNS, explain, reasons
 from leadscore_assets.lib.features import build_feature_frame
 from leadscore_assets.lib.labels import label_select_sql
 from leadscore_assets.lib.model_families import FAMILIES, family, family_of, families_in
-from leadscore_assets.lib.registry import MODEL_REQUIREMENTS, model_requirements, uncalibrated
+from leadscore_assets.lib.calibration import uncalibrated
+from leadscore_assets.lib.registry import MODEL_REQUIREMENTS, model_requirements
 from leadscore_assets.lib.serving import (
     SKLEARN_SUBMODEL,
     LeadScorer,
