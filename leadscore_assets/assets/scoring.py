@@ -2,10 +2,17 @@
 
 Each lead gets its probability, decile, grade (A-D around the champion's threshold), a
 contact / do-not-contact flag and its top three reasons raising and lowering the score, in
-words a salesperson reads ("job_title = ceo raises the score").
+words a salesperson reads ("Job title is ceo (raises the score)"), from lib/scoring's `Scorer`,
+the one the served model (HTTP, daily scoring, Spark) answers with.
+
+Memory does not grow with the leads' reasons: the features are read from DuckDB and scored and
+explained batch by batch (`models.explain_max_rows` leads at a time), each batch appended to the
+table, which DuckDB then ranks. The call list, the score history and the page read back only the
+columns they show (not the JSON reasons).
 """
 
 from datetime import datetime, timezone
+from typing import Iterator
 
 import dagster as dg
 import numpy as np
@@ -24,22 +31,21 @@ from leadscore_assets.assets.tables import (
 )
 from leadscore_assets.assets.effectiveness import record_score_history
 from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.evaluation import deciles
-from leadscore_assets.lib.explain import REASON_COLUMNS, explain, reasons
+from leadscore_assets.lib.explain import REASON_COLUMNS
 from leadscore_assets.lib.features import ID, SPLIT
 from leadscore_assets.assets.publishing import decision_of_run
-from leadscore_assets.lib.registry import (
-    current_champion,
-    load_serving_parts,
-    load_version,
-    uncalibrated,
-)
-from leadscore_assets.lib.serving import deciles_from_cut_points
+from leadscore_assets.lib.registry import current_champion, load_serving_parts, load_version
+from leadscore_assets.lib.scoring import BATCH_ROWS, REVENUE_COLUMNS, Scorer, decile_cut_points
 from leadscore_assets.lib.call_list import call_list, published_call_list, top_of_call_list, write_call_list
-from leadscore_assets.lib.thresholds import grades
 from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.storage import LeadscoreStorage
 from leadscore_assets.resources.warehouse import Warehouse
+
+DUCKDB_VECTOR = 2048  # rows per DuckDB vector: `fetch_df_chunk` counts in vectors
+# DuckDB's own memory while lead_scores writes and ranks every lead with its reasons (by default 80%
+# of RAM, which it keeps using as leads grow); beyond it DuckDB spills to a file beside the warehouse
+DUCKDB_MEMORY = "512MB"
+
 
 def build(config: ProjectConfig) -> list:
     scores_spec = dg.AssetSpec(
@@ -73,61 +79,37 @@ def build(config: ProjectConfig) -> list:
                 "for why the challenger was rejected); scores are left as they were"))
         threshold = float(version.tags.get("leadscore.threshold", 0.5))
         served = load_serving_parts(name, str(version.version))  # None: a version from before serving models
-        model = served["model"] if served else load_version(name, str(version.version))
         with warehouse_connection(warehouse, config) as conn:
-            frame = FEATURES.read(conn, config)
-            validated = VALIDATED_CONTACTS.read(conn, config)  # the call list's context columns
+            conn.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")  # the connection's own instance: closed below
             fs = load_feature_set(conn, config)
-        x = frame[fs.columns]
-        p = model.predict_proba(x)[:, 1]
-        # the served model's background (the same seeded sample of its training rows, encoded), so reasons agree
-        background = served["background"] if served else x[frame[SPLIT] == "train"]
-        chunk, seed = config.models.explain_max_rows, config.models.seed
-        parts = [reasons(explain(uncalibrated(model), x.iloc[i:i + chunk], fs.columns, background=background, seed=seed),
-                         x.iloc[i:i + chunk])
-                 for i in range(0, len(x), chunk)]
-        why = pd.concat(parts) if parts else pd.DataFrame(columns=[*REASON_COLUMNS, "reasons_up", "reasons_down"])
-        scores = pd.DataFrame({
-            ID: frame[ID].astype(str),
-            "probability": p,
-            # the champion's cut points on all leads when it was built: the served model's deciles
-            "decile": deciles_from_cut_points(p, served["cut_points"]) if served else deciles(p),
-            "grade": grades(p, threshold),
-            "contact": p >= threshold,
-            "threshold": threshold,
-        })
-        if config.revenue:
-            # the revenue stage the scoring version carries (what it serves), else this run's
-            revenue = served.get("revenue_model") if served else None
-            if revenue is None:
-                with warehouse_connection(warehouse, config) as conn:
-                    uri = conn.execute(f"SELECT model_uri FROM {REVENUE_MODEL.of(config)}").fetchall()[0][0]
-                revenue = mlflow_store.load_model(uri)
-            scores["expected_order_value"] = revenue.predict(x)
-            scores["expected_revenue"] = scores.probability * scores.expected_order_value
-        scores = pd.concat([scores, why.reindex(scores.index)[[*REASON_COLUMNS, "reasons_up", "reasons_down"]]], axis=1)
-        scores["model_name"] = name
-        scores["model_version"] = str(version.version)
-        scores["scored_at"] = datetime.now(timezone.utc).replace(tzinfo=None)
-        scores = scores.sort_values("probability", ascending=False, kind="stable")
-        with warehouse_connection(warehouse, config) as conn:
-            LEAD_SCORES.write(conn, config, scores)
-            history = record_score_history(conn, config, scores, context.run_id)
-        calls = call_list(scores, validated, config)
+            scorer = champion_scorer(conn, config, fs, served, version, threshold, mlflow_store)
+            stamp = {"threshold": threshold, "model_name": name, "model_version": str(version.version),
+                     "scored_at": datetime.now(timezone.utc).replace(tzinfo=None)}
+            written = []  # the first batch as written: the asset page's column schema
+            rows = config.models.explain_max_rows
+            batches = scored_batches(scorer, feature_batches(conn, config, fs.columns, rows), stamp, rows, written)
+            rows = LEAD_SCORES.write_batches(conn, config, batches, order_by="probability DESC")
+            # what the call list, the score history and the page read: the ranking's narrow columns
+            ranked = conn.execute(f"SELECT {quoted(RANKED_COLUMNS, scorer)} FROM {LEAD_SCORES.of(config)} "
+                                  "ORDER BY rowid").df()
+            history = record_score_history(conn, config, ranked, context.run_id)
+            validated = conn.execute(f"SELECT {quoted(context_columns(conn, config), None)} "
+                                     f"FROM {VALIDATED_CONTACTS.of(config)}").df()
+        calls = call_list(ranked, validated, config)
         files = write_call_list(calls, storage.report_dir(config.name, "call_list"), context.run_id)
-        by_grade = scores.groupby("grade").probability.agg(["size", "min", "max"]).round(4).reset_index()
+        by_grade = ranked.groupby("grade").probability.agg(["size", "min", "max"]).round(4).reset_index()
         yield dg.MaterializeResult(
             asset_key=LEAD_SCORES.key(config),
             metadata={
                 # first on the page: who to call, as a table
                 f"top_{config.call_list.top}_leads": table_value(top_of_call_list(calls, config.call_list.top)),
-                "dagster/row_count": len(scores),
-                "dagster/column_schema": column_schema(scores),
+                "dagster/row_count": rows,
+                "dagster/column_schema": column_schema(written[0]),
                 "model_version": str(version.version),
                 "threshold": round(threshold, 4),
-                "contacted": int(scores.contact.sum()),
-                "mean_probability": round(float(np.mean(p)), 4),
-                **({"expected_revenue_total": round(float(scores.expected_revenue.sum()), 2)} if config.revenue else {}),
+                "contacted": int(ranked.contact.sum()),
+                "mean_probability": round(float(np.mean(ranked.probability)), 4),
+                **({"expected_revenue_total": round(float(ranked.expected_revenue.sum()), 2)} if config.revenue else {}),
                 "by_grade": dg.MetadataValue.md(by_grade.to_markdown(index=False)),
                 # the whole ranked list for the sales team, where `published` puts this run's list
                 # (this run's own copies are renamed there, so their names would not exist after it)
@@ -139,3 +121,73 @@ def build(config: ProjectConfig) -> list:
             "dagster/row_count": history["rows"], "appended": history["appended"], "pruned": history["pruned"]})
 
     return [lead_scores]
+
+
+# what the call list, the score history and the asset page read of the ranking (not the JSON reasons)
+RANKED_COLUMNS = (ID, "probability", "decile", "grade", "contact", *REVENUE_COLUMNS, *REASON_COLUMNS,
+                  "model_version", "scored_at")
+
+
+def champion_scorer(conn, config: ProjectConfig, fs, served: dict | None, version, threshold: float,
+                    mlflow_store: MlflowStore) -> Scorer:
+    """The one scorer (lib/scoring.py) over the scoring version's parts: those its served model
+    carries, or, for a version registered before serving models, its pipeline with cut points of
+    its own scores on every lead and the training rows as the explainer's background."""
+    revenue = served.get("revenue_model") if served and config.revenue else None
+    if config.revenue and revenue is None:  # the revenue stage the version carries (what it serves), else this run's
+        uri = conn.execute(f"SELECT model_uri FROM {REVENUE_MODEL.of(config)}").fetchall()[0][0]
+        revenue = mlflow_store.load_model(uri)
+    if served:
+        return Scorer.of(config, fs.columns, served["model"], threshold, served["cut_points"], served["background"],
+                         revenue)
+    model = load_version(config.registered_model_name, str(version.version))
+    p = [model.predict_proba(batch[fs.columns])[:, 1] for batch in feature_batches(conn, config, fs.columns) if len(batch)]
+    background = conn.execute(f"SELECT {quoted(fs.columns, None)} FROM {FEATURES.of(config)} "
+                              f"WHERE {SPLIT} = 'train'").df()
+    return Scorer.of(config, fs.columns, model, threshold, decile_cut_points(np.concatenate(p) if p else []),
+                     background, revenue)
+
+
+def feature_batches(conn, config: ProjectConfig, columns: list[str], rows: int = BATCH_ROWS) -> Iterator[pd.DataFrame]:
+    """The features table (id and `columns`) in batches of at most `rows`, in table order, read through
+    a cursor of its own so the connection stays free for writing; at least one (maybe empty) frame."""
+    cursor = conn.cursor()
+    try:
+        cursor.execute(f"SELECT {quoted([ID, *columns], None)} FROM {FEATURES.of(config)}")
+        vectors = max(1, rows // DUCKDB_VECTOR)  # at most `rows`: the scorer takes each batch whole
+        first = True
+        while True:
+            batch = cursor.fetch_df_chunk(vectors)
+            if len(batch) == 0 and not first:
+                return
+            # as FEATURES.read gives them: DuckDB's missing text is None, the encoders' missing value
+            yield batch.assign(**{ID: batch[ID].astype(str)})
+            if len(batch) == 0:
+                return
+            first = False
+    finally:
+        cursor.close()
+
+
+def scored_batches(scorer: Scorer, batches, stamp: dict, rows: int, written: list) -> Iterator[pd.DataFrame]:
+    """Each batch's `lead_scores` rows: id, the scorer's answers (explained `rows` leads at a time),
+    the threshold and which model scored them when; the first one is kept in `written`."""
+    for scored in scorer.score_batches(batches, rows=rows):
+        scored.insert(scored.columns.get_loc("contact") + 1, "threshold", stamp["threshold"])
+        out = scored.assign(**{k: v for k, v in stamp.items() if k != "threshold"})
+        if not written:
+            written.append(out.iloc[:0])
+        yield out
+
+
+def context_columns(conn, config: ProjectConfig) -> list[str]:
+    """The lead id and the call list's context columns the validated table holds."""
+    have = {r[0] for r in conn.execute(f"DESCRIBE {VALIDATED_CONTACTS.of(config)}").fetchall()}
+    return [config.id_column, *(c for c in config.call_list.columns if c in have and c != config.id_column)]
+
+
+def quoted(columns, scorer: Scorer | None) -> str:
+    """SQL column list; with a scorer, only the revenue columns it writes."""
+    if scorer is not None:
+        columns = [c for c in columns if c not in REVENUE_COLUMNS or scorer.revenue_model is not None]
+    return ", ".join('"' + str(c).replace('"', '""') + '"' for c in columns)

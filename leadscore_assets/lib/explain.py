@@ -43,6 +43,7 @@ from sklearn.pipeline import Pipeline
 from leadscore_assets.lib.blend import LogitBlend
 from leadscore_assets.lib.config import DatePart
 from leadscore_assets.lib.model_families import LOG_ODDS, family_of
+from leadscore_assets.lib.tree_shap import pattern_shap
 
 MISSING = "missing"
 BACKGROUND_ROWS = 500  # rows of background used by the linear explainer
@@ -399,6 +400,11 @@ def _split_pipeline(pipeline: Pipeline):
 
 
 def _tree_shap(model, encoded: np.ndarray, output: str) -> tuple[np.ndarray, float, str]:
+    """Exact TreeSHAP: by branch pattern for shallow XGBoost / LightGBM trees (lib/tree_shap.py, the
+    same values ~5-10x faster, checked against the model on every call), else SHAP's TreeExplainer."""
+    fast = pattern_shap(model, encoded)
+    if fast is not None:
+        return fast[0], fast[1], output
     import shap  # heavy import (and import-time warnings), only when a model is explained
 
     with warnings.catch_warnings():

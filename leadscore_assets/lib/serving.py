@@ -50,9 +50,10 @@ from pydantic import PrivateAttr
 
 from leadscore_assets.lib.blend import LogitBlend
 from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.explain import BACKGROUND_ROWS, REASON_COLUMNS, explain, reasons as reason_table
+from leadscore_assets.lib.explain import BACKGROUND_ROWS, REASON_COLUMNS
 from leadscore_assets.lib.features import ID, SPLIT, FeatureSet, feature_rows
-from leadscore_assets.lib.thresholds import grades
+from leadscore_assets.lib.scoring import Scorer, decile_cut_points
+from leadscore_assets.lib.calibration import uncalibrated
 from leadscore_assets.lib.refusals import Refusal
 from leadscore_assets.lib.validation import FILE, LINEAGE, NULL_TOKENS, REASON, ROW, lead_part, validate
 
@@ -63,31 +64,6 @@ ERROR = "error"
 PARAM_REASONS = "reasons"
 SCORING_SERVER_MODEL_ENV = "__pyfunc_model_path__"  # set by `mlflow models serve` for its app (scoring_server._SERVER_MODEL_PATH)
 _logger = logging.getLogger(__name__)
-
-
-# --------------------------------------------------------------------------------------------
-# Deciles from cut points
-# --------------------------------------------------------------------------------------------
-
-
-def decile_cut_points(p: np.ndarray) -> list[float]:
-    """The lowest score of the top k tenths of `p`, k = 1..9 (descending).
-
-    On the population they come from, `deciles_from_cut_points` gives what `evaluation.deciles`
-    gives (tied scores aside: they share a decile here instead of being split by order).
-    """
-    s = np.sort(np.asarray(p, dtype=float))[::-1]
-    n = len(s)
-    if n == 0:
-        return [1.0] * 9
-    return [float(s[max(int(np.floor(k * n / 10)), 1) - 1]) for k in range(1, 10)]
-
-
-def deciles_from_cut_points(p: np.ndarray, cut_points: list[float]) -> np.ndarray:
-    """Decile 1..10 of each score against stored cut points: 1 + how many cuts it falls below."""
-    ascending = np.asarray(cut_points, dtype=float)[::-1]
-    below = len(ascending) - np.searchsorted(ascending, np.asarray(p, dtype=float), side="right")
-    return (1 + below).astype(int)
 
 
 # --------------------------------------------------------------------------------------------
@@ -185,7 +161,6 @@ def write_artifacts(
     x = frame[fs.columns]
     p = pipeline.predict_proba(x)[:, 1] if len(x) else np.zeros(0)
     background = background_rows(x, frame[SPLIT], config.models.seed)
-    from leadscore_assets.lib.registry import uncalibrated
 
     background_file = write_background(uncalibrated(pipeline), background, directory)
     spec = {
@@ -525,6 +500,7 @@ class LeadScorer:
     references: dict[str, str]
     background: np.ndarray | pd.DataFrame
     revenue_model: object | None = None
+    scorer: Scorer | None = None  # the one scorer over these parts (`lib.scoring`), built by `load`
 
     @classmethod
     def load(cls, serving_file: str | Path, background_file: str | Path, sklearn_model: str | Path,
@@ -532,16 +508,21 @@ class LeadScorer:
         spec = json.loads(Path(serving_file).read_text())
         fs_frame = pd.DataFrame(spec["feature_set"])
         background = read_background(background_file)
+        config, fs = ServingConfig.model_validate(spec["config"]), FeatureSet.from_frame(fs_frame)
+        pipeline = mlflow.sklearn.load_model(str(sklearn_model))
+        revenue = mlflow.sklearn.load_model(str(revenue_model)) if revenue_model else None
         return cls(
-            config=ServingConfig.model_validate(spec["config"]),
-            fs=FeatureSet.from_frame(fs_frame),
+            config=config,
+            fs=fs,
             raw_columns=spec["raw_columns"],
-            pipeline=mlflow.sklearn.load_model(str(sklearn_model)),
+            pipeline=pipeline,
             threshold=float(spec["threshold"]),
             cut_points=spec["decile_cut_points"],
             references=spec["date_references"],
             background=background,
-            revenue_model=mlflow.sklearn.load_model(str(revenue_model)) if revenue_model else None,
+            revenue_model=revenue,
+            scorer=Scorer.of(config, fs.columns, pipeline, float(spec["threshold"]), spec["decile_cut_points"],
+                             background, revenue),
         )
 
     @property
@@ -694,27 +675,12 @@ class LeadScorer:
             shown = "; ".join(list(messages.values())[:SHOWN_REFUSALS])
             more = f" (and {len(messages) - SHOWN_REFUSALS} more)" if len(messages) > SHOWN_REFUSALS else ""
             raise InvalidLeads(f"no lead of the request can be scored: {shown}{more}", errors)
-        x = frame[self.fs.columns]
-        p = self.pipeline.predict_proba(x)[:, 1]
-        scored = {
-            ID: frame[ID].to_numpy(dtype=object),
-            "probability": p,
-            "decile": deciles_from_cut_points(p, self.cut_points),
-            "grade": grades(p, self.threshold),
-            "contact": p >= self.threshold,
-        }
-        if self.revenue_model is not None:
-            scored["expected_order_value"] = self.revenue_model.predict(x)
-            scored["expected_revenue"] = p * scored["expected_order_value"]
-        if with_reasons:
-            from leadscore_assets.lib.registry import uncalibrated
-
-            x_indexed = x.set_axis(at)
-            why = reason_table(explain(uncalibrated(self.pipeline), x_indexed, self.fs.columns,
-                                       background=self.background, seed=self.config.models.seed), x_indexed)
-            scored.update({c: why[c].to_numpy(dtype=object) for c in REASON_COLUMNS})
-        else:
-            scored.update({c: np.full(len(p), None, dtype=object) for c in REASON_COLUMNS})
+        scorer = self.scorer or Scorer.of(self.config, self.fs.columns, self.pipeline, self.threshold, self.cut_points,
+                                          self.background, self.revenue_model)
+        answers = scorer.score(frame.set_axis(at), with_reasons=with_reasons)  # indexed by request row
+        p = answers.probability.to_numpy()
+        scored = {ID: frame[ID].to_numpy(dtype=object),
+                  **{c: answers[c].to_numpy() for c in self.output_columns if c in answers.columns}}
         scored[ERROR] = np.full(len(p), None, dtype=object)
         if not messages:  # every lead scored: typed columns
             return Answers({c: scored[c] for c in self.output_columns})

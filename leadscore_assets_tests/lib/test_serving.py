@@ -24,10 +24,9 @@ from leadscore_assets.lib.serving import (
     RawColumns,
     _as_any_typed,
     _describe,
-    decile_cut_points,
-    deciles_from_cut_points,
     signature,
 )
+from leadscore_assets.lib.scoring import decile_cut_points, deciles_from_cut_points
 from leadscore_assets.lib.validation import FILE, LINEAGE, ROW, validate, validate_in_full
 from leadscore_assets.lib.validation.shortcuts import clean_batch, one_record
 from leadscore_assets.testing.parity import assert_same_as_lead_scores

@@ -1,0 +1,65 @@
+"""lead_scores, written batch by batch, is what the one scorer gives every lead at once, ranked."""
+
+import duckdb
+import mlflow
+import numpy as np
+import pandas as pd
+
+from leadscore_assets.assets import scoring as scoring_asset
+from leadscore_assets.assets.common import load_feature_set
+from leadscore_assets.assets.tables import FEATURES, LEAD_SCORES, SCORE_HISTORY
+from leadscore_assets.lib.features import ID
+from leadscore_assets.lib.registry import current_champion, load_serving_parts
+from leadscore_assets.lib.scoring import Scorer
+from leadscore_assets.testing.runs import warehouse_file
+
+
+def test_batched_lead_scores_are_the_scorers_answers_for_all_leads_ranked(linkedin_run, linkedin_config):
+    _, data_dir = linkedin_run
+    uri = f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    name = linkedin_config.registered_model_name
+    version = current_champion(mlflow.MlflowClient(), name)
+    parts = load_serving_parts(name, str(version.version))
+    with duckdb.connect(str(warehouse_file(data_dir, "linkedin")), read_only=True) as conn:
+        stored = LEAD_SCORES.read(conn, linkedin_config)
+        history = SCORE_HISTORY.read(conn, linkedin_config)
+        frame = FEATURES.read(conn, linkedin_config)
+        fs = load_feature_set(conn, linkedin_config)
+        # the asset's reader gives the features table as FEATURES.read does, in batches (of 2,048: one vector)
+        batches = list(scoring_asset.feature_batches(conn, linkedin_config, fs.columns, rows=700))
+    assert len(batches) > 1
+    pd.testing.assert_frame_equal(pd.concat(batches, ignore_index=True), frame[[ID, *fs.columns]].astype({ID: str}))
+    scorer = Scorer.of(linkedin_config, fs.columns, parts["model"], float(version.tags["leadscore.threshold"]),
+                       parts["cut_points"], parts["background"])
+    whole = scorer.score(frame).assign(**{ID: frame[ID].astype(str)})
+    expected = whole.sort_values("probability", ascending=False, kind="stable").reset_index(drop=True)
+    assert stored[ID].tolist() == expected[ID].tolist()  # ranked, ties in the features' order
+    np.testing.assert_array_equal(stored.probability, expected.probability)
+    for column in ["decile", "grade", "contact", *scorer.columns[4:]]:
+        assert stored[column].fillna("-").tolist() == expected[column].fillna("-").tolist(), column
+    assert list(stored.columns) == [ID, "probability", "decile", "grade", "contact", "threshold", *scorer.columns[4:],
+                                    "model_name", "model_version", "scored_at"]
+    # the first run's history holds every lead's score, as ranked
+    assert sorted(history[ID]) == sorted(stored[ID]) and (history.model_version == str(version.version)).all()
+
+
+def test_a_version_without_serving_parts_is_scored_by_the_same_scorer_with_parts_of_its_own(linkedin_run,
+                                                                                              linkedin_config):
+    """The fallback for versions registered before serving models: the pipeline, cut points of its
+    scores on every lead and the training rows as background give what the served parts give."""
+    _, data_dir = linkedin_run
+    uri = f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    name = linkedin_config.registered_model_name
+    version = current_champion(mlflow.MlflowClient(), name)
+    parts = load_serving_parts(name, str(version.version))
+    with duckdb.connect(str(warehouse_file(data_dir, "linkedin")), read_only=True) as conn:
+        fs = load_feature_set(conn, linkedin_config)
+        frame = FEATURES.read(conn, linkedin_config)
+        old = scoring_asset.champion_scorer(conn, linkedin_config, fs, None, version, 0.4, None)
+        new = scoring_asset.champion_scorer(conn, linkedin_config, fs, parts, version, 0.4, None)
+    np.testing.assert_allclose(old.cut_points, new.cut_points, rtol=0, atol=1e-12)
+    pd.testing.assert_frame_equal(old.score(frame), new.score(frame))
