@@ -18,8 +18,9 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from leadscore_assets.assets.common import column_schema, load_feature_set, table_value, warehouse_connection
-from leadscore_assets.assets.specs import asset_kwargs, key, step_tags
+from leadscore_assets.assets.common import column_schema, feature_set_of, table_value, warehouse_connection
+from leadscore_assets.assets.inputs import Reads, StagedTable
+from leadscore_assets.assets.specs import asset_kwargs, step_tags
 from leadscore_assets.assets.tables import (
     FEATURES,
     FEATURE_SCHEMA,
@@ -33,7 +34,6 @@ from leadscore_assets.assets.effectiveness import record_score_history
 from leadscore_assets.lib.config import ProjectConfig
 from leadscore_assets.lib.explain import REASON_COLUMNS
 from leadscore_assets.lib.features import ID, SPLIT
-from leadscore_assets.assets.publishing import decision_of_run
 from leadscore_assets.lib.registry import current_champion, load_serving_parts, load_version
 from leadscore_assets.lib.scoring import BATCH_ROWS, REVENUE_COLUMNS, Scorer, decile_cut_points
 from leadscore_assets.lib.call_list import call_list, published_call_list, top_of_call_list, write_call_list
@@ -48,9 +48,11 @@ DUCKDB_MEMORY = "512MB"
 
 
 def build(config: ProjectConfig) -> list:
+    reads = Reads(config, after=("champion_model",), model_decisions=MODEL_DECISIONS, features=FEATURES,
+                  feature_schema=FEATURE_SCHEMA, validated_contacts=VALIDATED_CONTACTS,
+                  revenue_model=REVENUE_MODEL if config.revenue else None)
     scores_spec = dg.AssetSpec(
-        deps=[key(config, "champion_model"), MODEL_DECISIONS.key(config), FEATURES.key(config), FEATURE_SCHEMA.key(config),
-              VALIDATED_CONTACTS.key(config), *([REVENUE_MODEL.key(config)] if config.revenue else [])],
+        deps=reads.deps,
         **asset_kwargs(
             config, "lead_scores", "scoring",
             f"Probability, decile, grade A-D, contact flag and top reasons for every lead, from "
@@ -61,13 +63,13 @@ def build(config: ProjectConfig) -> list:
 
     # the op keeps the name it had as a single asset (step keys unchanged); score_history is
     # appended in the same step, so a run that scores always records what it scored
-    @dg.multi_asset(op_tags=step_tags(config), name=f"{config.name}__lead_scores",
+    @dg.multi_asset(op_tags=step_tags(config), name=f"{config.name}__lead_scores", ins=reads.ins,
                     specs=[scores_spec, SCORE_HISTORY.spec(config, "scoring", {"duckdb"}, [LEAD_SCORES.key(config)])])
     def lead_scores(context: dg.AssetExecutionContext, warehouse: Warehouse, mlflow_store: MlflowStore,
-                    storage: LeadscoreStorage):
+                    storage: LeadscoreStorage, model_decisions: StagedTable, features: StagedTable,
+                    feature_schema: StagedTable, validated_contacts: StagedTable, **revenue: StagedTable):
         name = config.registered_model_name
-        with warehouse_connection(warehouse, config) as conn:
-            decided = decision_of_run(conn, config, context.run_id)
+        decided = decision_of_run(model_decisions, context.run_id)
         if decided:  # this run judged a challenger: score with the model `published` will make champion
             version = current_champion(mlflow_store.client, name) if decided[0] != "promoted" else \
                 mlflow_store.client.get_model_version(name, decided[1])
@@ -81,20 +83,21 @@ def build(config: ProjectConfig) -> list:
         served = load_serving_parts(name, str(version.version))  # None: a version from before serving models
         with warehouse_connection(warehouse, config) as conn:
             conn.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")  # the connection's own instance: closed below
-            fs = load_feature_set(conn, config)
-            scorer = champion_scorer(conn, config, fs, served, version, threshold, mlflow_store)
+            fs = feature_set_of(feature_schema)
+            scorer = champion_scorer(conn, config, fs, served, version, threshold, mlflow_store, features,
+                                     revenue.get("revenue_model"))
             stamp = {"threshold": threshold, "model_name": name, "model_version": str(version.version),
                      "scored_at": datetime.now(timezone.utc).replace(tzinfo=None)}
             written = []  # the first batch as written: the asset page's column schema
             rows = config.models.explain_max_rows
-            batches = scored_batches(scorer, feature_batches(conn, config, fs.columns, rows), stamp, rows, written)
+            batches = scored_batches(scorer, feature_batches(conn, features, fs.columns, rows), stamp, rows, written)
             rows = LEAD_SCORES.write_batches(conn, config, batches, order_by="probability DESC")
             # what the call list, the score history and the page read: the ranking's narrow columns
             ranked = conn.execute(f"SELECT {quoted(RANKED_COLUMNS, scorer)} FROM {LEAD_SCORES.of(config)} "
                                   "ORDER BY rowid").df()
             history = record_score_history(conn, config, ranked, context.run_id)
-            validated = conn.execute(f"SELECT {quoted(context_columns(conn, config), None)} "
-                                     f"FROM {VALIDATED_CONTACTS.of(config)}").df()
+            validated = conn.execute(f"SELECT {quoted(context_columns(conn, config, validated_contacts), None)} "
+                                     f"FROM {validated_contacts.sql}").df()
         calls = call_list(ranked, validated, config)
         files = write_call_list(calls, storage.report_dir(config.name, "call_list"), context.run_id)
         by_grade = ranked.groupby("grade").probability.agg(["size", "min", "max"]).round(4).reset_index()
@@ -128,32 +131,40 @@ RANKED_COLUMNS = (ID, "probability", "decile", "grade", "contact", *REVENUE_COLU
                   "model_version", "scored_at")
 
 
+def decision_of_run(model_decisions: StagedTable, run_id: str) -> tuple[str, str] | None:
+    """(decision, challenger version) recorded by this run's champion_model, if it ran."""
+    if not model_decisions.exists():
+        return None
+    rows = model_decisions.read("decision, challenger_version", "WHERE dagster_run_id = ?", [run_id])
+    return (str(rows.decision.iloc[-1]), str(rows.challenger_version.iloc[-1])) if len(rows) else None
+
+
 def champion_scorer(conn, config: ProjectConfig, fs, served: dict | None, version, threshold: float,
-                    mlflow_store: MlflowStore) -> Scorer:
+                    mlflow_store: MlflowStore, features: StagedTable, revenue_model: StagedTable | None) -> Scorer:
     """The one scorer (lib/scoring.py) over the scoring version's parts: those its served model
     carries, or, for a version registered before serving models, its pipeline with cut points of
     its own scores on every lead and the training rows as the explainer's background."""
     revenue = served.get("revenue_model") if served and config.revenue else None
     if config.revenue and revenue is None:  # the revenue stage the version carries (what it serves), else this run's
-        uri = conn.execute(f"SELECT model_uri FROM {REVENUE_MODEL.of(config)}").fetchall()[0][0]
+        uri = conn.execute(f"SELECT model_uri FROM {revenue_model.sql}").fetchall()[0][0]
         revenue = mlflow_store.load_model(uri)
     if served:
         return Scorer.of(config, fs.columns, served["model"], threshold, served["cut_points"], served["background"],
                          revenue)
     model = load_version(config.registered_model_name, str(version.version))
-    p = [model.predict_proba(batch[fs.columns])[:, 1] for batch in feature_batches(conn, config, fs.columns) if len(batch)]
-    background = conn.execute(f"SELECT {quoted(fs.columns, None)} FROM {FEATURES.of(config)} "
+    p = [model.predict_proba(batch[fs.columns])[:, 1] for batch in feature_batches(conn, features, fs.columns) if len(batch)]
+    background = conn.execute(f"SELECT {quoted(fs.columns, None)} FROM {features.sql} "
                               f"WHERE {SPLIT} = 'train'").df()
     return Scorer.of(config, fs.columns, model, threshold, decile_cut_points(np.concatenate(p) if p else []),
                      background, revenue)
 
 
-def feature_batches(conn, config: ProjectConfig, columns: list[str], rows: int = BATCH_ROWS) -> Iterator[pd.DataFrame]:
+def feature_batches(conn, features: StagedTable, columns: list[str], rows: int = BATCH_ROWS) -> Iterator[pd.DataFrame]:
     """The features table (id and `columns`) in batches of at most `rows`, in table order, read through
     a cursor of its own so the connection stays free for writing; at least one (maybe empty) frame."""
     cursor = conn.cursor()
     try:
-        cursor.execute(f"SELECT {quoted([ID, *columns], None)} FROM {FEATURES.of(config)}")
+        cursor.execute(f"SELECT {quoted([ID, *columns], None)} FROM {features.sql}")
         vectors = max(1, rows // DUCKDB_VECTOR)  # at most `rows`: the scorer takes each batch whole
         first = True
         while True:
@@ -180,9 +191,9 @@ def scored_batches(scorer: Scorer, batches, stamp: dict, rows: int, written: lis
         yield out
 
 
-def context_columns(conn, config: ProjectConfig) -> list[str]:
+def context_columns(conn, config: ProjectConfig, validated_contacts: StagedTable) -> list[str]:
     """The lead id and the call list's context columns the validated table holds."""
-    have = {r[0] for r in conn.execute(f"DESCRIBE {VALIDATED_CONTACTS.of(config)}").fetchall()}
+    have = {r[0] for r in conn.execute(f"DESCRIBE {validated_contacts.sql}").fetchall()}
     return [config.id_column, *(c for c in config.call_list.columns if c in have and c != config.id_column)]
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from leadscore_assets.assets import scoring as scoring_asset
+from leadscore_assets.assets.inputs import StagedTable
 from leadscore_assets.assets.common import load_feature_set
 from leadscore_assets.assets.tables import FEATURES, LEAD_SCORES, SCORE_HISTORY
 from leadscore_assets.lib.features import ID
@@ -28,7 +29,8 @@ def test_batched_lead_scores_are_the_scorers_answers_for_all_leads_ranked(linked
         frame = FEATURES.read(conn, linkedin_config)
         fs = load_feature_set(conn, linkedin_config)
         # the asset's reader gives the features table as FEATURES.read does, in batches (of 2,048: one vector)
-        batches = list(scoring_asset.feature_batches(conn, linkedin_config, fs.columns, rows=700))
+        features = StagedTable("linkedin", FEATURES.name, warehouse=None)  # read through `conn` by its name
+        batches = list(scoring_asset.feature_batches(conn, features, fs.columns, rows=700))
     assert len(batches) > 1
     pd.testing.assert_frame_equal(pd.concat(batches, ignore_index=True), frame[[ID, *fs.columns]].astype({ID: str}))
     scorer = Scorer.of(linkedin_config, fs.columns, parts["model"], float(version.tags["leadscore.threshold"]),
@@ -59,7 +61,8 @@ def test_a_version_without_serving_parts_is_scored_by_the_same_scorer_with_parts
     with duckdb.connect(str(warehouse_file(data_dir, "linkedin")), read_only=True) as conn:
         fs = load_feature_set(conn, linkedin_config)
         frame = FEATURES.read(conn, linkedin_config)
-        old = scoring_asset.champion_scorer(conn, linkedin_config, fs, None, version, 0.4, None)
-        new = scoring_asset.champion_scorer(conn, linkedin_config, fs, parts, version, 0.4, None)
+        features = StagedTable("linkedin", FEATURES.name, warehouse=None)  # read through `conn` by its name
+        old = scoring_asset.champion_scorer(conn, linkedin_config, fs, None, version, 0.4, None, features, None)
+        new = scoring_asset.champion_scorer(conn, linkedin_config, fs, parts, version, 0.4, None, features, None)
     np.testing.assert_allclose(old.cut_points, new.cut_points, rtol=0, atol=1e-12)
     pd.testing.assert_frame_equal(old.score(frame), new.score(frame))
