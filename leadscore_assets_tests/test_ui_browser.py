@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from leadscore_assets.components.lead_scoring_project import project_definitions
 from leadscore_assets.demo_data import linkedin
 from leadscore_assets.resources import build_resources
 from leadscore_assets.testing.runs import with_candidates
-from leadscore_assets.testing.servers import free_port, graphql
+from leadscore_assets.testing.servers import free_port, graphql, stop_process_group
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -93,15 +92,7 @@ def ui(tmp_path_factory, linkedin_config):
             time.sleep(1)
         yield f"http://127.0.0.1:{port}"
     finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):  # the webserver and the code server it started
-            try:
-                os.killpg(proc.pid, sig)
-                proc.wait(timeout=30)
-                break
-            except ProcessLookupError:
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        stop_process_group(proc, timeout=30)  # the webserver and the code server it started
 
 
 @pytest.fixture(scope="module")

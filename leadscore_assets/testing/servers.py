@@ -220,15 +220,7 @@ def mlflow_server(backend_uri: str, log: Path) -> Iterator[str]:
             time.sleep(1)
         yield base
     finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(proc.pid, sig)
-                proc.wait(timeout=20)
-                break
-            except ProcessLookupError:
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        stop_process_group(proc, timeout=20)
 
 
 def fetch_artifact(base: str, run_id: str, path: str) -> tuple[int, str, bytes]:
@@ -244,3 +236,17 @@ def fetch_artifact(base: str, run_id: str, path: str) -> tuple[int, str, bytes]:
 def png_width(data: bytes) -> int:
     assert data[:8] == b"\x89PNG\r\n\x1a\n", data[:16]
     return struct.unpack(">I", data[16:20])[0]
+
+
+def stop_process_group(proc: subprocess.Popen, timeout: float) -> None:
+    """Stop a server started with `start_new_session=True` and everything it started: TERM to its
+    process group, KILL if it is still there after `timeout` seconds."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=timeout)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue

@@ -15,14 +15,19 @@ from leadscore_assets.lib.scoring import Scorer
 from leadscore_assets.testing.runs import warehouse_file
 
 
-def test_batched_lead_scores_are_the_scorers_answers_for_all_leads_ranked(linkedin_run, linkedin_config):
+def champion_of(linkedin_run, config):
+    """(data dir, champion version, its serving parts) of the session's linkedin run."""
     _, data_dir = linkedin_run
     uri = f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    name = linkedin_config.registered_model_name
+    name = config.registered_model_name
     version = current_champion(mlflow.MlflowClient(), name)
-    parts = load_serving_parts(name, str(version.version))
+    return data_dir, version, load_serving_parts(name, str(version.version))
+
+
+def test_batched_lead_scores_are_the_scorers_answers_for_all_leads_ranked(linkedin_run, linkedin_config):
+    data_dir, version, parts = champion_of(linkedin_run, linkedin_config)
     with duckdb.connect(str(warehouse_file(data_dir, "linkedin")), read_only=True) as conn:
         stored = LEAD_SCORES.read(conn, linkedin_config)
         history = SCORE_HISTORY.read(conn, linkedin_config)
@@ -51,13 +56,7 @@ def test_a_version_without_serving_parts_is_scored_by_the_same_scorer_with_parts
                                                                                               linkedin_config):
     """The fallback for versions registered before serving models: the pipeline, cut points of its
     scores on every lead and the training rows as background give what the served parts give."""
-    _, data_dir = linkedin_run
-    uri = f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    name = linkedin_config.registered_model_name
-    version = current_champion(mlflow.MlflowClient(), name)
-    parts = load_serving_parts(name, str(version.version))
+    data_dir, version, parts = champion_of(linkedin_run, linkedin_config)
     with duckdb.connect(str(warehouse_file(data_dir, "linkedin")), read_only=True) as conn:
         fs = load_feature_set(conn, linkedin_config)
         frame = FEATURES.read(conn, linkedin_config)
