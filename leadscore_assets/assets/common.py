@@ -124,13 +124,8 @@ def resolved_config(conn: duckdb.DuckDBPyConnection, config: ProjectConfig) -> P
     """The config with its columns: declared in YAML, or as inferred when validation ran."""
     if config.columns:
         return config
-    rows = conn.execute(f"SELECT spec FROM {COLUMN_TYPES.of(config)}").fetchall()
-    specs = {}
-    for (raw,) in rows:
-        d = json.loads(raw)
-        name = d.pop("column")
-        specs[name] = ColumnSpec(**d)
-    return with_columns(config, specs)
+    stored = conn.execute(f"SELECT spec FROM {COLUMN_TYPES.of(config)}").fetchall()
+    return with_columns(config, column_specs(raw for (raw,) in stored))
 
 
 def save_feature_set(conn: duckdb.DuckDBPyConnection, config: ProjectConfig, fs: FeatureSet) -> None:
@@ -151,9 +146,14 @@ def config_with_columns(config: ProjectConfig, column_types: StagedTable) -> Pro
     """The config with its columns: declared in YAML, or as inferred when validation ran."""
     if config.columns:
         return config
+    return with_columns(config, column_specs(column_types.read("spec").spec))
+
+
+def column_specs(stored) -> dict[str, ColumnSpec]:
+    """The column specs `save_resolved_columns` stored, one JSON text each, by column name."""
     specs = {}
-    for raw in column_types.read("spec").spec:
+    for raw in stored:
         d = json.loads(raw)
         name = d.pop("column")
         specs[name] = ColumnSpec(**d)
-    return with_columns(config, specs)
+    return specs
