@@ -17,7 +17,7 @@ from leadscore_assets.lib.evaluation.targets import (
     targets_met,
 )
 
-DEFS = Path(__file__).resolve().parents[2] / "leadscore_assets" / "defs"
+DEFS = Path(__file__).resolve().parents[3] / "leadscore_assets" / "defs"
 
 TARGETS = {
     "f1": TargetSpec(min=0.40, note="at the max_f1 threshold"),
