@@ -17,10 +17,10 @@ import pandas as pd
 from sklearn.metrics import brier_score_loss, r2_score, roc_auc_score
 
 from leadscore_assets.assets.tables import exists as table_exists
-from leadscore_assets.lib.config import load_project_config
+from leadscore_assets.lib.project.config import load_project_config
 from leadscore_assets.resources.warehouse import published_file
-from leadscore_assets.lib.features import ID, LABEL, SPLIT, FeatureSet
-from leadscore_assets.lib.registry import load_version
+from leadscore_assets.lib.features.frame import ID, LABEL, SPLIT, FeatureSet
+from leadscore_assets.lib.scoring.registry import load_version
 
 DEFS = Path(__file__).resolve().parents[1] / "leadscore_assets" / "defs"
 

@@ -25,7 +25,7 @@ import dagster as dg  # noqa: E402
 import duckdb  # noqa: E402
 
 from leadscore_assets.components.lead_scoring_project import project_definitions  # noqa: E402
-from leadscore_assets.lib.config import load_project_config  # noqa: E402
+from leadscore_assets.lib.project.config import load_project_config  # noqa: E402
 from leadscore_assets.resources import build_resources  # noqa: E402
 
 PROJECT = "web_sessions"

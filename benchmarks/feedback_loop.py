@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from leadscore_assets.lib.config import load_project_config
+from leadscore_assets.lib.project.config import load_project_config
 from leadscore_assets.testing.feedback_loop import ScenarioLoop, scenario_config
 
 DEFS = Path(__file__).resolve().parents[1] / "leadscore_assets" / "defs"

@@ -53,7 +53,7 @@ def benchmark_job():
 
     from leadscore_assets.components.lead_scoring_project import project_definitions
     from leadscore_assets.definitions import ALL_SOURCES_JOB, all_sources_job
-    from leadscore_assets.lib.config import load_project_config
+    from leadscore_assets.lib.project.config import load_project_config
     from leadscore_assets.resources import build_resources
 
     trials = os.environ.get("LEADSCORE_BENCH_TRIALS", "")

@@ -393,7 +393,7 @@ def run_pipeline(table: RealTable, split: int, split_seed: int, data_dir: Path, 
     import dagster as dg
 
     from leadscore_assets.components.lead_scoring_project import project_definitions
-    from leadscore_assets.lib.config import ProjectConfig
+    from leadscore_assets.lib.project.config import ProjectConfig
     from leadscore_assets.resources import build_resources
 
     out = SplitResult(split=split, split_seed=split_seed)

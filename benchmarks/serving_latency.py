@@ -37,7 +37,7 @@ TARGET_P50_MS, TARGET_LEADS_PER_S = 25.0, 20_000
 
 def build(data_dir: Path, rows: int, fast_models: bool) -> None:
     from leadscore_assets.demo_data import linkedin
-    from leadscore_assets.lib.config import load_project_config
+    from leadscore_assets.lib.project.config import load_project_config
     from leadscore_assets.testing.runs import DEFS_DIR, fast, materialize_project
 
     linkedin.write(data_dir, rows=rows, seed=7)
@@ -98,7 +98,7 @@ def stages(model_uri: str, tracking_uri: str, records: list[dict], size: int, n:
     from mlflow.pyfunc.scoring_server import invocations, predictions_to_json
     from mlflow.utils.proto_json_utils import dataframe_from_parsed_json
 
-    from leadscore_assets.lib.serving import FILE, REQUEST, ROW, _as_any_typed, _restore_dtypes
+    from leadscore_assets.lib.scoring.serving import FILE, REQUEST, ROW, _as_any_typed, _restore_dtypes
     from leadscore_assets.lib.validation import validate, validate_in_full
 
     mlflow.set_tracking_uri(tracking_uri)

@@ -113,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import duckdb
 
-    from leadscore_assets.lib.config import load_project_config
-    from leadscore_assets.lib.explain import REASON_COLUMNS
+    from leadscore_assets.lib.project.config import load_project_config
+    from leadscore_assets.lib.scoring.explain import REASON_COLUMNS
     from leadscore_assets.resources.spark_scoring import local_spark, read_source, score, write_scores
     from leadscore_assets.resources.warehouse import published_file
 

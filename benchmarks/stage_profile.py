@@ -285,7 +285,7 @@ def measure_run(project: str, data_dir: Path) -> dict:
     import dagster as dg
 
     from leadscore_assets.components.lead_scoring_project import project_definitions
-    from leadscore_assets.lib.config import load_project_config
+    from leadscore_assets.lib.project.config import load_project_config
     from leadscore_assets.resources import build_resources
 
     config = load_project_config(DEFS / project / "defs.yaml")
@@ -335,7 +335,7 @@ def measure_run(project: str, data_dir: Path) -> dict:
 def reasons_throughput(config, data_dir: Path, rows: int = REASON_ROWS) -> dict | None:
     """After the run: the champion's answers with reasons (lib/scoring's `Scorer`, as lead_scores,
     daily scoring, HTTP and Spark give them) on the first `rows` leads of the features table, timed
-    with exact TreeSHAP by branch pattern (lib/tree_shap.py) and with SHAP's native TreeSHAP, and
+    with exact TreeSHAP by branch pattern (lib/scoring/tree_shap.py) and with SHAP's native TreeSHAP, and
     how often the two give the same top-3 reasons each way (exact both: differences are float
     rounding, ~1e-6). Leads/s, not stage seconds: lead_scores also reads, writes and ranks."""
     import duckdb
@@ -343,10 +343,10 @@ def reasons_throughput(config, data_dir: Path, rows: int = REASON_ROWS) -> dict 
     import numpy as np
 
     from leadscore_assets.assets.common import load_feature_set
-    from leadscore_assets.lib import tree_shap
-    from leadscore_assets.lib.explain import REASON_COLUMNS
-    from leadscore_assets.lib.registry import current_champion, load_serving_parts
-    from leadscore_assets.lib.scoring import Scorer
+    from leadscore_assets.lib.scoring import tree_shap as tree_shap
+    from leadscore_assets.lib.scoring.explain import REASON_COLUMNS
+    from leadscore_assets.lib.scoring.registry import current_champion, load_serving_parts
+    from leadscore_assets.lib.scoring.scorer import Scorer
 
     mlflow.set_tracking_uri(f"sqlite:///{Path(data_dir).resolve() / 'mlflow' / 'mlflow.db'}")
     version = current_champion(mlflow.MlflowClient(), config.registered_model_name)

@@ -35,7 +35,7 @@ import logging
 import os
 from functools import wraps
 
-from leadscore_assets.lib.refusals import Refusal
+from leadscore_assets.lib.scoring.refusals import Refusal
 
 MAX_BODY_BYTES = 8 * 2**20  # ~13,000 leads of a 19-column export; `serving.MAX_LEADS` is 10,000
 _DRAIN_LIMIT = 8 * MAX_BODY_BYTES  # a too-large body is read (and dropped) up to this, then the connection closed

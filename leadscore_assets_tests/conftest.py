@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from leadscore_assets.demo_data import linkedin
-from leadscore_assets.lib.config import ProjectConfig, load_project_config
+from leadscore_assets.lib.project.config import ProjectConfig, load_project_config
 from leadscore_assets.testing.runs import DEFS_DIR, materialize_project, with_candidates
 
 

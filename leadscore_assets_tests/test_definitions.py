@@ -13,7 +13,7 @@ import pytest
 
 from leadscore_assets.assets.tables import declared
 from leadscore_assets.definitions import ALL_SOURCES_JOB, code_location, defs
-from leadscore_assets.lib.config import load_project_config
+from leadscore_assets.lib.project.config import load_project_config
 
 DEFS_DIR = Path(__file__).resolve().parents[1] / "leadscore_assets" / "defs"
 PROJECTS = ("linkedin", "email_crm", "saas_crm", "web_sessions", "byo_example")

@@ -14,7 +14,7 @@ import duckdb
 import pytest
 
 from leadscore_assets.demo_data import linkedin
-from leadscore_assets.lib.config import load_project_config
+from leadscore_assets.lib.project.config import load_project_config
 from leadscore_assets.testing.runs import DEFS_DIR, fast, materialize_project, warehouse_file
 from leadscore_assets.testing.servers import model_server, raw_records, request
 

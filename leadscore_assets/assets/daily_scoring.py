@@ -28,7 +28,7 @@ import pandas as pd
 from leadscore_assets.assets.common import preview
 from leadscore_assets.assets.inputs import Reads
 from leadscore_assets.assets.specs import PROJECT_TAG, asset_kwargs, step_tags
-from leadscore_assets.lib.config import ProjectConfig
+from leadscore_assets.lib.project.config import ProjectConfig
 from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.source_loader import load_rows_between
 from leadscore_assets.resources.storage import LeadscoreStorage

@@ -2,7 +2,7 @@
 
 Every CRM outcome that landed (`feedback_labels`, one per lead) is matched to the score its lead
 had when it was scored: the latest row of `score_history` before the outcome's time (see
-lib/effectiveness.py). The asset shows conversion by grade and by decile, per month of scoring,
+lib/monitoring/effectiveness.py). The asset shows conversion by grade and by decile, per month of scoring,
 with 95% intervals, and the calibration seen in production next to the one measured on the test
 split when each scoring version was trained (its `evaluation/lift_by_decile.csv` in MLflow). A
 table (`<project>.score_effectiveness`), a picture under data/reports/<project>/effectiveness/
@@ -33,8 +33,8 @@ from leadscore_assets.assets.common import figure_markdown, table_value, warehou
 from leadscore_assets.assets.inputs import Reads, StagedTable
 from leadscore_assets.assets.specs import asset_kwargs, step_tags
 from leadscore_assets.assets.tables import FEEDBACK_LABELS, SCORE_EFFECTIVENESS, SCORE_HISTORY
-from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.effectiveness import (
+from leadscore_assets.lib.project.config import ProjectConfig
+from leadscore_assets.lib.monitoring.effectiveness import (
     ALL_MONTHS,
     HISTORY_COLUMNS,
     MATCHED,
@@ -45,7 +45,7 @@ from leadscore_assets.lib.effectiveness import (
     history_rows,
     summarise,
 )
-from leadscore_assets.lib.spreadsheet import write_spreadsheet_csv
+from leadscore_assets.lib.scoring.spreadsheet import write_spreadsheet_csv
 from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.storage import LeadscoreStorage
 from leadscore_assets.resources.warehouse import Warehouse

@@ -29,8 +29,8 @@ from leadscore_assets.assets.tables import (
     LABELS,
     VALIDATED_CONTACTS,
 )
-from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.features import (
+from leadscore_assets.lib.project.config import ProjectConfig
+from leadscore_assets.lib.features.frame import (
     FEEDBACK,
     LABEL,
     NEWEST_FEEDBACK,
@@ -39,13 +39,13 @@ from leadscore_assets.lib.features import (
     short_splits,
     split_minimums,
 )
-from leadscore_assets.lib.leakage import leaks, single_feature_separation
-from leadscore_assets.lib.personal_data import detect_personal_columns
-from leadscore_assets.lib.profiling import profile, profile_figures, profile_markdown
+from leadscore_assets.lib.features.leakage import leaks, single_feature_separation
+from leadscore_assets.lib.validation.personal_data import detect_personal_columns
+from leadscore_assets.lib.features.profiling import profile, profile_figures, profile_markdown
 from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.storage import LeadscoreStorage
 from leadscore_assets.resources.warehouse import Warehouse
-from leadscore_assets.lib.sql_rules import identifier
+from leadscore_assets.lib.project.sql_rules import identifier
 
 
 def build(config: ProjectConfig) -> list:

@@ -35,8 +35,8 @@ from leadscore_assets.assets.tables import (
     FEEDBACK_UNKNOWN_LEADS,
     VALIDATED_CONTACTS,
 )
-from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.feedback_resolution import resolve_conflicts
+from leadscore_assets.lib.project.config import ProjectConfig
+from leadscore_assets.lib.labels.feedback_resolution import resolve_conflicts
 from leadscore_assets.resources.feedback_inbox import (
     RunInfo,
     feedback_folder,
@@ -46,7 +46,7 @@ from leadscore_assets.resources.feedback_inbox import (
 )
 from leadscore_assets.resources.storage import LeadscoreStorage
 from leadscore_assets.resources.warehouse import Warehouse
-from leadscore_assets.lib.sql_rules import identifier
+from leadscore_assets.lib.project.sql_rules import identifier
 
 SENSOR_INTERVAL_S = 10  # with the inbox's quiet rule: a landed file is requested within ~10 s
 SHOWN = 10  # failed landings named in a skip message; the cursor has them all

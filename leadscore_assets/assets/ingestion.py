@@ -6,8 +6,8 @@ import dagster as dg
 from leadscore_assets.assets.common import column_schema, warehouse_connection
 from leadscore_assets.assets.specs import asset_kwargs, step_tags
 from leadscore_assets.assets.tables import QUARANTINED_SOURCE_ROWS, RAW_CONTACTS, source_table
-from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.csv_text import SourceFileError
+from leadscore_assets.lib.project.config import ProjectConfig
+from leadscore_assets.lib.sources.csv_text import SourceFileError
 from leadscore_assets.resources.source_loader import SourceTargets, load_source
 from leadscore_assets.resources.storage import LeadscoreStorage
 from leadscore_assets.resources.warehouse import Warehouse

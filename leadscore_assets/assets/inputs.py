@@ -16,7 +16,7 @@ from __future__ import annotations
 import dagster as dg
 
 from leadscore_assets.assets.tables import Table
-from leadscore_assets.lib.config import ProjectConfig
+from leadscore_assets.lib.project.config import ProjectConfig
 from leadscore_assets.resources.staged_tables import INPUT_MANAGER_KEY, StagedTable
 
 __all__ = ["Reads", "StagedTable"]

@@ -11,8 +11,8 @@ from leadscore_assets.assets.tables import (
     LABELS,
     VALIDATED_CONTACTS,
 )
-from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.labels import LabelRuleError, check_label_rule, label_select_sql
+from leadscore_assets.lib.project.config import ProjectConfig
+from leadscore_assets.lib.labels.label_rule import LabelRuleError, check_label_rule, label_select_sql
 from leadscore_assets.resources.warehouse import Warehouse
 
 

@@ -28,13 +28,13 @@ from leadscore_assets.assets.tables import (
     FEATURE_SCHEMA,
     VALIDATED_CONTACTS,
 )
-from leadscore_assets.lib.blend import BLEND
-from leadscore_assets.lib.challenger_evaluation import ChallengerEvaluation, evaluate_challenger
-from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.evaluation import selection_score
-from leadscore_assets.lib.features import SPLIT
-from leadscore_assets.lib.model_families import FAMILIES
-from leadscore_assets.lib.training import (
+from leadscore_assets.lib.modelling.blend import BLEND
+from leadscore_assets.lib.evaluation.challenger import ChallengerEvaluation, evaluate_challenger
+from leadscore_assets.lib.project.config import ProjectConfig
+from leadscore_assets.lib.evaluation.metrics import selection_score
+from leadscore_assets.lib.features.frame import SPLIT
+from leadscore_assets.lib.modelling.families import FAMILIES
+from leadscore_assets.lib.modelling.training import (
     choose_candidate,
     fit_and_judge,
     fit_and_judge_blend,
@@ -43,17 +43,17 @@ from leadscore_assets.lib.training import (
     selection_method,
     split_xy,
 )
-from leadscore_assets.lib.targets import (
+from leadscore_assets.lib.evaluation.targets import (
     compare_targets,
     measured_figures,
     targets_markdown,
     targets_met,
 )
-from leadscore_assets.lib.tuning import history_plots
+from leadscore_assets.lib.modelling.tuning import history_plots
 from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.storage import LeadscoreStorage
 from leadscore_assets.resources.warehouse import Warehouse
-from leadscore_assets.lib.sql_rules import identifier
+from leadscore_assets.lib.project.sql_rules import identifier
 
 
 

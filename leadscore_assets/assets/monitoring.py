@@ -19,16 +19,16 @@ from leadscore_assets.assets.tables import (
     FEATURE_SCHEMA,
     FEATURES,
 )
-from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.drift import (
+from leadscore_assets.lib.project.config import ProjectConfig
+from leadscore_assets.lib.monitoring.drift import (
     REFERENCE_ARTIFACT,
     current_rows,
     drift_reference,
     drift_reports as drift_reports_between,
     drift_summary,
 )
-from leadscore_assets.lib.features import ID, LABEL, SPLIT
-from leadscore_assets.lib.registry import CHAMPION, current_champion, load_version, missing_inputs
+from leadscore_assets.lib.features.frame import ID, LABEL, SPLIT
+from leadscore_assets.lib.scoring.registry import CHAMPION, current_champion, load_version, missing_inputs
 from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.storage import LeadscoreStorage
 from leadscore_assets.resources.warehouse import Warehouse

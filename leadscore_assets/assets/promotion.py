@@ -26,12 +26,12 @@ from leadscore_assets.assets.tables import (
     REVENUE_MODEL,
     VALIDATED_CONTACTS,
 )
-from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.evaluation import selection_score
-from leadscore_assets.lib.drift import REFERENCE_ARTIFACT, drift_reference
-from leadscore_assets.lib.features import ID, LABEL, SPLIT
-from leadscore_assets.lib.promotion import compare_on_held_out, decide, decision_row, roc_auc_intervals
-from leadscore_assets.lib.registry import (
+from leadscore_assets.lib.project.config import ProjectConfig
+from leadscore_assets.lib.evaluation.metrics import selection_score
+from leadscore_assets.lib.monitoring.drift import REFERENCE_ARTIFACT, drift_reference
+from leadscore_assets.lib.features.frame import ID, LABEL, SPLIT
+from leadscore_assets.lib.evaluation.promotion import compare_on_held_out, decide, decision_row, roc_auc_intervals
+from leadscore_assets.lib.scoring.registry import (
     CHAMPION,
     current_champion,
     load_version,
@@ -39,7 +39,7 @@ from leadscore_assets.lib.registry import (
     missing_inputs,
     register_challenger,
 )
-from leadscore_assets.lib.serving import date_references, days_since_columns, raw_columns
+from leadscore_assets.lib.scoring.serving import date_references, days_since_columns, raw_columns
 from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.warehouse import Warehouse
 
@@ -125,7 +125,7 @@ def served_model_parts(config: ProjectConfig, column_types: StagedTable, raw_con
 
 def register_served_challenger(context, mlflow_store: MlflowStore, config: ProjectConfig, ev, frame: pd.DataFrame,
                                fs, challenger_model, served: dict) -> str:
-    """Log the serving pyfunc around the evaluated sklearn pipeline (lib/serving.py) in a run of its
+    """Log the serving pyfunc around the evaluated sklearn pipeline (lib/scoring/serving.py) in a run of its
     own next to the evaluation run it wraps, with the drift reference, and register it as the
     challenger; returns its version."""
     train = frame[frame[SPLIT] == "train"]

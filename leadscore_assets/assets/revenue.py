@@ -14,10 +14,10 @@ from leadscore_assets.assets.tables import (
     REVENUE_MODEL,
     VALIDATED_CONTACTS,
 )
-from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.features import ID, LABEL, SPLIT, preprocessor
-from leadscore_assets.lib.revenue import LogRevenueRegressor, regression_metrics
-from leadscore_assets.lib.targets import (
+from leadscore_assets.lib.project.config import ProjectConfig
+from leadscore_assets.lib.features.frame import ID, LABEL, SPLIT, preprocessor
+from leadscore_assets.lib.modelling.revenue import LogRevenueRegressor, regression_metrics
+from leadscore_assets.lib.evaluation.targets import (
     compare_targets,
     measured_figures,
     targets_markdown,
@@ -25,7 +25,7 @@ from leadscore_assets.lib.targets import (
 )
 from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.warehouse import Warehouse
-from leadscore_assets.lib.sql_rules import identifier
+from leadscore_assets.lib.project.sql_rules import identifier
 
 
 def build(config: ProjectConfig) -> list:

@@ -31,12 +31,12 @@ from leadscore_assets.assets.tables import (
     VALIDATED_CONTACTS,
 )
 from leadscore_assets.assets.effectiveness import record_score_history
-from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.explain import REASON_COLUMNS
-from leadscore_assets.lib.features import ID, SPLIT
-from leadscore_assets.lib.registry import current_champion, load_serving_parts, load_version
-from leadscore_assets.lib.scoring import BATCH_ROWS, REVENUE_COLUMNS, Scorer, decile_cut_points
-from leadscore_assets.lib.call_list import call_list, published_call_list, top_of_call_list, write_call_list
+from leadscore_assets.lib.project.config import ProjectConfig
+from leadscore_assets.lib.scoring.explain import REASON_COLUMNS
+from leadscore_assets.lib.features.frame import ID, SPLIT
+from leadscore_assets.lib.scoring.registry import current_champion, load_serving_parts, load_version
+from leadscore_assets.lib.scoring.scorer import BATCH_ROWS, REVENUE_COLUMNS, Scorer, decile_cut_points
+from leadscore_assets.lib.scoring.call_list import call_list, published_call_list, top_of_call_list, write_call_list
 from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.storage import LeadscoreStorage
 from leadscore_assets.resources.warehouse import Warehouse
@@ -141,7 +141,7 @@ def decision_of_run(model_decisions: StagedTable, run_id: str) -> tuple[str, str
 
 def champion_scorer(conn, config: ProjectConfig, fs, served: dict | None, version, threshold: float,
                     mlflow_store: MlflowStore, features: StagedTable, revenue_model: StagedTable | None) -> Scorer:
-    """The one scorer (lib/scoring.py) over the scoring version's parts: those its served model
+    """The one scorer (lib/scoring/scorer.py) over the scoring version's parts: those its served model
     carries, or, for a version registered before serving models, its pipeline with cut points of
     its own scores on every lead and the training rows as the explainer's background."""
     revenue = served.get("revenue_model") if served and config.revenue else None

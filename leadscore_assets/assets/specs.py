@@ -3,7 +3,7 @@ tags. assets/tables.py (the warehouse contract) and every asset factory build on
 
 import dagster as dg
 
-from leadscore_assets.lib.config import ProjectConfig
+from leadscore_assets.lib.project.config import ProjectConfig
 
 OWNER_DEFAULT = "team:growth-data"
 

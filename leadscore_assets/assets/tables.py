@@ -17,7 +17,7 @@ import duckdb
 import pandas as pd
 
 from leadscore_assets.assets.specs import asset_kwargs
-from leadscore_assets.lib.config import ProjectConfig
+from leadscore_assets.lib.project.config import ProjectConfig
 
 
 class TableContractError(ValueError):

@@ -25,9 +25,9 @@ from leadscore_assets.assets.tables import (
     RAW_CONTACTS,
     VALIDATED_CONTACTS,
 )
-from leadscore_assets.lib.column_typing import infer_columns, with_columns
-from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.personal_data import (
+from leadscore_assets.lib.sources.column_typing import infer_columns, with_columns
+from leadscore_assets.lib.project.config import ProjectConfig
+from leadscore_assets.lib.validation.personal_data import (
     VALUE_KIND_WORDS,
     contains_personal_data,
     is_text_column,
@@ -38,7 +38,7 @@ from leadscore_assets.lib.personal_data import (
 from leadscore_assets.lib.validation import COLLAPSED, FILE, LINEAGE, REASON, ROW, lead_part, validate
 from leadscore_assets.resources.storage import LeadscoreStorage
 from leadscore_assets.resources.warehouse import Warehouse
-from leadscore_assets.lib.sql_rules import identifier
+from leadscore_assets.lib.project.sql_rules import identifier
 
 
 def build(config: ProjectConfig) -> list:

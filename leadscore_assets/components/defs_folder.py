@@ -31,7 +31,7 @@ from types import ModuleType
 import dagster as dg
 
 from leadscore_assets.assets.specs import OWNER_DEFAULT, PROJECT_TAG
-from leadscore_assets.lib.config import ProjectConfigError
+from leadscore_assets.lib.project.config import ProjectConfigError
 
 log = logging.getLogger("leadscore")
 

@@ -25,7 +25,7 @@ from leadscore_assets.assets import (
     scoring,
     validation,
 )
-from leadscore_assets.lib.config import ProjectConfig, located
+from leadscore_assets.lib.project.config import ProjectConfig, located
 
 DAILY_ASSETS = dg.AssetSelection.tag("leadscore/layer", daily_scoring.LAYER)  # partitioned, run on their own
 LAYERS = (ingestion, validation, feedback, labelling, featurisation, modelling, monitoring, promotion, revenue, scoring,

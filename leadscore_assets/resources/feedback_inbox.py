@@ -52,8 +52,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from leadscore_assets.lib.data_paths import inside_data_dir
-from leadscore_assets.lib.feedback_parsing import OUTCOME_LABELS_DEFAULT, FeedbackBatch, parse_feedback
+from leadscore_assets.lib.project.data_paths import inside_data_dir
+from leadscore_assets.lib.labels.feedback_parsing import OUTCOME_LABELS_DEFAULT, FeedbackBatch, parse_feedback
 
 STATE_VERSION = 2
 TEMPORARY_NAME_PATTERNS = ("*.tmp", "*.part", "*.crdownload", ".*", "~*")

@@ -30,8 +30,8 @@ from dagster_mlflow.resources import MlFlow
 from mlflow import MlflowClient
 from pydantic import PrivateAttr
 
-from leadscore_assets.lib.publication import end_abandoned_runs
-from leadscore_assets.lib.registry import log_pipeline, log_regressor
+from leadscore_assets.lib.monitoring.publication import end_abandoned_runs
+from leadscore_assets.lib.scoring.registry import log_pipeline, log_regressor
 
 DAGSTER_RUN_TAG = "dagster_run_id"  # dagster-mlflow's tag: how a step process finds its parent run
 # MLflow's classic machine-learning view (run table, metrics, artifacts), not its GenAI view

@@ -1,7 +1,7 @@
 """Source adapters (I/O): CSV, Parquet, SQLite and DuckDB tables into the warehouse, verbatim.
 
 Each loaded row carries `_source_file` and a 1-based `_row_number` so every later reason can
-point at it. A single CSV is read as text (`lib/csv_text.py`: nothing is coerced before
+point at it. A single CSV is read as text (`lib/sources/csv_text.py`: nothing is coerced before
 validation can see it); Parquet, SQLite and DuckDB keep their own types. Parquet is read by
 DuckDB itself, so large files stream into the warehouse without passing through pandas. No
 DuckDB extension is used (none can be downloaded at run time): SQLite is read with the
@@ -19,10 +19,10 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from leadscore_assets.lib.config import ProjectConfig, TableSpec
-from leadscore_assets.lib.csv_text import SNIFF_BYTES, CsvText, SourceFileError, choose_delimiter, csv_as_text
-from leadscore_assets.lib.data_paths import DataPathError, inside_data_dir
-from leadscore_assets.lib.sql_rules import ConfigSqlError, check_reads_only, parse_select
+from leadscore_assets.lib.project.config import ProjectConfig, TableSpec
+from leadscore_assets.lib.sources.csv_text import SNIFF_BYTES, CsvText, SourceFileError, choose_delimiter, csv_as_text
+from leadscore_assets.lib.project.data_paths import DataPathError, inside_data_dir
+from leadscore_assets.lib.project.sql_rules import ConfigSqlError, check_reads_only, parse_select
 from leadscore_assets.lib.validation import FILE, ROW, redacted
 
 

@@ -7,7 +7,7 @@
     write_scores(scores, "data/reports/web_sessions/spark_scores")
 
 Why this way: the model Spark runs is the one HTTP serves, `models:/leadscore-<project>@champion`
-(lib/serving.py), so a lead gets on Spark what it gets from `<project>.lead_scores` and from the
+(lib/scoring/serving.py), so a lead gets on Spark what it gets from `<project>.lead_scores` and from the
 scoring server: the same validation, features, sklearn pipeline, threshold, cut-point deciles
 (and expected order value where the project has a revenue stage). Nothing of the pipeline is
 re-implemented here; `mlflow.pyfunc.spark_udf(..., env_manager="local")` loads the pyfunc in each
@@ -54,9 +54,9 @@ from pathlib import Path
 
 import mlflow
 
-from leadscore_assets.lib.explain import REASON_COLUMNS
-from leadscore_assets.lib.features import ID
-from leadscore_assets.lib.serving import ERROR, PARAM_REASONS, SERVING_FILE
+from leadscore_assets.lib.scoring.explain import REASON_COLUMNS
+from leadscore_assets.lib.features.frame import ID
+from leadscore_assets.lib.scoring.serving import ERROR, PARAM_REASONS, SERVING_FILE
 from leadscore_assets.lib.validation import FILE, LINEAGE, ROW
 
 ALIAS = "champion"
@@ -187,7 +187,7 @@ class RefusedBatch(RuntimeError):
     """A batch in which no lead was valid: the model refuses such a call, and Spark the job."""
 
 
-REFUSED = "no lead of the request can be scored"  # InvalidLeads' message (lib/serving.py)
+REFUSED = "no lead of the request can be scored"  # InvalidLeads' message (lib/scoring/serving.py)
 
 
 def write_scores(scores, path: str | Path, mode: str = "overwrite") -> Path:
@@ -219,7 +219,7 @@ def project_source(project: str, data_dir: Path, work_dir: Path) -> tuple[Path, 
     """The file to score for a project, and its CSV delimiter: its CSV or Parquet source file;
     for other sources (SQLite, DuckDB, several tables and a query) the rows the source query
     returned in the last published run (`<project>.raw_contacts`), exported to Parquet."""
-    from leadscore_assets.lib.config import load_project_config
+    from leadscore_assets.lib.project.config import load_project_config
     from leadscore_assets.resources.warehouse import published_file
 
     defs = Path(__file__).resolve().parents[1] / "defs" / project / "defs.yaml"
@@ -227,7 +227,7 @@ def project_source(project: str, data_dir: Path, work_dir: Path) -> tuple[Path, 
         raise SystemExit(f"no project '{project}' (no {defs})")
     source = load_project_config(defs).source
     if source.path and source.kind in ("csv", "parquet"):
-        from leadscore_assets.lib.data_paths import DataPathError, inside_data_dir
+        from leadscore_assets.lib.project.data_paths import DataPathError, inside_data_dir
 
         try:
             return inside_data_dir(data_dir, source.path, ("source", "path")), source.delimiter

@@ -55,8 +55,8 @@ import dagster as dg
 import duckdb
 from pydantic import PrivateAttr
 
-from leadscore_assets.lib import publication
-from leadscore_assets.lib.publication import CorruptWarehouseError
+from leadscore_assets.lib.monitoring import publication as publication
+from leadscore_assets.lib.monitoring.publication import CorruptWarehouseError
 
 KEEP_STAGED = 3  # staged copies of unpublished runs kept per project for inspection
 

@@ -4,7 +4,7 @@ would hand them over (the folder itself is a fixture of the tests)."""
 from datetime import datetime
 from pathlib import Path
 
-from leadscore_assets.lib.feedback_parsing import parse_feedback
+from leadscore_assets.lib.labels.feedback_parsing import parse_feedback
 
 HEADER = "lead_id,outcome,outcome_at\n"
 RECEIVED = datetime(2026, 6, 1, 12, 0)

@@ -23,9 +23,9 @@ from sklearn.metrics import roc_auc_score
 
 from leadscore_assets.components.lead_scoring_project import project_definitions
 from leadscore_assets.demo_data import feedback, linkedin
-from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.features import ID, FeatureSet
-from leadscore_assets.lib.registry import load_version
+from leadscore_assets.lib.project.config import ProjectConfig
+from leadscore_assets.lib.features.frame import ID, FeatureSet
+from leadscore_assets.lib.scoring.registry import load_version
 from leadscore_assets.resources import build_resources
 from leadscore_assets.resources.feedback_inbox import FeedbackFile, mark_processed
 from leadscore_assets.testing.runs import warehouse_file, with_candidates

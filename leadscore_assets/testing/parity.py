@@ -4,7 +4,7 @@ scoring and Spark must answer each lead as the run scored it."""
 import numpy as np
 import pandas as pd
 
-from leadscore_assets.lib.serving import REASON_COLUMNS
+from leadscore_assets.lib.scoring.serving import REASON_COLUMNS
 
 
 def assert_same_as_lead_scores(scores: pd.DataFrame, answer: pd.DataFrame):

@@ -8,7 +8,7 @@ import dagster as dg
 
 from leadscore_assets.assets.feedback import landing_run_config
 from leadscore_assets.components.lead_scoring_project import project_definitions
-from leadscore_assets.lib.config import ProjectConfig
+from leadscore_assets.lib.project.config import ProjectConfig
 from leadscore_assets.resources import build_resources
 from leadscore_assets.resources.warehouse import published_file, staged_file
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-from leadscore_assets.lib.features import FeatureSet, preprocessor
+from leadscore_assets.lib.features.frame import FeatureSet, preprocessor
 
 FEATURES = FeatureSet(numeric=["engagement", "visits", "noise"], categorical=["job_title"])
 CONFIG = SimpleNamespace(features=SimpleNamespace(categorical_min_frequency=5, categorical_max_levels=30))

@@ -9,7 +9,7 @@ import pytest
 from leadscore_assets.assets.daily_scoring import daily_scores_file
 from leadscore_assets.components.lead_scoring_project import project_definitions
 from leadscore_assets.demo_data import web_sessions
-from leadscore_assets.lib.config import load_project_config
+from leadscore_assets.lib.project.config import load_project_config
 from leadscore_assets.resources import build_resources
 from leadscore_assets.resources.warehouse import Warehouse
 from leadscore_assets.testing.parity import assert_same_as_lead_scores

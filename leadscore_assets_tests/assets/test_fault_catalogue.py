@@ -48,10 +48,10 @@ from pydantic import ValidationError
 
 from leadscore_assets.components.lead_scoring_project import project_definitions
 from leadscore_assets.demo_data import feedback, linkedin
-from leadscore_assets.lib.config import ProjectConfig, ProjectConfigError, load_project_config
-from leadscore_assets.lib.personal_data import share_text
-from leadscore_assets.lib.publication import KEEP_FAILED_REPORTS, champion_of, sha256_of
-from leadscore_assets.lib.registry import current_champion
+from leadscore_assets.lib.project.config import ProjectConfig, ProjectConfigError, load_project_config
+from leadscore_assets.lib.validation.personal_data import share_text
+from leadscore_assets.lib.monitoring.publication import KEEP_FAILED_REPORTS, champion_of, sha256_of
+from leadscore_assets.lib.scoring.registry import current_champion
 from leadscore_assets.resources.feedback_inbox import file_sha256, scan_folder
 from leadscore_assets.resources.warehouse import KEEP_STAGED
 from leadscore_assets.resources import build_resources
@@ -649,7 +649,7 @@ import os, signal, sys
 from pathlib import Path
 from leadscore_assets_tests.assets import test_fault_catalogue as fc
 from leadscore_assets.testing.runs import DEFS_DIR
-from leadscore_assets.lib.config import load_project_config
+from leadscore_assets.lib.project.config import load_project_config
 import leadscore_assets.assets.promotion as promotion_assets
 from leadscore_assets.resources.warehouse import Warehouse
 

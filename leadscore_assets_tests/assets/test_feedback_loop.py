@@ -26,8 +26,8 @@ import pandas as pd
 import pytest
 
 from leadscore_assets.demo_data import linkedin
-from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.features import feature_set
+from leadscore_assets.lib.project.config import ProjectConfig
+from leadscore_assets.lib.features.frame import feature_set
 from leadscore_assets.resources.warehouse import process_start
 from leadscore_assets.testing.feedback_loop import FeedbackLoop, step_failures
 from leadscore_assets.testing.runs import with_candidates

@@ -11,7 +11,7 @@ in-process. What the user sees is asserted: the decision rows and the champion a
   open leads closer to the shifted truth than the original champion did.
 - `noisy`: 85% of the outcomes are coin flips. Every decision must be a rejection and the
   champion alias must not move: a challenger that wins on the held-out rows by chance is kept
-  out by the credible-gain rule of `lib/promotion.py` (the paired bootstrap interval of the gain
+  out by the credible-gain rule of `lib/evaluation/promotion.py` (the paired bootstrap interval of the gain
   must clear `min_gain` too).
 
 `benchmarks/feedback_loop.py` runs the same loops (`leadscore_assets.testing.feedback_loop`) for more

@@ -9,9 +9,9 @@ from leadscore_assets.assets import scoring as scoring_asset
 from leadscore_assets.assets.inputs import StagedTable
 from leadscore_assets.assets.common import load_feature_set
 from leadscore_assets.assets.tables import FEATURES, LEAD_SCORES, SCORE_HISTORY
-from leadscore_assets.lib.features import ID
-from leadscore_assets.lib.registry import current_champion, load_serving_parts
-from leadscore_assets.lib.scoring import Scorer
+from leadscore_assets.lib.features.frame import ID
+from leadscore_assets.lib.scoring.registry import current_champion, load_serving_parts
+from leadscore_assets.lib.scoring.scorer import Scorer
 from leadscore_assets.testing.runs import warehouse_file
 
 

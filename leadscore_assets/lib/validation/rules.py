@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from leadscore_assets.lib.config import ColumnSpec, ProjectConfig
+from leadscore_assets.lib.project.config import ColumnSpec, ProjectConfig
 
 ROW = "_row_number"
 FILE = "_source_file"

@@ -24,7 +24,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from leadscore_assets.lib.config import ProjectConfig
+from leadscore_assets.lib.project.config import ProjectConfig
 from leadscore_assets.lib.validation.rules import (
     COLLAPSED, FALSE, FILE, LINEAGE, NULL_TOKENS, REASON, ROW, TRUE, ValidationResult, clean_texts, coerce, load_time,
     passes_schema, rule_failures,

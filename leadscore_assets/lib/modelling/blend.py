@@ -1,0 +1,116 @@
+"""A weighted blend of candidates in log-odds, chosen greedily on out-of-fold predictions.
+
+On small tables the best single candidate leaves signal on the table that another one holds:
+AutoML libraries win mostly by ensembling (AutoGluon's weighted ensemble is Caruana et al.'s
+greedy ensemble selection). The blend here is the same selection, with one design choice so that
+everything users rely on keeps working: members are averaged in log-odds, not in probability.
+Then the blend's margin is exactly the weighted sum of its members' margins, so SHAP reasons
+stay exact and additive (explain sums each member's contributions with its weight), calibration
+and the threshold apply to the blend as to any pipeline, and the served model is one sklearn
+pipeline (the feature columns passed through -> LogitBlend of whole candidate pipelines, each
+with its own preprocessing) logged like every other.
+
+Only members whose family explains in log-odds can join (`ModelFamily.blendable`: logistic
+regression with or without splines and the boosted trees; not the random forest, whose trees
+hold probabilities).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit, logit
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.metrics import roc_auc_score
+
+from leadscore_assets.lib.modelling.families import family_of
+
+BLEND = "blend"
+ROUNDS = 25  # greedy additions (with replacement): weights in steps of 1/25
+EPS = 1e-12  # probabilities are clipped this far from 0 and 1 before taking log-odds
+
+
+def log_odds(p: np.ndarray) -> np.ndarray:
+    return logit(np.clip(np.asarray(p, dtype=float), EPS, 1 - EPS))
+
+
+def margin(model, x) -> np.ndarray:
+    """A member's raw log-odds, read from the model itself: recovering it from a probability loses
+    precision past |log-odds| ~ 30, where SHAP contributions (computed on the margin) still add up.
+    A pipeline's is its last step's margin on what the steps before it make of `x`."""
+    if hasattr(model, "steps"):
+        return margin(model.steps[-1][1], model[:-1].transform(x))
+    fam = family_of(model)
+    if fam is not None and fam.margin is not None:  # boosted trees: their raw score
+        return fam.margin(model, x)
+    if hasattr(model, "decision_function"):
+        return np.asarray(model.decision_function(x), dtype=float)
+    return log_odds(model.predict_proba(x)[:, 1])
+
+
+class LogitBlend(ClassifierMixin, BaseEstimator):
+    """P(positive) = sigmoid(sum_i weight_i * log-odds_i(x)): members fitted on the same rows."""
+
+    def __init__(self, members=(), weights=()):
+        self.members = members
+        self.weights = weights
+
+    def fit(self, x, y):
+        if len(self.members) != len(self.weights) or not len(self.members):
+            raise ValueError("LogitBlend needs one weight per member and at least one member")
+        self.members_ = [clone(m).fit(x, y) for m in self.members]
+        self.weights_ = np.asarray(self.weights, dtype=float) / float(np.sum(self.weights))
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def decision_function(self, x) -> np.ndarray:
+        return sum(w * margin(m, x) for w, m in zip(self.weights_, self.members_))
+
+    def predict_proba(self, x) -> np.ndarray:
+        p = expit(self.decision_function(x))
+        return np.column_stack([1 - p, p])
+
+    def predict(self, x) -> np.ndarray:
+        return (self.decision_function(x) > 0).astype(int)
+
+
+def greedy_weights(y: np.ndarray, predictions: dict[str, np.ndarray], rounds: int = ROUNDS) -> tuple[dict[str, float], float]:
+    """Caruana's ensemble selection on held-out probabilities: start from the best candidate,
+    then repeatedly add (with replacement) whichever candidate most raises the ROC-AUC of the
+    averaged log-odds; stop when no addition helps. Returns (weights summing to 1, that AUC)."""
+    names = sorted(predictions)
+    margins = {n: log_odds(predictions[n]) for n in names}
+    counts = dict.fromkeys(names, 0)
+    total = np.zeros(len(y))
+    best_auc = -np.inf
+    for _ in range(rounds):
+        scored = [(roc_auc_score(y, (total + margins[n]) / (sum(counts.values()) + 1)), n) for n in names]
+        auc, pick = max(scored, key=lambda s: (s[0], -names.index(s[1])))
+        if auc <= best_auc:
+            break
+        best_auc, counts[pick], total = auc, counts[pick] + 1, total + margins[pick]
+    used = sum(counts.values())
+    return {n: c / used for n, c in counts.items() if c}, float(best_auc)
+
+
+def blend_pipeline(pipelines: dict[str, object], weights: dict[str, float], features: list[str]):
+    """An unfitted Pipeline(preprocess -> LogitBlend) from candidate pipelines (cloned with their
+    tuned parameters). The preprocess step only passes the feature columns through, as a frame, so
+    the pipeline has the shape every other candidate has; each member preprocesses for itself."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+    names = [n for n in pipelines if n in weights]
+    passthrough = ColumnTransformer([("features", "passthrough", list(features))], verbose_feature_names_out=False)
+    return Pipeline([("preprocess", passthrough.set_output(transform="pandas")),
+                     ("model", LogitBlend(members=[clone(pipelines[n]) for n in names],
+                                          weights=[weights[n] for n in names]))])
+
+
+def describe(weights: dict[str, float]) -> str:
+    """`lightgbm 0.56 + logistic_regression 0.44`: what the leaderboard and model card show."""
+    return " + ".join(f"{n} {w:.2f}" for n, w in sorted(weights.items(), key=lambda kv: -kv[1]))
+
+
+def as_frame(weights: dict[str, float]) -> pd.DataFrame:
+    return pd.DataFrame({"member": list(weights), "weight": list(weights.values())})

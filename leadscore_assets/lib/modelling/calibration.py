@@ -1,0 +1,198 @@
+"""Probability calibration on held-out rows, applied only when it measurably helps.
+
+Class-weighted candidates (see training.py) rank leads well but inflate probabilities, and
+sales teams read scores as chances of converting. A calibrator maps the trained pipeline's
+scores to observed rates. It is fitted on validation rows (never training rows, whose
+scores are optimistic) around a frozen pipeline, so the model itself is not retrained.
+
+The choice is made honestly: the calibration rows are split in two, calibrators are fitted
+on one half and judged by Brier score on the other, and a calibrator is kept only if it
+beats the uncalibrated pipeline there. The winner is then refitted on all calibration rows.
+Isotonic regression is only considered on large calibration sets, as it overfits small ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from sklearn.calibration import CalibratedClassifierCV, calibration_curve
+from sklearn.frozen import FrozenEstimator
+from sklearn.metrics import brier_score_loss
+from sklearn.base import clone
+from sklearn.model_selection import train_test_split
+
+from leadscore_assets.lib.modelling.thresholds import ProbabilityPassthrough
+
+METHODS = ("auto", "sigmoid", "isotonic", "none")
+# Isotonic regression is a step function: it ties leads the model ranked apart, which costs
+# ranking (ROC-AUC, lift) on small calibration sets even where it wins on Brier. Below this many
+# calibration rows only the monotone-and-smooth sigmoid is considered.
+MIN_ISOTONIC_ROWS = 5000
+# Fewer conversions (or non-conversions) than this and a calibrator can neither be fitted
+# nor judged reliably on half of the rows.
+MIN_ROWS_PER_CLASS = 10
+# With a frozen estimator the folds only decide which rows each no-op "fit" sees: every row
+# is predicted by the same pipeline and the calibrator is fitted on all of them. Two folds
+# is the smallest valid split.
+_FROZEN_FOLDS = 2
+
+
+@dataclass
+class CalibrationResult:
+    pipeline: object  # the pipeline to register: calibrated if calibration improved Brier, else the original
+    method: str  # "isotonic" | "sigmoid" | "none"
+    brier_before: float  # uncalibrated, on the evaluation half of the calibration rows
+    brier_after: float  # chosen method, on the same evaluation half (fitted on the other half)
+    calibration_rows: int
+    reason: str
+    brier_by_method: dict[str, float] = field(default_factory=dict)  # every method compared, incl. "none"
+
+
+def positive_probability(classifier, x: pd.DataFrame) -> np.ndarray:
+    return np.asarray(classifier.predict_proba(x))[:, 1]
+
+
+def fit_calibrator(pipeline, x: pd.DataFrame, y: np.ndarray, method: str) -> CalibratedClassifierCV:
+    """A calibrator around the frozen (not refitted) pipeline; predicts from readable rows."""
+    calibrated = CalibratedClassifierCV(FrozenEstimator(pipeline), method=method, cv=_FROZEN_FOLDS)
+    return calibrated.fit(x, y)
+
+
+def candidate_methods(method: str, rows: int, min_isotonic_rows: int) -> tuple[list[str], str]:
+    """Calibration methods worth comparing for a requested method and calibration set size."""
+    if method == "none":
+        return [], "calibration not requested"
+    isotonic_allowed = rows >= min_isotonic_rows
+    too_small = f"isotonic not considered: {rows} calibration rows < min_isotonic_rows={min_isotonic_rows}"
+    if method == "sigmoid":
+        return ["sigmoid"], "sigmoid requested"
+    if method == "isotonic":
+        if isotonic_allowed:
+            return ["isotonic"], "isotonic requested"
+        return ["sigmoid"], f"isotonic requested but {too_small}; falling back to sigmoid"
+    if isotonic_allowed:
+        return ["sigmoid", "isotonic"], "auto: sigmoid and isotonic compared"
+    return ["sigmoid"], f"auto: {too_small}"
+
+
+def calibrate(
+    pipeline,
+    x_cal: pd.DataFrame,
+    y_cal: np.ndarray,
+    method: str = "auto",
+    min_isotonic_rows: int = MIN_ISOTONIC_ROWS,
+    seed: int = 0,
+) -> CalibrationResult:
+    """Calibrate a fitted pipeline on held-out rows if, and only if, that improves Brier.
+
+    `x_cal`/`y_cal` must be rows the pipeline was not trained on (the validation split).
+    They are split (stratified, seeded) into a fitting half and an evaluation half; each
+    candidate method is fitted on the first and scored on the second against the
+    uncalibrated pipeline. The best candidate is kept only if its Brier is strictly lower,
+    and is then refitted on all calibration rows. The returned pipeline is either the
+    original one or a `CalibratedClassifierCV` wrapping it (predict_proba on readable rows,
+    picklable).
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown calibration method {method!r}; expected one of {METHODS}")
+    y_cal = np.asarray(y_cal).astype(int)
+    rows = len(y_cal)
+    if len(x_cal) != rows:
+        raise ValueError(f"x_cal has {len(x_cal)} rows but y_cal has {rows}")
+    class_counts = np.bincount(y_cal, minlength=2)
+    if len(class_counts) > 2:
+        raise ValueError("calibration labels must be binary 0/1")
+
+    if class_counts.min() < MIN_ROWS_PER_CLASS:
+        brier = float("nan")
+        if rows:
+            brier = float(brier_score_loss(y_cal, positive_probability(pipeline, x_cal), labels=[0, 1]))
+        return CalibrationResult(
+            pipeline=pipeline, method="none", brier_before=brier, brier_after=brier, calibration_rows=rows,
+            reason=(
+                f"not calibrated: {class_counts[1]} positive and {class_counts[0]} negative calibration rows; "
+                f"at least {MIN_ROWS_PER_CLASS} of each are needed to fit and judge a calibrator "
+                "(Brier measured on all calibration rows)"
+            ),
+            brier_by_method={"none": brier},
+        )
+
+    candidates, considered = candidate_methods(method, rows, min_isotonic_rows)
+    fit_idx, eval_idx = train_test_split(np.arange(rows), test_size=0.5, stratify=y_cal, random_state=seed)
+    x_fit, y_fit = x_cal.iloc[fit_idx], y_cal[fit_idx]
+    x_eval, y_eval = x_cal.iloc[eval_idx], y_cal[eval_idx]
+
+    brier_by_method = {"none": float(brier_score_loss(y_eval, positive_probability(pipeline, x_eval)))}
+    for name in candidates:
+        calibrated = fit_calibrator(pipeline, x_fit, y_fit, name)
+        brier_by_method[name] = float(brier_score_loss(y_eval, positive_probability(calibrated, x_eval)))
+
+    best = min(brier_by_method, key=brier_by_method.get)  # dicts keep order: ties go to "none"
+    before, after = brier_by_method["none"], brier_by_method[best]
+    compared = ", ".join(f"{k} {v:.5f}" for k, v in brier_by_method.items())
+    judged_on = f"Brier on {len(eval_idx)} held-out calibration rows ({compared}), calibrators fitted on {len(fit_idx)}"
+    if best == "none":
+        reason = f"{considered}; no calibrator improved {judged_on}" if candidates else considered
+        return CalibrationResult(pipeline, "none", before, after, rows, reason, brier_by_method)
+
+    final = fit_calibrator(pipeline, x_cal, y_cal, best)
+    reason = f"{considered}; {best} lowered {judged_on}; refitted on all {rows} calibration rows"
+    return CalibrationResult(final, best, before, after, rows, reason, brier_by_method)
+
+
+def calibrate_out_of_fold(
+    pipeline, x: pd.DataFrame, y: np.ndarray, p_oof: np.ndarray, folds, method: str = "auto",
+    min_isotonic_rows: int = MIN_ISOTONIC_ROWS, seed: int = 0,
+) -> tuple[CalibrationResult, np.ndarray]:
+    """Calibration for a pipeline fitted on all of `x` (model chosen by cross-validation).
+
+    Its own scores on `x` are optimistic, so calibrators are judged, as in `calibrate`, on the
+    out-of-fold probabilities `p_oof`. When one helps, the model is refitted as
+    `CalibratedClassifierCV(ensemble=False)`: the calibrator learns from out-of-fold
+    predictions and the estimator from every row. Returns the result and the calibrated
+    out-of-fold probabilities (for choosing a threshold on rows no model was fitted on).
+    """
+    scores = pd.DataFrame({"p": np.asarray(p_oof, dtype=float)})
+    y = np.asarray(y).astype(int)
+    judged = calibrate(ProbabilityPassthrough().fit(scores, y), scores, y, method, min_isotonic_rows, seed)
+    p_calibrated = positive_probability(judged.pipeline, scores)
+    reason = f"{judged.reason} (judged on {len(y)} out-of-fold probabilities)"
+    if judged.method == "none":
+        return CalibrationResult(pipeline, "none", judged.brier_before, judged.brier_after, len(y), reason,
+                                 judged.brier_by_method), p_calibrated
+    final = CalibratedClassifierCV(clone(pipeline), method=judged.method, cv=folds, ensemble=False).fit(x, y)
+    return CalibrationResult(final, judged.method, judged.brier_before, judged.brier_after, len(y), reason,
+                             judged.brier_by_method), p_calibrated
+
+
+def reliability_plot(y: np.ndarray, curves: dict[str, np.ndarray], title: str) -> Figure:
+    """Observed conversion rate against mean predicted probability, one line per curve.
+
+    Bins are quantiles of each probability vector, so every point averages a similar
+    number of leads even when scores crowd near the base rate.
+    """
+    y = np.asarray(y).astype(int)
+    fig = Figure(figsize=(5, 4), dpi=80)
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfectly calibrated")
+    n_bins = int(max(2, min(10, len(y) // 20)))
+    for name, p in curves.items():
+        p = np.asarray(p, dtype=float)
+        observed, predicted = calibration_curve(y, p, n_bins=n_bins, strategy="quantile")
+        ax.plot(predicted, observed, "o-", label=f"{name} (Brier {brier_score_loss(y, p, labels=[0, 1]):.4f})")
+    ax.set(xlabel="mean predicted probability", ylabel="observed conversion rate", title=title)
+    ax.set(xlim=(0, 1), ylim=(0, 1))
+    ax.legend(loc="upper left", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def uncalibrated(model):
+    """The fitted preprocessing + model pipeline inside a CalibratedClassifierCV(FrozenEstimator)."""
+    if hasattr(model, "calibrated_classifiers_"):
+        inner = model.calibrated_classifiers_[0].estimator
+        return getattr(inner, "estimator", inner)
+    return model
