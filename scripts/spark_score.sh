@@ -25,4 +25,4 @@ if ! "$PY" -c "import pyspark" 2>/dev/null; then
   echo "pyspark is not installed in $PY; install the scale extras: .venv/bin/pip install -e '.[scale]'" >&2
   exit 1
 fi
-exec "$PY" -m leadscore_assets.resources.spark_scoring "$@"
+exec "$PY" -m leadscore_assets.spark_score "$@"

@@ -234,8 +234,6 @@ def build(config: ProjectConfig) -> list:
         storage: LeadscoreStorage, features: StagedTable, feature_schema: StagedTable,
     ) -> dg.MaterializeResult:
         frame, fs = features.read(), feature_set_of(feature_schema)
-        if ended := mlflow_store.end_abandoned_runs(config.name, context.run_id):
-            context.log.warning(f"ended {len(ended)} MLflow run(s) left RUNNING by a killed run: {ended}")
         method = selection_method(frame, config)
         x_fit, y_fit = split_xy(frame, fs, *fit_splits(method))
         x_val, y_val = split_xy(frame, fs, "validation")

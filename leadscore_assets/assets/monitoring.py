@@ -116,8 +116,9 @@ def reference_of(mlflow_store: MlflowStore, config: ProjectConfig, frame: pd.Dat
     with its version (hashed lead ids); with no champion, one trained on another feature set or
     logged before references were, this run's challenger and training rows."""
     name = config.registered_model_name
-    champion = current_champion(mlflow_store.client, name)
-    model = load_version(name, CHAMPION) if champion is not None else None
+    client = mlflow_store.client
+    champion = current_champion(client, name)
+    model = load_version(name, CHAMPION, client) if champion is not None else None
     reference = mlflow_store.run_frame(champion.run_id, REFERENCE_ARTIFACT) if champion is not None else None
     if model is not None and not missing_inputs(model, frame.columns) and reference is not None:
         return model, reference, "champion training data"

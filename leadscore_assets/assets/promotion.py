@@ -35,7 +35,6 @@ from leadscore_assets.lib.scoring.registry import (
     CHAMPION,
     current_champion,
     load_version,
-    log_serving_model,
     missing_inputs,
     register_challenger,
 )
@@ -74,7 +73,7 @@ def build(config: ProjectConfig) -> list:
         champion = current_champion(client, name)
         challenger_model = mlflow_store.load_model(ev.model_uri)
         version = register_served_challenger(context, mlflow_store, config, ev, frame, fs, challenger_model, served)
-        champion_model_ = load_version(name, CHAMPION) if champion is not None else None
+        champion_model_ = load_version(name, CHAMPION, client) if champion is not None else None
         gone = missing_inputs(champion_model_, frame.columns) if champion_model_ is not None else None
         unusable = f"its input columns {gone} are no longer features" if gone else None
         comparison = compare_on_held_out(frame, fs, challenger_model, None if unusable else champion_model_,
@@ -131,7 +130,7 @@ def register_served_challenger(context, mlflow_store: MlflowStore, config: Proje
     train = frame[frame[SPLIT] == "train"]
     with mlflow_store.run(config.name, f"serving: {ev.candidate}", role="serving",
                           tags={"leadscore.evaluation_run_id": str(ev.run_id)}):
-        serving_uri = log_serving_model(
+        serving_uri = mlflow_store.log_serving_model(
             config=served["config"], fs=fs, raw_cols=served["raw_cols"], sklearn_model_uri=ev.model_uri, frame=frame,
             threshold=float(f"{ev.threshold:.6f}"),  # as tagged below, as lead_scores reads it
             references=served["references"], revenue_model_uri=served["revenue_uri"])

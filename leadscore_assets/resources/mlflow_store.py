@@ -11,6 +11,11 @@ same tag and creates it through the client instead of activating it, so several 
 parents can be open in one process and candidate, evaluation and drift runs nest under theirs
 (`parent_run_id`). The job hook is dagster-mlflow's `end_mlflow_on_run_finished`; it calls
 `end_run` on this resource, which ends this Dagster run's parents.
+
+Process-wide MLflow state stays here: runs, and logging into the active run, exist only in
+MLflow's fluent API (`mlflow.start_run`, `mlflow.log_*`, `log_model`), which reads the tracking
+URI set for the process. Everything else goes through `client` (this store's URI), and lib/ is
+handed that client (lib/scoring/registry.py).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import fcntl
 
 import os
 import tempfile
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
@@ -30,8 +36,13 @@ from dagster_mlflow.resources import MlFlow
 from mlflow import MlflowClient
 from pydantic import PrivateAttr
 
-from leadscore_assets.lib.monitoring.publication import end_abandoned_runs
-from leadscore_assets.lib.scoring.registry import log_pipeline, log_regressor
+from leadscore_assets.lib.scoring.registry import (
+    classifier_logging,
+    load_sklearn,
+    model_files,
+    regressor_logging,
+    serving_model,
+)
 
 DAGSTER_RUN_TAG = "dagster_run_id"  # dagster-mlflow's tag: how a step process finds its parent run
 # MLflow's classic machine-learning view (run table, metrics, artifacts), not its GenAI view
@@ -77,6 +88,7 @@ class MlflowStore(dg.ConfigurableResource):
     _parents: dict = PrivateAttr(default_factory=dict)  # (Dagster run id, project) -> parent run id
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # for the fluent API (`run`), and for callers of lib's loaders that hand no client yet
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
         if self.tracking_uri.startswith("sqlite:///"):
@@ -147,14 +159,6 @@ class MlflowStore(dg.ConfigurableResource):
         if self._dagster_run_id and (run_id := self.parent_run_id(project)):
             self.client.set_terminated(run_id, status=status)
 
-    def end_abandoned_runs(self, project: str, dagster_run_id: str) -> list[str]:
-        """Mark FAILED the MLflow runs of `project` still RUNNING from another Dagster run.
-
-        Call it while holding the project (Warehouse.claim): no other run of the project can be
-        alive then, so such a run was left open by a killed step and would stay RUNNING forever.
-        """
-        return end_abandoned_runs(self.client, f"leadscore/{project}", dagster_run_id)  # also when a run takes the project
-
     @contextmanager
     def run(self, project: str, run_name: str, role: str, tags: dict[str, str] | None = None):
         """A run named by what it holds (`lightgbm`, `evaluation: lightgbm`, `drift`), nested under
@@ -215,22 +219,38 @@ class MlflowStore(dg.ConfigurableResource):
             return pd.read_parquet(path)
 
     def log_classifier(self, pipeline, x_example) -> str:
-        """Log a fitted pipeline in the active run; its model URI."""
-        return log_pipeline(pipeline, x_example)
+        """Log a fitted pipeline in the active run with its signature; its model URI."""
+        return mlflow.sklearn.log_model(pipeline, **classifier_logging(pipeline, x_example)).model_uri
 
     def log_regressor(self, model, x_example) -> str:
-        return log_regressor(model, x_example)
+        """Log a fitted regressor in the active run with its signature; its model URI."""
+        return mlflow.sklearn.log_model(model, **regressor_logging(model, x_example)).model_uri
+
+    def log_serving_model(self, *, config, fs, raw_cols: list[str], sklearn_model_uri: str, frame, threshold: float,
+                          references: dict[str, str], revenue_model_uri: str | None = None) -> str:
+        """Log the project's serving pyfunc (lib/scoring/registry.py `serving_model`) around the
+        logged sklearn pipeline at `sklearn_model_uri` in the active run; its model URI."""
+        client = self.client
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            sub = model_files(client, sklearn_model_uri, tmp / "downloads" / "clf")
+            revenue = model_files(client, revenue_model_uri, tmp / "downloads" / "rev") if revenue_model_uri else None
+            logged = serving_model(tmp, config=config, fs=fs, raw_cols=raw_cols, sklearn_model_dir=sub, frame=frame,
+                                   threshold=threshold, references=references, revenue_model_dir=revenue)
+            # no input example, on purpose (see `serving_model`): MLflow's nag about it is dropped
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*An input example was not provided", category=UserWarning)
+                return mlflow.pyfunc.log_model(**logged).model_uri
 
     def load_model(self, model_uri: str):
         """A logged sklearn model (pipeline) by URI."""
-        mlflow.set_tracking_uri(self.tracking_uri)
-        return mlflow.sklearn.load_model(model_uri)
+        return load_sklearn(self.client, model_uri)
 
     def load_served_model(self, name: str, alias: str):
         """The registered pyfunc under an alias (what `mlflow models serve` serves) and its version."""
-        mlflow.set_tracking_uri(self.tracking_uri)
-        version = self.client.get_model_version_by_alias(name, alias).version
-        return mlflow.pyfunc.load_model(f"models:/{name}/{version}"), version
+        client = self.client
+        version = client.get_model_version_by_alias(name, alias).version
+        return mlflow.pyfunc.load_model(str(model_files(client, f"models:/{name}/{version}"))), version
 
     # links for asset metadata: one click from the Dagster UI to MLflow's, in its classic ML view
     def ui_link(self, route: str) -> str:

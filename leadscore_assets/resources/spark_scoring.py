@@ -56,6 +56,7 @@ import mlflow
 
 from leadscore_assets.lib.scoring.explain import REASON_COLUMNS
 from leadscore_assets.lib.features.frame import ID
+from leadscore_assets.lib.scoring.registry import model_files
 from leadscore_assets.lib.scoring.serving import ERROR, PARAM_REASONS, SERVING_FILE
 from leadscore_assets.lib.validation import FILE, LINEAGE, ROW
 
@@ -125,14 +126,12 @@ def read_source(spark, path: str | Path, delimiter: str = ","):
                         *[F.col(f"`{c}`") for c in frame.columns])
 
 
-def _serving_spec(uri: str) -> dict:
+def _serving_spec(local: Path, uri: str) -> dict:
     """The served model's `serving.json` (resolved config, raw columns, threshold, cut points)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=tmp))
-        found = next(local.rglob(SERVING_FILE), None)
-        if found is None:
-            raise ValueError(f"{uri} is not a leadscore serving model (no {SERVING_FILE})")
-        return json.loads(found.read_text())
+    found = next(local.rglob(SERVING_FILE), None)
+    if found is None:
+        raise ValueError(f"{uri} is not a leadscore serving model (no {SERVING_FILE})")
+    return json.loads(found.read_text())
 
 
 def output_columns(spec: dict) -> list[str]:
@@ -157,18 +156,20 @@ def score(spark, tracking_uri: str, project: str, data, *, reasons: bool = False
     next to the answer (default: the lineage columns `_row_number` and `_source_file`, where the
     input has them). Lazy: nothing runs until the result is written or collected.
     """
+    from mlflow import MlflowClient
     from pyspark.sql import functions as F
 
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
     uri = model_uri(project, alias)
-    columns = output_columns(_serving_spec(uri))
+    # the version's files, through a client of `tracking_uri` (a local store's in place): MLflow
+    # resolves a `models:/` URI given to spark_udf through the process-wide registry URI
+    local = model_files(MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri), uri)
+    columns = output_columns(_serving_spec(local, uri))
     frame = read_source(spark, data) if isinstance(data, (str, Path)) else data
     keep = [c for c in LINEAGE if c in frame.columns] if keep is None else list(keep)
     wanted = partitions or 2 * spark.sparkContext.defaultParallelism
     if frame.rdd.getNumPartitions() < wanted:
         frame = frame.repartition(wanted)
-    udf = mlflow.pyfunc.spark_udf(spark, uri, result_type=result_type(columns), env_manager="local",
+    udf = mlflow.pyfunc.spark_udf(spark, str(local), result_type=result_type(columns), env_manager="local",
                                   params={PARAM_REASONS: bool(reasons)})
     raw = [c for c in frame.columns if c not in LINEAGE]
     answered = frame.select(*keep, udf(F.struct(*[F.col(f"`{c}`") for c in raw])).alias("_answer"))
@@ -208,88 +209,3 @@ def write_scores(scores, path: str | Path, mode: str = "overwrite") -> Path:
         raise RefusedBatch(f"Spark scoring stopped: an Arrow batch held no valid lead, which the model refuses "
                            f"as a whole ({detail[:1500]})") from err
     return path
-
-
-# --------------------------------------------------------------------------------------------
-# Command line (scripts/spark_score.sh)
-# --------------------------------------------------------------------------------------------
-
-
-def project_source(project: str, data_dir: Path, work_dir: Path) -> tuple[Path, str]:
-    """The file to score for a project, and its CSV delimiter: its CSV or Parquet source file;
-    for other sources (SQLite, DuckDB, several tables and a query) the rows the source query
-    returned in the last published run (`<project>.raw_contacts`), exported to Parquet."""
-    from leadscore_assets.lib.project.config import load_project_config
-    from leadscore_assets.resources.warehouse import published_file
-
-    defs = Path(__file__).resolve().parents[1] / "defs" / project / "defs.yaml"
-    if not defs.exists():
-        raise SystemExit(f"no project '{project}' (no {defs})")
-    source = load_project_config(defs).source
-    if source.path and source.kind in ("csv", "parquet"):
-        from leadscore_assets.lib.project.data_paths import DataPathError, inside_data_dir
-
-        try:
-            return inside_data_dir(data_dir, source.path, ("source", "path")), source.delimiter
-        except DataPathError as err:
-            raise SystemExit(f"{project}: {err}") from None
-    import duckdb
-
-    warehouse = published_file(data_dir / "warehouse", project)
-    if not warehouse.exists():
-        raise SystemExit(f"{project}: no published warehouse at {warehouse}; run the project first")
-    out = work_dir / f"{project}_raw_contacts.parquet"
-    with duckdb.connect(str(warehouse), read_only=True) as conn:
-        conn.execute(f"COPY (SELECT * EXCLUDE ({', '.join(LINEAGE)}) FROM {project}.raw_contacts) "
-                     f"TO '{out}' (FORMAT parquet)")
-    return out, ","
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-    import time
-
-    from leadscore_assets.resources.storage import default_data_dir
-
-    parser = argparse.ArgumentParser(description="Score a project's source on Spark (local mode) with its champion.")
-    parser.add_argument("project", help="a folder under leadscore_assets/defs/, e.g. web_sessions")
-    parser.add_argument("--data-dir", type=Path, default=None, help="default: $LEADSCORE_DATA_DIR or data/")
-    parser.add_argument("--source", type=Path, default=None,
-                        help="a Parquet or CSV file of raw leads (default: the project's source)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="Parquet folder (default: <data>/reports/<project>/spark_scores)")
-    parser.add_argument("--tracking-uri", default=None,
-                        help="default: $MLFLOW_TRACKING_URI or sqlite:///<data>/mlflow/mlflow.db")
-    parser.add_argument("--alias", default=ALIAS)
-    parser.add_argument("--reasons", action="store_true", help="add the six SHAP reason columns (slower)")
-    parser.add_argument("--cores", type=int, default=2)
-    parser.add_argument("--driver-memory", default="3g")
-    parser.add_argument("--arrow-batch-rows", type=int, default=ARROW_BATCH_ROWS)
-    args = parser.parse_args(argv)
-
-    data_dir = (args.data_dir or default_data_dir()).resolve()
-    tracking_uri = (args.tracking_uri or os.getenv("MLFLOW_TRACKING_URI")
-                    or f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}")
-    out = args.out or data_dir / "reports" / args.project / "spark_scores"
-    with tempfile.TemporaryDirectory(prefix="leadscore-spark-") as tmp:
-        source, delimiter = (args.source, ",") if args.source else project_source(args.project, data_dir, Path(tmp))
-        if not Path(source).exists():
-            raise SystemExit(f"{args.project}: no source file at {source}")
-        started = time.perf_counter()
-        spark = local_spark(cores=args.cores, driver_memory=args.driver_memory, arrow_batch_rows=args.arrow_batch_rows,
-                            local_dir=Path(tmp) / "spark")
-        try:
-            frame = read_source(spark, source, delimiter)
-            scores = score(spark, tracking_uri, args.project, frame, reasons=args.reasons, alias=args.alias)
-            write_scores(scores, out)
-            counts = spark.read.parquet(str(out)).selectExpr("count(*) AS n", "count(error) AS errors").first()
-        finally:
-            spark.stop()
-    seconds = time.perf_counter() - started
-    print(f"{args.project}: {counts.n:,} leads scored with {model_uri(args.project, args.alias)} on Spark "
-          f"({counts.n - counts.errors:,} scored, {counts.errors:,} with an error) in {seconds:.1f} s -> {out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -139,9 +139,7 @@ class FeedbackLoop:
         return self.client.get_model_version(name, found[0].version)
 
     def load_champion(self):
-        mlflow.set_tracking_uri(self.tracking_uri)
-        mlflow.set_registry_uri(self.tracking_uri)
-        return load_version(self.config.registered_model_name, "champion")
+        return load_version(self.config.registered_model_name, "champion", self.client)
 
     def decisions(self) -> pd.DataFrame:
         return self.query("SELECT * FROM linkedin.model_decisions ORDER BY decided_at")
@@ -240,9 +238,7 @@ class ScenarioLoop(FeedbackLoop):
         if version is None:
             model = self.load_champion()
         else:
-            mlflow.set_tracking_uri(self.tracking_uri)
-            mlflow.set_registry_uri(self.tracking_uri)
-            model = load_version(self.config.registered_model_name, str(version))
+            model = load_version(self.config.registered_model_name, str(version), self.client)
         score = model.predict_proba(rows[fs.columns])[:, 1]
         return {"model": auc_against_truth(score, rows.true_probability),
                 "truth": auc_against_truth(rows.true_probability, rows.true_probability),

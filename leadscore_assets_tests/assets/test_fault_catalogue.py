@@ -650,7 +650,7 @@ from pathlib import Path
 from leadscore_assets_tests.assets import test_fault_catalogue as fc
 from leadscore_assets.testing.runs import DEFS_DIR
 from leadscore_assets.lib.project.config import load_project_config
-import leadscore_assets.assets.promotion as promotion_assets
+import leadscore_assets.resources.mlflow_store as mlflow_store_module
 from leadscore_assets.resources.warehouse import Warehouse
 
 where = sys.argv[2]
@@ -665,7 +665,7 @@ else:  # in champion_model, inside its MLflow serving run: parent and child runs
     def killed(*args, **kwargs):
         print("killed in champion_model", flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
-    promotion_assets.log_serving_model = killed
+    mlflow_store_module.serving_model = killed  # what MlflowStore.log_serving_model logs
 config = fc.promoting(fc.fast(load_project_config(DEFS_DIR / fc.PROJECT / "defs.yaml")))
 # a list that differs from the GOOD run's (one context column fewer), so a stale list shows
 config = config.model_copy(update={"call_list": config.call_list.model_copy(

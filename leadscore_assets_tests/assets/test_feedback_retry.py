@@ -21,41 +21,30 @@ import pandas as pd
 import pytest
 
 from leadscore_assets.assets.tables import FEEDBACK_BATCHES
-from leadscore_assets.components.lead_scoring_project import project_definitions
-from leadscore_assets.resources import build_resources
 from leadscore_assets.resources import feedback_inbox
 from leadscore_assets.resources.feedback_inbox import file_sha256
 from leadscore_assets.resources.warehouse import published_file
 from leadscore_assets.testing.feedback_files import HEADER
+from leadscore_assets.testing.feedback_loop import JOB, FeedbackLoop
 
-SENSOR, JOB = "linkedin_feedback_sensor", "linkedin_pipeline"
 OUTCOMES = HEADER + "".join(f"lea_{i:04d},{'won' if i % 3 else 'lost'},2026-11-0{1 + i % 9}\n" for i in range(300))
 
 
-class Inbox:
-    """The LinkedIn feedback folder, its sensor and the cursor the daemon would keep."""
+class Inbox(FeedbackLoop):
+    """The LinkedIn feedback folder, its sensor ticked with the cursor the daemon would keep
+    (FeedbackLoop), and the runs and publishes the daemon and a run would leave, recorded by hand."""
 
     def __init__(self, config, data_dir: Path, instance: dg.DagsterInstance):
-        self.config, self.data_dir, self.instance = config, data_dir, instance
-        self.sensor = dg.Definitions.merge(
-            project_definitions(config), dg.Definitions(resources=build_resources(data_dir))).resolve_sensor_def(SENSOR)
-        self.folder = data_dir / config.feedback.folder
+        super().__init__(config, data_dir, instance)
         self.folder.mkdir(parents=True)
-        self.cursor: str | None = None
 
-    def drop(self, name: str, content: str = OUTCOMES) -> Path:
+    def drop_text(self, name: str, content: str = OUTCOMES) -> Path:
+        """A complete outcome file of `content`: untouched for longer than the quiet time."""
         path = self.folder / name
         path.write_text(content)
-        old = time.time() - 60  # complete: untouched for longer than the quiet time
+        old = time.time() - 60
         os.utime(path, (old, old))
         return path
-
-    def tick(self):
-        with dg.build_sensor_context(instance=self.instance, cursor=self.cursor,
-                                     resources=build_resources(self.data_dir)) as context:
-            data = self.sensor.evaluate_tick(context)
-        self.cursor = data.cursor
-        return data
 
     def run(self, request: dg.RunRequest, status: dg.DagsterRunStatus) -> str:
         """Record the run the daemon would launch for `request`, in the state it ended in."""
@@ -86,7 +75,7 @@ def inbox(tmp_path, linkedin_config):
 
 @pytest.mark.parametrize("resent", [False, True], ids=["same_file", "resent_under_new_name"])
 def test_a_failed_landing_is_requested_again_and_only_a_published_one_counts(inbox, resent):
-    path = inbox.drop("crm_outcomes.csv")
+    path = inbox.drop_text("crm_outcomes.csv")
     digest = file_sha256(path)
     [first] = inbox.tick().run_requests
     assert first.run_key == digest and first.tags["leadscore/feedback_attempt"] == "1"
@@ -104,7 +93,7 @@ def test_a_failed_landing_is_requested_again_and_only_a_published_one_counts(inb
     failed = inbox.run(first, dg.DagsterRunStatus.FAILURE)
     if resent:
         path.unlink()
-        inbox.drop("crm_outcomes_resent.csv")
+        inbox.drop_text("crm_outcomes_resent.csv")
     [retry] = inbox.tick().run_requests
     assert retry.run_key == f"{digest}:attempt-2" != first.run_key
     assert retry.run_config["ops"]["linkedin_land_feedback"]["config"]["content_hashes"] == [digest]
@@ -122,7 +111,7 @@ def test_a_failed_landing_is_requested_again_and_only_a_published_one_counts(inb
     assert inbox.state()["requested"] == inbox.state()["failed"] == {}
 
     # landed for real: the same content again under any name is skipped
-    inbox.drop("crm_outcomes (again).csv")
+    inbox.drop_text("crm_outcomes (again).csv")
     again = inbox.tick()
     assert again.run_requests == []
     assert (f"crm_outcomes (again).csv (skipped: same content as {files_of_single(retry)}, already landed)"
@@ -135,10 +124,10 @@ def files_of_single(request: dg.RunRequest) -> str:
 
 
 def test_a_copy_sent_while_the_landing_is_in_flight_waits_and_is_the_retry_if_it_fails(inbox):
-    path = inbox.drop("crm_outcomes.csv")
+    path = inbox.drop_text("crm_outcomes.csv")
     [first] = inbox.tick().run_requests
     run = inbox.run(first, dg.DagsterRunStatus.NOT_STARTED)
-    inbox.drop("crm_outcomes (copy).csv")
+    inbox.drop_text("crm_outcomes (copy).csv")
     data = inbox.tick()
     assert data.run_requests == []
     assert "crm_outcomes (copy).csv (waiting: same content as crm_outcomes.csv, whose landing is in progress)" \
@@ -151,7 +140,7 @@ def test_a_copy_sent_while_the_landing_is_in_flight_waits_and_is_the_retry_if_it
 
 
 def test_content_published_by_another_run_is_landed_without_a_request(inbox):
-    path = inbox.drop("crm_outcomes.csv")
+    path = inbox.drop_text("crm_outcomes.csv")
     inbox.publish(file_sha256(path), "backfilled_by_hand.csv", "manual-run")
     data = inbox.tick()
     assert data.run_requests == []
@@ -159,7 +148,7 @@ def test_content_published_by_another_run_is_landed_without_a_request(inbox):
 
 
 def test_a_request_whose_run_never_appears_is_requested_again(inbox, monkeypatch):
-    inbox.drop("crm_outcomes.csv")
+    inbox.drop_text("crm_outcomes.csv")
     [first] = inbox.tick().run_requests
     quiet = inbox.tick()  # the daemon has not created the run yet: give it time
     assert quiet.run_requests == [] and "run not created yet" in quiet.skip_message
@@ -169,7 +158,7 @@ def test_a_request_whose_run_never_appears_is_requested_again(inbox, monkeypatch
 
 
 def test_repeated_failures_back_off_and_a_vanished_file_waits_to_be_resent(inbox):
-    path = inbox.drop("crm_outcomes.csv")
+    path = inbox.drop_text("crm_outcomes.csv")
     digest = file_sha256(path)
     [first] = inbox.tick().run_requests
     inbox.run(first, dg.DagsterRunStatus.FAILURE)
@@ -188,7 +177,7 @@ def test_repeated_failures_back_off_and_a_vanished_file_waits_to_be_resent(inbox
     path.unlink()
     gone = inbox.tick()
     assert gone.run_requests == [] and "re-send the file" in gone.skip_message
-    inbox.drop("crm_outcomes_2026-11-12.csv")  # someone re-sends it: tried at once
+    inbox.drop_text("crm_outcomes_2026-11-12.csv")  # someone re-sends it: tried at once
     [third] = inbox.tick().run_requests
     assert third.run_key == f"{digest}:attempt-3" and files_of_single(third) == "crm_outcomes_2026-11-12.csv"
 
@@ -196,8 +185,8 @@ def test_repeated_failures_back_off_and_a_vanished_file_waits_to_be_resent(inbox
 def test_a_cursor_of_the_old_sensor_is_checked_against_the_warehouse(inbox):
     """The live fault: the old cursor counted a file as processed when its run was requested;
     its run failed, so nothing was published. The new sensor reads that cursor and retries."""
-    path = inbox.drop("crm_won_lost.csv")
-    lost, kept = file_sha256(path), file_sha256(inbox.drop("crm_earlier.csv", HEADER + "lea_9999,won,2026-10-01\n"))
+    path = inbox.drop_text("crm_won_lost.csv")
+    lost, kept = file_sha256(path), file_sha256(inbox.drop_text("crm_earlier.csv", HEADER + "lea_9999,won,2026-10-01\n"))
     inbox.publish(kept, "crm_earlier.csv", "earlier-run")
     stat = {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in inbox.folder.iterdir()}
     inbox.cursor = json.dumps({"version": 1, "processed": {lost: "crm_won_lost.csv", kept: "crm_earlier.csv"},

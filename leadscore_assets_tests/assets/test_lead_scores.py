@@ -19,11 +19,10 @@ def champion_of(linkedin_run, config):
     """(data dir, champion version, its serving parts) of the session's linkedin run."""
     _, data_dir = linkedin_run
     uri = f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     name = config.registered_model_name
-    version = current_champion(mlflow.MlflowClient(), name)
-    return data_dir, version, load_serving_parts(name, str(version.version))
+    version = current_champion(client, name)
+    return data_dir, version, load_serving_parts(name, str(version.version), client)
 
 
 def test_batched_lead_scores_are_the_scorers_answers_for_all_leads_ranked(linkedin_run, linkedin_config):

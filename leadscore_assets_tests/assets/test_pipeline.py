@@ -90,10 +90,10 @@ def test_out_of_time_split_puts_newest_leads_in_test(warehouse):
 def test_champion_alias_is_loadable_and_beats_dummy(run, warehouse, linkedin_config):
     _, data_dir = run
     uri = f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient(uri, registry_uri=uri)
     version = client.get_model_version_by_alias(linkedin_config.registered_model_name, "champion")
-    model = load_version(linkedin_config.registered_model_name, "champion")  # the sklearn pipeline inside the served model
+    # the sklearn pipeline inside the served model
+    model = load_version(linkedin_config.registered_model_name, "champion", client)
     features = warehouse.execute("SELECT * FROM linkedin.features WHERE split='test'").df()
     p = model.predict_proba(features[feature_set(linkedin_config).columns])[:, 1]
     assert ((p >= 0) & (p <= 1)).all()

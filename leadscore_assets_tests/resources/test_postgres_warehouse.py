@@ -240,8 +240,9 @@ def test_a_pipeline_run_publishes_to_postgresql_and_the_next_run_on_another_mach
                              ["dummy", "logistic_regression"], trials=0)
     runs = []
     for machine in ("machine-1", "machine-2"):
-        resources = {**build_resources(data_dir),
-                     "warehouse": Warehouse(directory=str(tmp_path / machine), postgres_url=pg["dsn"])}
+        resources = build_resources(data_dir)
+        resources["warehouse"] = Warehouse(directory=str(tmp_path / machine), postgres_url=pg["dsn"],
+                                           tracking_uri=resources["mlflow_store"].tracking_uri)  # it ends abandoned runs
         defs = dg.Definitions.merge(project_definitions(config),
                                     dg.Definitions(resources=resources, executor=dg.in_process_executor))
         result = defs.resolve_job_def("linkedin_pipeline").execute_in_process(instance=dg.DagsterInstance.ephemeral())

@@ -1,15 +1,28 @@
-"""MLflow model logging and the registry's aliases (never the deprecated stages)."""
+"""What a logged model holds, the registry's aliases (never the deprecated stages), and loading
+registered versions.
+
+Every function that reaches the MLflow store is handed its `MlflowClient` (the `MlflowStore`
+resource's): nothing here reads the process-wide tracking or registry URI. MLflow resolves a
+`models:/` URI through that process-wide URI whatever client or URI it is given, so the URIs are
+resolved here, through the client, to the artifact location they name (`model_files`). Logging a
+model needs an active run, which only MLflow's process-wide (fluent) API has: that stays in the
+resource (`MlflowStore.log_classifier`, `log_regressor`, `log_serving_model`), with what is logged
+built here (`classifier_logging`, `regressor_logging`, `serving_model`).
+"""
 
 from __future__ import annotations
 
+import json
+import re
 import tempfile
-import warnings
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
+from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
 
 from leadscore_assets.lib.modelling.calibration import uncalibrated
 from leadscore_assets.lib.modelling.families import FAMILIES, families_in, pinned
@@ -29,27 +42,49 @@ def model_requirements(model) -> list[str]:
     return MODEL_REQUIREMENTS + [r for r in pinned(optional) if r not in MODEL_REQUIREMENTS]
 
 
-def log_pipeline(pipeline, x_example: pd.DataFrame) -> str:
-    """Log a fitted pipeline in the active run with its signature; return the model URI."""
+def classifier_logging(pipeline, x_example: pd.DataFrame) -> dict:
+    """How a fitted classifier pipeline is logged (`mlflow.sklearn.log_model` keywords besides
+    the model): its signature, cloudpickle, the requirements of its families."""
     proba = pipeline.predict_proba(x_example.head(200))[:, 1]
-    signature = infer_signature(x_example.head(200), proba)
-    info = mlflow.sklearn.log_model(
-        pipeline, name="model", signature=signature, serialization_format="cloudpickle",
-        pip_requirements=model_requirements(pipeline),
-    )
-    return info.model_uri
+    return {"name": "model", "signature": infer_signature(x_example.head(200), proba),
+            "serialization_format": "cloudpickle", "pip_requirements": model_requirements(pipeline)}
 
 
-def log_regressor(model, x_example: pd.DataFrame) -> str:
-    """Log a fitted regressor in the active run with its signature; return the model URI."""
-    signature = infer_signature(x_example.head(200), model.predict(x_example.head(200)))
-    return mlflow.sklearn.log_model(model, name="model", signature=signature, serialization_format="cloudpickle",
-                                    pip_requirements=MODEL_REQUIREMENTS).model_uri
+def regressor_logging(model, x_example: pd.DataFrame) -> dict:
+    """How a fitted regressor is logged (`mlflow.sklearn.log_model` keywords besides the model)."""
+    return {"name": "model", "signature": infer_signature(x_example.head(200), model.predict(x_example.head(200))),
+            "serialization_format": "cloudpickle", "pip_requirements": MODEL_REQUIREMENTS}
+
+
+_MODELS_URI = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>[^/]+))?/?")
+
+
+def _logged_model_id(model_uri: str) -> str | None:
+    """The logged model's id of `models:/<model id>` (what `log_model` returns); None otherwise."""
+    found = _MODELS_URI.fullmatch(model_uri)
+    return found["name"] if found and not found["alias"] and not found["version"] else None
 
 
 def register_challenger(client: MlflowClient, name: str, model_uri: str, tags: dict[str, str]) -> str:
-    """Register a model version and point the `challenger` alias at it."""
-    version = str(mlflow.register_model(model_uri, name, tags=tags).version)
+    """Register a logged model (`models:/<model id>`) as a new version and point the `challenger`
+    alias at it. What `mlflow.register_model` does, through `client`: MLflow's SQL registry looks
+    a `models:/` source up through the process-wide URI, so the version is created from the
+    logged model's artifact location and run; the logged model lists the version, as there."""
+    try:
+        client.create_registered_model(name)
+    except MlflowException as err:
+        if err.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+            raise
+    model_id = _logged_model_id(model_uri)
+    if model_id is None:
+        raise ValueError(f"not a logged model's URI (models:/<model id>): {model_uri}")
+    logged = client.get_logged_model(model_id)
+    created = client.create_model_version(name, logged.artifact_location, run_id=logged.source_run_id, tags=tags,
+                                          model_id=model_id)
+    listed = json.loads(logged.tags.get(MLFLOW_MODEL_VERSIONS, "[]"))
+    client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps(
+        listed + [{"name": created.name, "version": created.version}])})
+    version = str(created.version)
     client.set_registered_model_alias(name, CHALLENGER, version)
     return version
 
@@ -58,7 +93,7 @@ def current_champion(client: MlflowClient, name: str):
     """The version the `champion` alias points at, or None before the first promotion."""
     try:
         return client.get_model_version_by_alias(name, CHAMPION)
-    except mlflow.exceptions.MlflowException:
+    except MlflowException:
         return None
 
 
@@ -75,40 +110,33 @@ def promote(client: MlflowClient, name: str, version: str) -> None:
     try:
         if str(client.get_model_version_by_alias(name, CHALLENGER).version) == str(version):
             client.delete_registered_model_alias(name, CHALLENGER)
-    except mlflow.exceptions.MlflowException:
+    except MlflowException:
         pass
 
 
-def log_serving_model(*, config, fs, raw_cols: list[str], sklearn_model_uri: str, frame: pd.DataFrame,
-                      threshold: float, references: dict[str, str], revenue_model_uri: str | None = None) -> str:
-    """Log the project's serving pyfunc (lib/scoring/serving.py) in the active run; return its model URI.
+def serving_model(directory: Path, *, config, fs, raw_cols: list[str], sklearn_model_dir: Path,
+                  frame: pd.DataFrame, threshold: float, references: dict[str, str],
+                  revenue_model_dir: Path | None = None) -> dict:
+    """The project's serving pyfunc (lib/scoring/serving.py) written under `directory`: the
+    `mlflow.pyfunc.log_model` keywords that log it (`MlflowStore.log_serving_model`).
 
-    It wraps the logged sklearn pipeline at `sklearn_model_uri` (copied in whole as an
-    `mlflow.sklearn` sub-model, which `load_version` loads) with the pipeline's validation,
+    It wraps the logged sklearn pipeline downloaded at `sklearn_model_dir` (copied in whole as
+    an `mlflow.sklearn` sub-model, which `load_version` loads) with the pipeline's validation,
     features, threshold, deciles and reasons. `config` must be resolved (columns known).
+    No input example, on purpose: it would be raw leads, personal data included, stored in
+    MLflow. The signature is given instead.
     """
     from leadscore_assets.lib.scoring import serving as serving
 
-    pipeline = mlflow.sklearn.load_model(sklearn_model_uri)
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        sub = Path(mlflow.artifacts.download_artifacts(sklearn_model_uri, dst_path=str(tmp / "downloads" / "clf")))
-        revenue = (Path(mlflow.artifacts.download_artifacts(revenue_model_uri, dst_path=str(tmp / "downloads" / "rev")))
-                   if revenue_model_uri else None)
-        artifacts = serving.write_artifacts(
-            tmp / "serving", config=config, fs=fs, raw_cols=raw_cols, pipeline=pipeline, sklearn_model_dir=sub,
-            frame=frame, threshold=threshold, references=references, revenue_model_dir=revenue)
-        code = tmp / "leadscore_serving_model.py"
-        code.write_text(serving.MODEL_CODE)
-        # No input example, on purpose: it would be raw leads, personal data included, stored in
-        # MLflow. The signature is given instead; MLflow's nag about the missing example is dropped.
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*An input example was not provided", category=UserWarning)
-            info = mlflow.pyfunc.log_model(
-                name="serving_model", python_model=str(code), artifacts=artifacts,
-                signature=serving.signature(raw_cols), pip_requirements=model_requirements(pipeline),
-            )
-    return info.model_uri
+    pipeline = mlflow.sklearn.load_model(str(sklearn_model_dir))
+    artifacts = serving.write_artifacts(
+        directory / "serving", config=config, fs=fs, raw_cols=raw_cols, pipeline=pipeline,
+        sklearn_model_dir=sklearn_model_dir, frame=frame, threshold=threshold, references=references,
+        revenue_model_dir=revenue_model_dir)
+    code = directory / "leadscore_serving_model.py"
+    code.write_text(serving.MODEL_CODE)
+    return {"name": "serving_model", "python_model": str(code), "artifacts": artifacts,
+            "signature": serving.signature(raw_cols), "pip_requirements": model_requirements(pipeline)}
 
 
 def _model_uri(name: str, alias_or_version: str) -> str:
@@ -127,32 +155,58 @@ def _sub_model(model_dir: Path, key: str) -> Path | None:
     return model_dir / artifacts[key]["path"]
 
 
-def load_version(name: str, alias_or_version: str):
+def model_files(client: MlflowClient, model_uri: str, dst_path: str | Path | None = None) -> Path:
+    """The files of a model, downloaded through `client`'s store: `model_uri` is a registered
+    version (`models:/<name>@<alias>`, `models:/<name>/<version>`) or a logged model
+    (`models:/<model id>`). MLflow's own `models:/` resolution reads the process-wide registry
+    URI, so the URI is resolved here to the artifact location it names. `dst_path` None: MLflow
+    picks the folder (a local store's files are read in place)."""
+    found = _MODELS_URI.fullmatch(model_uri)
+    if found is None:
+        raise ValueError(f"not a models:/ URI: {model_uri}")
+    if found["alias"]:
+        version = client.get_model_version_by_alias(found["name"], found["alias"]).version
+        location = client.get_model_version_download_uri(found["name"], version)
+    elif found["version"]:
+        location = client.get_model_version_download_uri(found["name"], found["version"])
+    else:
+        location = client.get_logged_model(found["name"]).artifact_location
+    return Path(mlflow.artifacts.download_artifacts(
+        artifact_uri=location, dst_path=None if dst_path is None else str(dst_path),
+        tracking_uri=client.tracking_uri))
+
+
+def load_sklearn(client: MlflowClient, model_uri: str):
+    """A logged (or registered) `mlflow.sklearn` model, by its `models:/` URI."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return mlflow.sklearn.load_model(str(model_files(client, model_uri, tmp)))
+
+
+def load_version(name: str, alias_or_version: str, client: MlflowClient | None = None):
     """A registered model's whole fitted pipeline (preprocessing + model [+ calibration]).
 
     Registered versions are serving pyfuncs (lib/scoring/serving.py) holding the sklearn pipeline as an
     `mlflow.sklearn` sub-model; versions registered before them are the bare sklearn model.
+    `client`: the store's (None: a client of the process-wide URI, for callers not yet handing one).
     """
     from leadscore_assets.lib.scoring.serving import SKLEARN_SUBMODEL
 
     uri = _model_uri(name, alias_or_version)
     with tempfile.TemporaryDirectory() as tmp:
-        local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=tmp))
+        local = model_files(client or MlflowClient(), uri, tmp)
         sub = _sub_model(local, SKLEARN_SUBMODEL)
         return mlflow.sklearn.load_model(str(sub if sub is not None else local))
 
 
-def load_serving_parts(name: str, alias_or_version: str) -> dict | None:
+def load_serving_parts(name: str, alias_or_version: str, client: MlflowClient | None = None) -> dict | None:
     """What `lead_scores` shares with the served model, from one download of the version: its
     sklearn pipeline (`model`, as `load_version` gives it), decile cut points, the encoded
     explainer background and the revenue model it carries (None for a version registered before
-    serving models)."""
-    import json
-
+    serving models). `client` as for `load_version`."""
     from leadscore_assets.lib.scoring.serving import SKLEARN_SUBMODEL, read_background
 
     with tempfile.TemporaryDirectory() as tmp:
-        local = Path(mlflow.artifacts.download_artifacts(_model_uri(name, alias_or_version), dst_path=tmp))
+        local = model_files(client or MlflowClient(), _model_uri(name, alias_or_version), tmp)
         serving, background = _sub_model(local, "serving"), _sub_model(local, "background")
         if serving is None or background is None:
             return None

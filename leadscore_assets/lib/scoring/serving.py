@@ -1,6 +1,6 @@
 """The served model: one MLflow pyfunc per project that takes raw leads and answers per lead.
 
-What a run registers under `leadscore-<project>` is this model (see `registry.log_serving_model`).
+What a run registers under `leadscore-<project>` is this model (see `registry.serving_model`).
 It carries the pipeline's own steps, called as the pipeline calls them, so a lead scored over
 HTTP gets what `<project>.lead_scores` gives it:
 

@@ -158,7 +158,8 @@ def test_validate_on_a_clean_batch_answers_as_the_full_route_on_every_kind_of_ra
 
 
 def test_load_version_gives_the_sklearn_pipeline_inside_the_served_model(served):
-    model = load_version(f"leadscore-{served.project}", "champion")
+    client = mlflow.MlflowClient(tracking_uri=served.tracking_uri, registry_uri=served.tracking_uri)
+    model = load_version(f"leadscore-{served.project}", "champion", client)
     assert hasattr(model, "predict_proba") and not hasattr(model, "unwrap_python_model")
     x = served.scorer.features(served.scorer.config.model_copy() and _validated(served))
     np.testing.assert_array_equal(model.predict_proba(x[served.scorer.fs.columns]),
