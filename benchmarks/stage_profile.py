@@ -320,7 +320,7 @@ def measure_run(project: str, data_dir: Path) -> dict:
         "failed_steps": [w.step_key for w in windows if w.status != "STEP_SUCCESS"],
         "failed_checks": failed_checks(result),
         "row_counts": rows,
-        "selected_model": materialization_metadata(result, config.name, "evaluation_report", "candidate"),
+        "selected_model": materialization_metadata(result, config.name, "evaluation_report", "chosen_model"),
         "total_seconds": finished - started,
         "baseline_rss_mib": baseline / MIB,
         "peak_rss_mib": max(rss for _, rss in sampler.samples) / MIB,
