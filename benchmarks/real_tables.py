@@ -132,8 +132,12 @@ class RealTable:
             doc["features"] = {"exclude": list(self.exclude)}
         if split_seed is not None:
             doc["split"] = {"seed": split_seed}
+        if MODEL_OVERRIDES:  # --models: an A/B of a model default, never part of the user's YAML
+            doc["models"] = dict(MODEL_OVERRIDES)
         return doc
 
+
+MODEL_OVERRIDES: dict = {}  # set by --models (a `models:` block to try a default on the tuning half)
 
 TABLES: dict[str, RealTable] = {t.key: t for t in (
     # ---- TUNING: may be looked at while changing the model defaults
@@ -911,6 +915,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--peers", action=argparse.BooleanOptionalAction, default=None,
                         help="also fit the AutoML peers (AutoGluon, FLAML) in .venv-bench (scripts/bench_env.sh); "
                              "default: on when that venv exists")
+    parser.add_argument("--models", type=json.loads, default=None,
+                        help='a `models:` block as JSON, to try a change of default (e.g. \'{"imbalance": "none"}\'); '
+                             'use it on the tuning half')
     parser.add_argument("--json", type=Path, default=None, help="also write every figure to this JSON file")
     parser.add_argument("--data-root", type=Path, default=None, help="where the temporary stores go (default: a new temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep each run's data dir (CSV, DuckDB, MLflow, pipeline.log)")
@@ -944,6 +951,9 @@ def main(argv: list[str] | None = None) -> int:
         print("NOTE: AutoML peers (AutoGluon, FLAML) skipped (--no-peers); comparing with the two references only\n",
               flush=True)
 
+    if args.models:
+        MODEL_OVERRIDES.update(args.models)
+        print(f"NOTE: every YAML gets models: {json.dumps(args.models)}\n", flush=True)
     summaries, details = [], {}
     started = time.perf_counter()
     for key in args.tables:
