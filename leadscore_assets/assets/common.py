@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -69,14 +70,39 @@ def table_value(frame: pd.DataFrame) -> dg.MetadataValue:
     return dg.MetadataValue.table(records=records, schema=schema)
 
 
+def figure_png(fig) -> bytes:
+    """A matplotlib figure rendered once as PNG bytes (the same bytes `fig.savefig("x.png",
+    bbox_inches="tight")` writes): render once, then write the file, log it and embed it."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    return buf.getvalue()
+
+
+def png_markdown(pngs: dict[str, bytes]) -> str:
+    """Embed rendered PNGs (name -> bytes) in markdown so the Dagster UI shows them inline."""
+    return "\n\n".join(f"**{name.replace('_', ' ')}**\n\n![{name}](data:image/png;base64,{base64.b64encode(png).decode()})"
+                       for name, png in pngs.items())
+
+
 def figure_markdown(figures: dict[str, object]) -> str:
-    """Embed matplotlib figures in markdown so the Dagster UI shows them inline."""
-    parts = []
+    """Embed matplotlib figures in markdown so the Dagster UI shows them inline (renders each one:
+    when the figures are also written or logged, render once with `write_figures` and use `png_markdown`)."""
+    return png_markdown({name: figure_png(fig) for name, fig in figures.items()})
+
+
+def write_figures(figures: dict[str, object], out: Path, mlflow_store=None, artifact_path: str | None = None
+                  ) -> dict[str, bytes]:
+    """Render each figure once: write it to `out/<name>.png` and, given a store, log that file to
+    the active MLflow run under `artifact_path/<name>.png` (where `log_figure` put it). The PNG
+    bytes by name, for `png_markdown`."""
+    pngs = {}
     for name, fig in figures.items():
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", bbox_inches="tight")
-        parts.append(f"**{name.replace('_', ' ')}**\n\n![{name}](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})")
-    return "\n\n".join(parts)
+        pngs[name] = figure_png(fig)
+        path = out / f"{name}.png"
+        path.write_bytes(pngs[name])
+        if mlflow_store is not None:
+            mlflow_store.log_artifact(path, artifact_path=artifact_path)
+    return pngs
 
 
 @dataclass(frozen=True)

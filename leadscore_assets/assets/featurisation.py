@@ -10,14 +10,15 @@ from leadscore_assets.assets.common import (
     check_results,
     check_specs,
     column_schema,
-    figure_markdown,
     config_with_columns,
     feature_set_of,
     load_feature_set,
+    png_markdown,
     preview,
     resolved_config,
     save_feature_set,
     warehouse_connection,
+    write_figures,
 )
 from leadscore_assets.assets.inputs import Reads, StagedTable
 from leadscore_assets.assets.specs import asset_kwargs, step_tags
@@ -114,12 +115,10 @@ def build(config: ProjectConfig) -> list:
         figures = profile_figures(frame, frame[LABEL], categorical, fs.numeric)
         out = storage.report_dir(config.name, "profile", context.run_id)
         with mlflow_store.run(config.name, "data profile", role="data_profile") as run:
-            for name, fig in figures.items():
-                fig.savefig(out / f"{name}.png", bbox_inches="tight")
-                mlflow_store.log_figure(fig, f"profile/{name}.png")
+            pngs = write_figures(figures, out, mlflow_store, "profile")  # each figure rendered once
             (out / "profile.md").write_text(profile_markdown(p))
             mlflow_store.log_artifact(out / "profile.md", artifact_path="profile")
-        pictures = figure_markdown(figures)
+        pictures = png_markdown(pngs)
         for fig in figures.values():
             plt.close(fig)
         return dg.MaterializeResult(

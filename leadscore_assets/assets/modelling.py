@@ -16,8 +16,10 @@ from leadscore_assets.assets.common import (
     check_specs,
     figure_markdown,
     feature_set_of,
+    png_markdown,
     table_value,
     warehouse_connection,
+    write_figures,
 )
 from leadscore_assets.assets.inputs import Reads, StagedTable
 from leadscore_assets.assets.specs import asset_kwargs, step_tags
@@ -127,7 +129,7 @@ def evaluation_metadata(ev: ChallengerEvaluation, config: ProjectConfig, mlflow_
         "threshold": round(float(ev.final.threshold.threshold), 4),
         **({"targets": dg.MetadataValue.md(targets_markdown(targets, config.targets)),
             "targets_met": targets_met(targets)} if config.targets else {}),
-        "plots": dg.MetadataValue.md(figure_markdown(ev.figures)),
+        "plots": dg.MetadataValue.md(png_markdown(ev.pngs) if ev.pngs else figure_markdown(ev.figures)),
         "model_card": dg.MetadataValue.md(ev.card),
         **{f"{name}_plot": artifact(f"{name}.png") for name in ev.figures},
         "model_card_in_mlflow": artifact("model_card.md"),
@@ -172,12 +174,10 @@ def track_candidate(name: str, judge, frame: pd.DataFrame, fs, config: ProjectCo
             mlflow_store.log_metrics({"search_best_cv_score": cand.tuning.best_value})
             plots = history_plots(cand.tuning)
             out = storage.report_dir(config.name, "search", name)
-            for plot_name, fig in plots.items():
-                fig.savefig(out / f"{plot_name}.png", bbox_inches="tight")
-                mlflow_store.log_figure(fig, f"search/{plot_name}.png")
+            pngs = write_figures(plots, out, mlflow_store, "search")  # each plot rendered once
             trials = cand.tuning.trials
             search_md = (f"### {name}: {len(trials)} trials, {int((trials.state == 'PRUNED').sum())} pruned, "
-                         f"best CV {cand.tuning.best_value:.4f}\n\n{figure_markdown(plots)}")
+                         f"best CV {cand.tuning.best_value:.4f}\n\n{png_markdown(pngs)}")
         model_uri = mlflow_store.log_classifier(cand.pipeline, split_xy(frame, fs, *fit_splits(method))[0])
     row = {"candidate": name, "run_id": run.info.run_id, "model_uri": model_uri, "selection_method": method,
            "selection_score": selection_score(metrics, config.models.selection_metric),

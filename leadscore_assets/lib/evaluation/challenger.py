@@ -8,6 +8,7 @@ warehouse row.
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,11 +44,16 @@ class ChallengerEvaluation:
     confusion_matrix: list
     card: str
     figures: dict = field(default_factory=dict)
+    pngs: dict = field(default_factory=dict)  # name -> the PNG bytes `write` rendered (reused for the page)
 
     def write(self, out: Path) -> None:
-        """Plots, tables, model card and evaluation.json into `out` (figures closed once saved)."""
+        """Plots, tables, model card and evaluation.json into `out`. Each figure is rendered once,
+        its PNG bytes kept in `pngs` for the asset page's inline pictures."""
         for name, fig in self.figures.items():
-            fig.savefig(out / f"{name}.png", bbox_inches="tight")
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", bbox_inches="tight")
+            self.pngs[name] = buf.getvalue()
+            (out / f"{name}.png").write_bytes(self.pngs[name])
         # opened in spreadsheets; feature names carry category values from the source: neutralised
         write_spreadsheet_csv(self.lift_by_decile, out / "lift_by_decile.csv")
         write_spreadsheet_csv(self.importance, out / "feature_importance.csv")

@@ -139,19 +139,79 @@ def plot_report(y: np.ndarray, p: np.ndarray, importance: pd.DataFrame, title: s
     return figs
 
 
+BOOTSTRAP_BLOCK_CELLS = 2_000_000  # resamples x rows held in memory at once by `bootstrap_draws`
+
+
 def bootstrap_ci(
     y: np.ndarray, p: np.ndarray, metrics: tuple[str, ...] = ("roc_auc", "pr_auc", "brier"),
     n_boot: int = 200, alpha: float = 0.05, seed: int = 0,
 ) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap intervals of test metrics (resampling leads with replacement)."""
-    fns = {"roc_auc": roc_auc_score, "pr_auc": average_precision_score, "brier": brier_score_loss}
+    draws = bootstrap_draws(y, p, metrics, n_boot=n_boot, seed=seed)
+    return {m: (float(np.quantile(v, alpha / 2)), float(np.quantile(v, 1 - alpha / 2))) for m, v in draws.items()
+            if len(v)}
+
+
+def bootstrap_draws(
+    y: np.ndarray, p: np.ndarray, metrics: tuple[str, ...] = ("roc_auc", "pr_auc", "brier"),
+    n_boot: int = 200, seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Each metric on each bootstrap resample, in the order drawn.
+
+    The resamples are the ones drawn one by one from `default_rng(seed)` (resamples holding a
+    single class are skipped), and each metric is what sklearn's `roc_auc_score`,
+    `average_precision_score` and `brier_score_loss` give on the resample (to ~1e-15), but computed
+    for a block of resamples at once from how often each lead is drawn: the scores are sorted
+    once and ties grouped, ROC-AUC is the Mann-Whitney statistic (ties count one half), average
+    precision sums precision at each distinct score (descending) times the recall it adds."""
+    unknown = set(metrics) - {"roc_auc", "pr_auc", "brier"}
+    if unknown:
+        raise KeyError(f"no bootstrap for metrics {sorted(unknown)}")
     y = np.asarray(y).astype(int)
+    p = np.asarray(p, dtype=float)
+    n = len(y)
     rng = np.random.default_rng(seed)
-    draws: dict[str, list[float]] = {m: [] for m in metrics}
-    for _ in range(n_boot):
-        idx = rng.integers(0, len(y), len(y))
-        if len(np.unique(y[idx])) < 2:
+    draws: dict[str, list[np.ndarray]] = {m: [] for m in metrics}
+    if n == 0:
+        return {m: np.empty(0) for m in metrics}
+    order = np.argsort(-p, kind="mergesort")  # descending score; the grouping below makes tie order irrelevant
+    p_sorted, y_sorted = p[order], y[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(p_sorted)) + 1]  # first row of each distinct score
+    # per-row Brier term as sklearn forms it (one-hot label minus [1 - p, p], squared, summed), halved later
+    label = y.astype(float)
+    brier_term = ((1 - label) - (1 - p)) ** 2 + (label - p) ** 2
+    block = max(1, min(n_boot, BOOTSTRAP_BLOCK_CELLS // max(n, 1)))
+    done = 0
+    while done < n_boot:
+        size = min(block, n_boot - done)
+        done += size
+        idx = np.stack([rng.integers(0, n, n) for _ in range(size)])  # the same draws, in the same order
+        positives = y[idx].sum(axis=1)
+        keep = (positives > 0) & (positives < n)  # both classes drawn
+        if not keep.any():
             continue
-        for m in metrics:
-            draws[m].append(fns[m](y[idx], p[idx]))
-    return {m: (float(np.quantile(v, alpha / 2)), float(np.quantile(v, 1 - alpha / 2))) for m, v in draws.items() if v}
+        idx, positives = idx[keep], positives[keep]
+        rows = len(idx)
+        if "brier" in draws:
+            draws["brier"].append(brier_term[idx].mean(axis=1) * 0.5)
+        if "roc_auc" not in draws and "pr_auc" not in draws:
+            continue
+        # how often each lead is drawn, in descending-score order, then summed per distinct score
+        counts = np.bincount((idx + (np.arange(rows) * n)[:, None]).ravel(), minlength=rows * n).reshape(rows, n)
+        counts = counts[:, order]
+        pos = np.add.reduceat(counts * y_sorted, starts, axis=1)  # positives drawn at each distinct score
+        neg = np.add.reduceat(counts, starts, axis=1) - pos
+        negatives = n - positives
+        if "roc_auc" in draws:
+            # Mann-Whitney: pairs a positive outranks (each negative with a lower score), ties one half,
+            # counted twice over in integers so the one division is the only rounding
+            neg_below = negatives[:, None] - np.cumsum(neg, axis=1)
+            twice_pairs = (pos * (2 * neg_below + neg)).sum(axis=1)
+            draws["roc_auc"].append(twice_pairs / (2.0 * positives * negatives))
+        if "pr_auc" in draws:
+            tps, fps = np.cumsum(pos, axis=1).astype(float), np.cumsum(neg, axis=1).astype(float)
+            recall = tps / positives[:, None]
+            precision = np.divide(tps, tps + fps, out=np.zeros_like(tps), where=(tps + fps) > 0)
+            gained = np.diff(recall, axis=1, prepend=0.0)  # 0 at scores this resample did not draw
+            draws["pr_auc"].append(np.maximum(0.0, (gained * precision).sum(axis=1)))
+    return {m: np.concatenate(blocks) if blocks else np.empty(0) for m, blocks in draws.items()}

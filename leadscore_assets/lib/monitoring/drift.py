@@ -13,14 +13,18 @@ import hashlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from evidently import DataDefinition, Dataset, Report
-from evidently.metrics import ValueDrift
-from evidently.presets import DataDriftPreset
 
 from leadscore_assets.lib.features.frame import ID, SPLIT
+
+if TYPE_CHECKING:
+    from evidently import DataDefinition
+
+# Evidently is imported inside the functions that run a report: importing it takes seconds, and
+# every process that loads the code location (`import leadscore_assets.definitions`) would pay them.
 
 MISSING_CATEGORY = "(missing)"  # the level the model's imputer gives missing categoricals (features.py)
 SCORE_COLUMN = "score"
@@ -64,6 +68,9 @@ def feature_drift(
         if empty := [c for c in numeric if frame[c].replace([np.inf, -np.inf], np.nan).isna().all()]:
             raise ValueError(f"numeric columns {empty} have no values in the {name} data; drift cannot be tested")
 
+    from evidently import DataDefinition
+    from evidently.presets import DataDriftPreset
+
     definition = DataDefinition(numerical_columns=list(numeric), categorical_columns=list(categorical))
     snapshot = _run_report(
         [DataDriftPreset(columns=columns)], reference_features, current_features, definition, Path(html_path)
@@ -89,6 +96,9 @@ def score_drift(
     reference_values = _finite_scores(reference_scores)
     current_values = _finite_scores(current_scores)
     _require_rows(len(reference_values), len(current_values), "score")
+    from evidently import DataDefinition
+    from evidently.metrics import ValueDrift
+
     definition = DataDefinition(numerical_columns=[SCORE_COLUMN])
     snapshot = _run_report(
         [ValueDrift(column=SCORE_COLUMN, method="psi", threshold=psi_threshold)],
@@ -105,6 +115,9 @@ def label_drift(reference_labels: np.ndarray, current_labels: np.ndarray, html_p
     reference_values = _as_category_strings(pd.Series(reference_labels).dropna())
     current_values = _as_category_strings(pd.Series(current_labels).dropna())
     _require_rows(len(reference_values), len(current_values), "labelled")
+    from evidently import DataDefinition
+    from evidently.metrics import ValueDrift
+
     definition = DataDefinition(categorical_columns=[LABEL_COLUMN])
     snapshot = _run_report(
         [ValueDrift(column=LABEL_COLUMN)],
@@ -165,6 +178,8 @@ def _run_report(
     html_path: Path,
 ) -> dict:
     """Run an Evidently report (current first, then reference), write its HTML and return `snapshot.dict()`."""
+    from evidently import Dataset, Report
+
     report = Report(metrics, include_tests=True)  # the tests carry Evidently's per-column drift verdicts
     with warnings.catch_warnings():
         # The HTML correlation heatmap divides by a zero std for constant columns; the result is unaffected.
