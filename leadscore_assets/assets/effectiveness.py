@@ -29,10 +29,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from leadscore_assets.assets.common import figure_markdown, table_value, warehouse_connection
+from leadscore_assets.assets.common import figure_png, png_markdown, table_value, warehouse_connection
 from leadscore_assets.assets.inputs import Reads, StagedTable
 from leadscore_assets.assets.specs import asset_kwargs, step_tags
 from leadscore_assets.assets.tables import FEEDBACK_LABELS, SCORE_EFFECTIVENESS, SCORE_HISTORY
+from leadscore_assets.lib.features.frame import ID
 from leadscore_assets.lib.project.config import ProjectConfig
 from leadscore_assets.lib.monitoring.effectiveness import (
     ALL_MONTHS,
@@ -42,7 +43,6 @@ from leadscore_assets.lib.monitoring.effectiveness import (
     Effectiveness,
     figure,
     headline_text,
-    history_rows,
     summarise,
 )
 from leadscore_assets.lib.scoring.spreadsheet import write_spreadsheet_csv
@@ -54,23 +54,41 @@ SCORE_HISTORY_DAYS = 400  # a year of months to compare, and the month before
 TRAINING_FIGURES = "evaluation/lift_by_decile.csv"  # artifact of the evaluation run a version was registered from
 
 
-def record_score_history(conn: duckdb.DuckDBPyConnection, config: ProjectConfig, scores: pd.DataFrame,
+def record_score_history(conn: duckdb.DuckDBPyConnection, config: ProjectConfig, scores: str,
                          run_id: str) -> dict[str, int]:
-    """Append this run's changed scores to `score_history` (a retried step appends once) and drop
-    rows older than SCORE_HISTORY_DAYS that a newer row of the same lead supersedes."""
-    table, latest = SCORE_HISTORY.of(config), None
-    if SCORE_HISTORY.exists(conn, config):
+    """Append this run's changed scores (`scores`: the lead_scores table, in its row order) to
+    `score_history` (a retried step appends once) and drop rows older than SCORE_HISTORY_DAYS that a
+    newer row of the same lead supersedes. All in DuckDB: what `history_rows` decides (a lead gets a
+    row when it has none yet or its version, grade, decile or probability to 3 dp moved, rounded as
+    numpy rounds), without reading the leads into memory."""
+    table = SCORE_HISTORY.of(config)
+    run = "'" + run_id.replace("'", "''") + "'"
+    rows = (f"SELECT CAST(s.{ID} AS VARCHAR) AS {ID}, s.probability, CAST(s.decile AS BIGINT) AS decile, s.grade, "
+            f"CAST(s.model_version AS VARCHAR) AS model_version, s.scored_at, {run} AS dagster_run_id, s.rowid AS _at "
+            f"FROM {scores} AS s")
+    if not SCORE_HISTORY.exists(conn, config):
+        SCORE_HISTORY.write_select(conn, config, f"SELECT * EXCLUDE (_at) FROM ({rows}) ORDER BY _at")
+        appended = conn.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+    else:
         conn.execute(f"DELETE FROM {table} WHERE dagster_run_id = ?", [run_id])
-        latest = conn.execute(f"SELECT * FROM {table} QUALIFY row_number() OVER "
-                              "(PARTITION BY lead_id ORDER BY scored_at DESC) = 1").df()
-    rows = history_rows(scores, latest, run_id)
-    if len(rows) or latest is None:
-        SCORE_HISTORY.append(conn, config, rows)
+        have = {r[0] for r in conn.execute(f"DESCRIBE {table}").fetchall()}
+        for column, kind in conn.execute(f"SELECT column_name, column_type FROM (DESCRIBE {rows})").fetchall():
+            if column not in have and column != "_at":  # a column a newer release writes: NULL for older rows
+                conn.execute(f'ALTER TABLE {table} ADD COLUMN "{column}" {kind}')
+        p3 = "round_even({}.probability * 1000, 0)"  # numpy's round(p, 3): scale, round half to even
+        appended = conn.execute(f"""INSERT INTO {table} BY NAME
+            WITH now AS ({rows}),
+            latest AS (SELECT * FROM {table} QUALIFY row_number() OVER (PARTITION BY {ID} ORDER BY scored_at DESC) = 1),
+            same AS (SELECT DISTINCT n.{ID} FROM now AS n JOIN latest AS l ON CAST(l.{ID} AS VARCHAR) = n.{ID}
+                     AND CAST(l.model_version AS VARCHAR) = n.model_version AND l.grade = n.grade
+                     AND CAST(l.decile AS BIGINT) = n.decile AND {p3.format("l")} = {p3.format("n")})
+            SELECT * EXCLUDE (_at) FROM now WHERE NOT EXISTS (SELECT 1 FROM same WHERE same.{ID} = now.{ID})
+            ORDER BY _at""").fetchall()[0][0]
     cutoff = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=SCORE_HISTORY_DAYS)
     pruned = conn.execute(f"""DELETE FROM {table} AS h WHERE h.scored_at < ? AND EXISTS
         (SELECT 1 FROM {table} AS n WHERE n.lead_id = h.lead_id AND n.scored_at > h.scored_at)""", [cutoff]).fetchall()
     total = conn.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-    return {"appended": len(rows), "pruned": int(pruned[0][0]) if pruned else 0, "rows": int(total)}
+    return {"appended": int(appended), "pruned": int(pruned[0][0]) if pruned else 0, "rows": int(total)}
 
 
 def training_figures(mlflow_store: MlflowStore, config: ProjectConfig, versions: list[str]) -> tuple[pd.DataFrame | None, str]:
@@ -109,8 +127,9 @@ def draw_picture(context, e: Effectiveness, config: ProjectConfig, out: Path) ->
     picture = out / "score_effectiveness.png"
     try:
         fig = figure(e, f"Score effectiveness - {config.name}")
-        fig.savefig(picture, bbox_inches="tight")
-        picture_md = figure_markdown({"score_effectiveness": fig})
+        png = figure_png(fig)  # rendered once: the file and the inline picture
+        picture.write_bytes(png)
+        picture_md = png_markdown({"score_effectiveness": png})
         plt.close(fig)
     except Exception as err:
         context.log.warning(f"score effectiveness picture not drawn: {err!r}")

@@ -7,8 +7,9 @@ the one the served model (HTTP, daily scoring, Spark) answers with.
 
 Memory does not grow with the leads' reasons: the features are read from DuckDB and scored and
 explained batch by batch (`models.explain_max_rows` leads at a time), each batch appended to the
-table, which DuckDB then ranks. The call list, the score history and the page read back only the
-columns they show (not the JSON reasons).
+table, which DuckDB then ranks. Nor with the leads: the call list is joined and ranked in DuckDB and
+written as CSV and Parquet a batch at a time (`stream_call_list`), the score history is appended in
+SQL and the page's figures are SQL aggregates and the list's top rows.
 """
 
 from datetime import datetime, timezone
@@ -32,11 +33,18 @@ from leadscore_assets.assets.tables import (
 )
 from leadscore_assets.assets.effectiveness import record_score_history
 from leadscore_assets.lib.project.config import ProjectConfig
-from leadscore_assets.lib.scoring.explain import REASON_COLUMNS
 from leadscore_assets.lib.features.frame import ID, SPLIT
 from leadscore_assets.lib.scoring.registry import current_champion, load_serving_parts, load_version
 from leadscore_assets.lib.scoring.scorer import BATCH_ROWS, REVENUE_COLUMNS, Scorer, decile_cut_points
-from leadscore_assets.lib.scoring.call_list import call_list, published_call_list, top_of_call_list, write_call_list
+from leadscore_assets.lib.scoring.call_list import (
+    NULLABLE_INTEGERS,
+    call_list_query,
+    context_dtypes,
+    published_call_list,
+    top_of_call_list,
+    with_rank,
+    write_call_list_batches,
+)
 from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.storage import LeadscoreStorage
 from leadscore_assets.resources.warehouse import Warehouse
@@ -45,6 +53,7 @@ DUCKDB_VECTOR = 2048  # rows per DuckDB vector: `fetch_df_chunk` counts in vecto
 # DuckDB's own memory while lead_scores writes and ranks every lead with its reasons (by default 80%
 # of RAM, which it keeps using as leads grow); beyond it DuckDB spills to a file beside the warehouse
 DUCKDB_MEMORY = "512MB"
+CALL_LIST_VECTORS = 16  # the call list is written 32,768 leads at a time
 
 
 def build(config: ProjectConfig) -> list:
@@ -69,18 +78,13 @@ def build(config: ProjectConfig) -> list:
                     storage: LeadscoreStorage, model_decisions: StagedTable, features: StagedTable,
                     feature_schema: StagedTable, validated_contacts: StagedTable, **revenue: StagedTable):
         name = config.registered_model_name
-        decided = decision_of_run(model_decisions, context.run_id)
-        if decided:  # this run judged a challenger: score with the model `published` will make champion
-            version = current_champion(mlflow_store.client, name) if decided[0] != "promoted" else \
-                mlflow_store.client.get_model_version(name, decided[1])
-        else:
-            version = current_champion(mlflow_store.client, name)
+        version = scoring_version(mlflow_store, name, decision_of_run(model_decisions, context.run_id))
         if version is None:
             raise dg.Failure(description=(
                 f"no champion for {name}: no model has been promoted yet (see {MODEL_DECISIONS.of(config)} "
                 "for why the challenger was rejected); scores are left as they were"))
         threshold = float(version.tags.get("leadscore.threshold", 0.5))
-        served = load_serving_parts(name, str(version.version))  # None: a version from before serving models
+        served = load_serving_parts(name, str(version.version), mlflow_store.client)  # None: a version from before serving models
         with warehouse_connection(warehouse, config) as conn:
             conn.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")  # the connection's own instance: closed below
             fs = feature_set_of(feature_schema)
@@ -92,43 +96,23 @@ def build(config: ProjectConfig) -> list:
             rows = config.models.explain_max_rows
             batches = scored_batches(scorer, feature_batches(conn, features, fs.columns, rows), stamp, rows, written)
             rows = LEAD_SCORES.write_batches(conn, config, batches, order_by="probability DESC")
-            # what the call list, the score history and the page read: the ranking's narrow columns
-            ranked = conn.execute(f"SELECT {quoted(RANKED_COLUMNS, scorer)} FROM {LEAD_SCORES.of(config)} "
-                                  "ORDER BY rowid").df()
-            history = record_score_history(conn, config, ranked, context.run_id)
-            validated = conn.execute(f"SELECT {quoted(context_columns(conn, config, validated_contacts), None)} "
-                                     f"FROM {validated_contacts.sql}").df()
-        calls = call_list(ranked, validated, config)
-        files = write_call_list(calls, storage.report_dir(config.name, "call_list"), context.run_id)
-        by_grade = ranked.groupby("grade").probability.agg(["size", "min", "max"]).round(4).reset_index()
-        yield dg.MaterializeResult(
-            asset_key=LEAD_SCORES.key(config),
-            metadata={
-                # first on the page: who to call, as a table
-                f"top_{config.call_list.top}_leads": table_value(top_of_call_list(calls, config.call_list.top)),
-                "dagster/row_count": rows,
-                "dagster/column_schema": column_schema(written[0]),
-                "model_version": str(version.version),
-                "threshold": round(threshold, 4),
-                "contacted": int(ranked.contact.sum()),
-                "mean_probability": round(float(np.mean(ranked.probability)), 4),
-                **({"expected_revenue_total": round(float(ranked.expected_revenue.sum()), 2)} if config.revenue else {}),
-                "by_grade": dg.MetadataValue.md(by_grade.to_markdown(index=False)),
-                # the whole ranked list for the sales team, where `published` puts this run's list
-                # (this run's own copies are renamed there, so their names would not exist after it)
-                **{f"call_list_{kind}": dg.MetadataValue.path(str(path))
-                   for kind, path in published_call_list(files).items()},
-            }
-        )
+            history = record_score_history(conn, config, LEAD_SCORES.of(config), context.run_id)
+            files, top = stream_call_list(conn, config, validated_contacts,
+                                          storage.report_dir(config.name, "call_list"), context.run_id)
+            page = scores_page(conn, config, top)
+        yield dg.MaterializeResult(asset_key=LEAD_SCORES.key(config), metadata={
+            # first on the page: who to call, as a table
+            f"top_{config.call_list.top}_leads": page.pop("top"), "dagster/row_count": rows,
+            "dagster/column_schema": column_schema(written[0]), "model_version": str(version.version),
+            "threshold": round(threshold, 4), **page,
+            # the whole ranked list for the sales team, where `published` puts this run's list
+            # (this run's own copies are renamed there, so their names would not exist after it)
+            **{f"call_list_{kind}": dg.MetadataValue.path(str(path)) for kind, path in published_call_list(files).items()},
+        })
         yield dg.MaterializeResult(asset_key=SCORE_HISTORY.key(config), metadata={
             "dagster/row_count": history["rows"], "appended": history["appended"], "pruned": history["pruned"]})
 
     return [lead_scores]
-
-
-# what the call list, the score history and the asset page read of the ranking (not the JSON reasons)
-RANKED_COLUMNS = (ID, "probability", "decile", "grade", "contact", *REVENUE_COLUMNS, *REASON_COLUMNS,
-                  "model_version", "scored_at")
 
 
 def decision_of_run(model_decisions: StagedTable, run_id: str) -> tuple[str, str] | None:
@@ -137,6 +121,77 @@ def decision_of_run(model_decisions: StagedTable, run_id: str) -> tuple[str, str
         return None
     rows = model_decisions.read("decision, challenger_version", "WHERE dagster_run_id = ?", [run_id])
     return (str(rows.decision.iloc[-1]), str(rows.challenger_version.iloc[-1])) if len(rows) else None
+
+
+def scoring_version(mlflow_store: MlflowStore, name: str, decided: tuple[str, str] | None):
+    """The version to score with: when this run judged a challenger, the one `published` will make
+    champion (the challenger if promoted); else the current champion (None: there is none)."""
+    if decided and decided[0] == "promoted":
+        return mlflow_store.client.get_model_version(name, decided[1])
+    return current_champion(mlflow_store.client, name)
+
+
+def stream_call_list(conn, config: ProjectConfig, validated_contacts: StagedTable, directory,
+                     run_id: str) -> tuple[dict, pd.DataFrame]:
+    """The call list built in DuckDB (lib/scoring/call_list.py's `call_list_query`) and written as
+    CSV and Parquet a batch at a time; returns the files and its top rows as the page shows them."""
+    scores, validated = LEAD_SCORES.of(config), validated_contacts.sql
+    types = {r[0]: r[1] for r in conn.execute(f"DESCRIBE {validated}").fetchall()}
+    context = context_columns(conn, config, validated_contacts)[1:]
+    have = [r[0] for r in conn.execute(f"DESCRIBE {scores}").fetchall()]
+    typed = [c for c in context if types[c] in NULLABLE_INTEGERS or types[c] == "BOOLEAN"]
+    counts = conn.execute("SELECT " + ", ".join(
+        [f"(SELECT count(*) FROM {scores} WHERE {quoted([ID], None)} NOT IN "
+         f"(SELECT CAST({quoted([config.id_column], None)} AS VARCHAR) FROM {validated} WHERE "
+         f"{quoted([config.id_column], None)} IS NOT NULL))",
+         *(f"(SELECT count(*) FROM {validated} WHERE {quoted([c], None)} IS NULL)" for c in typed)])).fetchall()[0]
+    doubles, dtypes = context_dtypes({c: types[c] for c in typed}, {c for c, n in zip(typed, counts[1:]) if n},
+                                     bool(counts[0]))
+    query = call_list_query(scores, validated, config.id_column, context, have, doubles)
+    stamps = [c for c in context if types[c].startswith("TIMESTAMP")]
+    timestamps = pd.DataFrame({c: conn.execute(f"SELECT {quoted([c], None)} FROM ({query}) ORDER BY "
+                                               f"{finest(quoted([c], None))} LIMIT 1").df()[c] for c in stamps}) \
+        if stamps else None
+    cursor = conn.cursor()
+    try:
+        cursor.execute(query)
+        batches = with_rank(b.astype(dtypes) if dtypes else b for b in iter_chunks(cursor))
+        files, top = write_call_list_batches(batches, directory, run_id, config.call_list.top, timestamps)
+    finally:
+        cursor.close()
+    return files, top_of_call_list(top, config.call_list.top)
+
+
+def finest(column: str) -> str:
+    """SQL ordering a timestamp column's values finest precision first (nanoseconds ... whole days)."""
+    ns = f"epoch_ns({column})"
+    return (f"CASE WHEN {ns} % 1000 <> 0 THEN 0 WHEN {ns} % 1000000 <> 0 THEN 1 WHEN {ns} % 1000000000 <> 0 "
+            f"THEN 2 WHEN {column} <> date_trunc('day', {column}) THEN 3 WHEN {column} IS NOT NULL THEN 4 ELSE 5 END")
+
+
+def iter_chunks(cursor) -> Iterator[pd.DataFrame]:
+    """A query's rows as frames of CALL_LIST_VECTORS DuckDB vectors; at least one (maybe empty) frame."""
+    batch = cursor.fetch_df_chunk(CALL_LIST_VECTORS)
+    yield batch
+    while len(batch):
+        batch = cursor.fetch_df_chunk(CALL_LIST_VECTORS)
+        if len(batch):
+            yield batch
+
+
+def scores_page(conn, config: ProjectConfig, top: pd.DataFrame) -> dict:
+    """The lead_scores page's figures, computed in DuckDB: contacted, mean probability, expected
+    revenue, leads and probability range by grade; and the top leads as a table."""
+    scores = LEAD_SCORES.of(config)
+    revenue = "sum(expected_revenue) FILTER (WHERE NOT isnan(expected_revenue))" if config.revenue else "NULL"
+    contacted, mean, revenue = conn.execute(
+        f"SELECT count(*) FILTER (WHERE contact), avg(probability), {revenue} FROM {scores}").fetchall()[0]
+    by_grade = conn.execute(f"SELECT grade, count(*) AS size, min(probability) AS min, max(probability) AS max "
+                            f"FROM {scores} WHERE grade IS NOT NULL GROUP BY grade ORDER BY grade").df().round(4)
+    return {"top": table_value(top), "contacted": int(contacted),
+            "mean_probability": round(float(mean if mean is not None else np.nan), 4),
+            **({"expected_revenue_total": round(float(revenue or 0.0), 2)} if config.revenue else {}),
+            "by_grade": dg.MetadataValue.md(by_grade.to_markdown(index=False))}
 
 
 def champion_scorer(conn, config: ProjectConfig, fs, served: dict | None, version, threshold: float,
@@ -151,7 +206,7 @@ def champion_scorer(conn, config: ProjectConfig, fs, served: dict | None, versio
     if served:
         return Scorer.of(config, fs.columns, served["model"], threshold, served["cut_points"], served["background"],
                          revenue)
-    model = load_version(config.registered_model_name, str(version.version))
+    model = load_version(config.registered_model_name, str(version.version), mlflow_store.client)
     p = [model.predict_proba(batch[fs.columns])[:, 1] for batch in feature_batches(conn, features, fs.columns) if len(batch)]
     background = conn.execute(f"SELECT {quoted(fs.columns, None)} FROM {features.sql} "
                               f"WHERE {SPLIT} = 'train'").df()

@@ -12,6 +12,7 @@ from leadscore_assets.assets.tables import FEATURES, LEAD_SCORES, SCORE_HISTORY
 from leadscore_assets.lib.features.frame import ID
 from leadscore_assets.lib.scoring.registry import current_champion, load_serving_parts
 from leadscore_assets.lib.scoring.scorer import Scorer
+from leadscore_assets.resources import build_resources
 from leadscore_assets.testing.runs import warehouse_file
 
 
@@ -60,7 +61,8 @@ def test_a_version_without_serving_parts_is_scored_by_the_same_scorer_with_parts
         fs = load_feature_set(conn, linkedin_config)
         frame = FEATURES.read(conn, linkedin_config)
         features = StagedTable("linkedin", FEATURES.name, warehouse=None)  # read through `conn` by its name
-        old = scoring_asset.champion_scorer(conn, linkedin_config, fs, None, version, 0.4, None, features, None)
-        new = scoring_asset.champion_scorer(conn, linkedin_config, fs, parts, version, 0.4, None, features, None)
+        store = build_resources(data_dir)["mlflow_store"]  # the old version's pipeline is loaded through its client
+        old = scoring_asset.champion_scorer(conn, linkedin_config, fs, None, version, 0.4, store, features, None)
+        new = scoring_asset.champion_scorer(conn, linkedin_config, fs, parts, version, 0.4, store, features, None)
     np.testing.assert_allclose(old.cut_points, new.cut_points, rtol=0, atol=1e-12)
     pd.testing.assert_frame_equal(old.score(frame), new.score(frame))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Iterable
 
 import pandas as pd
 
@@ -41,4 +42,29 @@ def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
 def write_spreadsheet_csv(frame: pd.DataFrame, path: Path) -> Path:
     """`frame` as a CSV a person can open safely: text neutralised and quoted, numbers bare."""
     neutralise_frame(frame).to_csv(path, index=False, quoting=csv.QUOTE_NONNUMERIC)
+    return path
+
+
+def write_spreadsheet_csv_batches(frames: Iterable[pd.DataFrame], path: Path,
+                                  timestamps: pd.DataFrame | None = None) -> Path:
+    """`frames` (same columns and dtypes, at least one) as one CSV, written one frame at a time: the
+    bytes `write_spreadsheet_csv` gives their concatenation, holding one frame in memory.
+
+    pandas writes a datetime column in the finest precision any of its values needs (dates only when
+    every value is midnight), a choice over the whole column: `timestamps` holds, for each datetime
+    column, a value of the whole needing the finest one, so every frame's cells are written as the
+    whole frame's would be."""
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        header = True
+        for frame in frames:
+            out = neutralise_frame(frame)
+            for column in out.columns:
+                if timestamps is not None and column in timestamps and out[column].dtype.kind == "M":
+                    witnessed = pd.concat([timestamps[column].astype(out[column].dtype), out[column]], ignore_index=True)
+                    text = witnessed.astype(str).iloc[len(timestamps):].to_numpy(dtype=object)
+                    out[column] = pd.Series(text, index=out.index, dtype=object).where(out[column].notna(), None)
+            out.to_csv(fh, header=header, index=False, quoting=csv.QUOTE_NONNUMERIC)
+            header = False
+    if header:
+        raise ValueError("no frame given: not even an empty one for the header")
     return path

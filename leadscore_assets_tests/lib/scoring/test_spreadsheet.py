@@ -37,3 +37,20 @@ def test_only_text_columns_change_numbers_stay_numbers():
     assert out.probability.tolist() == [0.9, -0.25, 0.1] and out.decile.tolist() == [1, -2, 3]
     assert out.dtypes.to_dict() == frame.dtypes.to_dict()
     assert frame.company_name.iloc[0] == "=1+1"  # the caller's frame is not changed
+
+
+def test_batches_write_the_bytes_of_the_whole_frame_datetimes_included(tmp_path):
+    from leadscore_assets.lib.scoring.spreadsheet import write_spreadsheet_csv, write_spreadsheet_csv_batches
+
+    whole = pd.DataFrame({
+        "company_name": ["=1+1", "Acme", None, "-5", "@x", "ok"],
+        "seen": pd.to_datetime(["2024-01-01", "2024-01-02", None, "2024-01-03", "2024-01-04 10:00:00.5", None], format="mixed"),
+        "day": pd.to_datetime(["2024-01-01", "2024-01-02", None, "2024-01-03", "2024-01-04", None]),
+        "size": pd.array([1, None, 3, -4, 5, 6], dtype="Int64"), "p": [0.5, -0.25, float("nan"), 1.0, 2.0, 3.0]})
+    write_spreadsheet_csv(whole, tmp_path / "whole.csv")
+    # the batch without the half second would be written as dates alone: the witness keeps the whole's format
+    witness = whole.loc[[4], ["seen", "day"]]
+    batches = [whole.iloc[:3], whole.iloc[3:4], whole.iloc[4:]]
+    write_spreadsheet_csv_batches(batches, tmp_path / "batches.csv", timestamps=witness)
+    assert (tmp_path / "batches.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
+    assert '"\'=1+1"' in (tmp_path / "whole.csv").read_text()  # neutralised and quoted
