@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from leadscore_assets.lib.monitoring.publication import CorruptWarehouseError
+from leadscore_assets.resources.publication import CorruptWarehouseError
 from leadscore_assets.resources.storage import default_data_dir
 from leadscore_assets.resources.warehouse import ProjectBusyError, rollback
 

@@ -19,7 +19,7 @@ from leadscore_assets.lib.sources.column_typing import with_columns
 from leadscore_assets.lib.project.config import ColumnSpec, ProjectConfig
 from leadscore_assets.lib.features.frame import FeatureSet
 from leadscore_assets.lib.validation.personal_data import is_text_column, value_kind
-from leadscore_assets.lib.monitoring.publication import CorruptWarehouseError
+from leadscore_assets.resources.publication import CorruptWarehouseError
 from leadscore_assets.resources.staged_tables import StagedTable
 from leadscore_assets.resources.warehouse import ProjectBusyError, Warehouse
 

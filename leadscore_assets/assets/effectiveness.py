@@ -45,9 +45,8 @@ from leadscore_assets.lib.monitoring.effectiveness import (
     headline_text,
     summarise,
 )
-from leadscore_assets.lib.scoring.spreadsheet import write_spreadsheet_csv
 from leadscore_assets.resources.mlflow_store import MlflowStore
-from leadscore_assets.resources.storage import LeadscoreStorage
+from leadscore_assets.resources.storage import LeadscoreStorage, write_spreadsheet_csv
 from leadscore_assets.resources.warehouse import Warehouse
 
 SCORE_HISTORY_DAYS = 400  # a year of months to compare, and the month before

@@ -53,7 +53,7 @@ from leadscore_assets.lib.evaluation.targets import (
 )
 from leadscore_assets.lib.modelling.tuning import history_plots
 from leadscore_assets.resources.mlflow_store import MlflowStore
-from leadscore_assets.resources.storage import LeadscoreStorage
+from leadscore_assets.resources.storage import LeadscoreStorage, write_files
 from leadscore_assets.resources.warehouse import Warehouse
 from leadscore_assets.lib.project.sql_rules import identifier
 
@@ -282,7 +282,7 @@ def build(config: ProjectConfig) -> list:
                                  str(best.selection_method), window, version_hint=f"run {context.run_id[:8]}")
         final, metrics = ev.final, ev.metrics
         out = storage.report_dir(config.name, "evaluation", context.run_id)
-        ev.write(out)
+        write_files(out, ev.files())
         with mlflow_store.run(config.name, f"evaluation: {best.candidate}", role="evaluation",
                               tags={"leadscore.candidate": str(best.candidate)}) as run:
             mlflow_store.log_params({"candidate": best.candidate, "source_run_id": best.run_id,

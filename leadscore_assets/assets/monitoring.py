@@ -30,7 +30,7 @@ from leadscore_assets.lib.monitoring.drift import (
 from leadscore_assets.lib.features.frame import ID, LABEL, SPLIT
 from leadscore_assets.lib.scoring.registry import CHAMPION, current_champion, load_version, missing_inputs
 from leadscore_assets.resources.mlflow_store import MlflowStore
-from leadscore_assets.resources.storage import LeadscoreStorage
+from leadscore_assets.resources.storage import LeadscoreStorage, write_files
 from leadscore_assets.resources.warehouse import Warehouse
 
 def build(config: ProjectConfig) -> list:
@@ -95,6 +95,7 @@ def build(config: ProjectConfig) -> list:
         reports = drift_reports_between(reference, current, model.predict_proba(current[fs.columns])[:, 1], fs.numeric,
                                         [*fs.categorical, *fs.target_encoded], LABEL, out, promo.max_prediction_psi)
         summary = drift_summary(reports, len(reference), len(current), context.run_id)
+        write_files(out, {r.html_path.name: r.html.encode("utf-8") for r in reports.values()})
         with warehouse_connection(warehouse, config) as conn:
             DRIFT_SUMMARY.write(conn, config, summary)
         with mlflow_store.run(config.name, "drift", role="drift", tags={"leadscore.evaluation_run_id": str(ev.run_id)}) as run:

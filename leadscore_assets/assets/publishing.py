@@ -2,7 +2,7 @@
 is this run's staged warehouse copy swapped in for readers, and the champion alias moved to
 what this run decided. A run stopped anywhere earlier publishes nothing (write-audit-publish).
 
-Publishing is one unit (lib/monitoring/publication.py): the run's decision and call list are recorded in
+Publishing is one unit (resources/publication.py): the run's decision and call list are recorded in
 the staged copy, the copy is swapped in (the replaced file kept as the last good copy), and only
 then are the alias and the call list made what the published file says, by the same `reconcile`
 every run calls when it takes the project. A process killed between the steps leaves a state the
@@ -14,7 +14,7 @@ from leadscore_assets.assets.common import warehouse_connection
 from leadscore_assets.assets.specs import asset_kwargs, step_tags
 from leadscore_assets.assets.tables import MODEL_DECISIONS
 from leadscore_assets.lib.project.config import ProjectConfig
-from leadscore_assets.lib.monitoring.publication import publish_unit
+from leadscore_assets.resources.publication import publish_unit
 from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.storage import LeadscoreStorage
 from leadscore_assets.resources.warehouse import ProjectBusyError, Warehouse

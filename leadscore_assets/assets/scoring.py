@@ -40,11 +40,10 @@ from leadscore_assets.lib.scoring.call_list import (
     NULLABLE_INTEGERS,
     call_list_query,
     context_dtypes,
-    published_call_list,
     top_of_call_list,
     with_rank,
-    write_call_list_batches,
 )
+from leadscore_assets.resources.call_list_files import published_call_list, write_call_list_files
 from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.storage import LeadscoreStorage
 from leadscore_assets.resources.warehouse import Warehouse
@@ -134,7 +133,8 @@ def scoring_version(mlflow_store: MlflowStore, name: str, decided: tuple[str, st
 def stream_call_list(conn, config: ProjectConfig, validated_contacts: StagedTable, directory,
                      run_id: str) -> tuple[dict, pd.DataFrame]:
     """The call list built in DuckDB (lib/scoring/call_list.py's `call_list_query`) and written as
-    CSV and Parquet a batch at a time; returns the files and its top rows as the page shows them."""
+    CSV and Parquet a batch at a time into `directory` (resources/call_list_files.py); returns the
+    files and its top rows as the page shows them."""
     scores, validated = LEAD_SCORES.of(config), validated_contacts.sql
     types = {r[0]: r[1] for r in conn.execute(f"DESCRIBE {validated}").fetchall()}
     context = context_columns(conn, config, validated_contacts)[1:]
@@ -156,7 +156,7 @@ def stream_call_list(conn, config: ProjectConfig, validated_contacts: StagedTabl
     try:
         cursor.execute(query)
         batches = with_rank(b.astype(dtypes) if dtypes else b for b in iter_chunks(cursor))
-        files, top = write_call_list_batches(batches, directory, run_id, config.call_list.top, timestamps)
+        files, top = write_call_list_files(batches, directory, run_id, config.call_list.top, timestamps)
     finally:
         cursor.close()
     return files, top_of_call_list(top, config.call_list.top)

@@ -35,7 +35,6 @@ MOVED = {
     "personal_data": "validation.personal_data",
     "profiling": "features.profiling",
     "promotion": "evaluation.promotion",
-    "publication": "monitoring.publication",
     "refusals": "scoring.refusals",
     "registry": "scoring.registry",
     "revenue": "modelling.revenue",

@@ -19,7 +19,7 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
-from leadscore_assets.lib.monitoring.publication import CorruptWarehouseError
+from leadscore_assets.resources.publication import CorruptWarehouseError
 from leadscore_assets.resources.warehouse import ProjectBusyError, Warehouse
 
 INPUT_MANAGER_KEY = "staged_tables"

@@ -1,4 +1,7 @@
-"""Where files live: source exports, reports and plots, all under one data directory."""
+"""Where files live: source exports, reports and plots, all under one data directory.
+
+lib/ returns what a report holds (text, bytes); the functions here put it in files.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,9 @@ import os
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
+
+from leadscore_assets.lib.scoring.spreadsheet import write_spreadsheet_csv as write_csv_into
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,3 +37,22 @@ class LeadscoreStorage(dg.ConfigurableResource):
         d = Path(self.data_dir).joinpath("reports", project, *parts)
         d.mkdir(parents=True, exist_ok=True)
         return d
+
+
+def write_files(directory: Path, files: dict[str, bytes]) -> dict[str, Path]:
+    """Each `name -> bytes` of `files` as a file in `directory` (made if missing); returns the paths."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for name, content in files.items():
+        written[name] = directory / name
+        written[name].write_bytes(content)
+    return written
+
+
+def write_spreadsheet_csv(frame: pd.DataFrame, path: Path) -> Path:
+    """`frame` as a CSV file a person can open safely (lib/scoring/spreadsheet.py: text neutralised
+    and quoted, numbers bare)."""
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        write_csv_into(frame, out)
+    return Path(path)

@@ -27,11 +27,11 @@ pids mean nothing here. Runs of different projects never touch the same file, so
 by side.
 
 A run that takes the project (not one continuing its own lease) first reads the published file
-through (`lib/publication.check_readable`): a corrupt file fails the run at once, naming the file
+through (`resources/publication.check_readable`): a corrupt file fails the run at once, naming the file
 and the rollback command, before any time is spent. Publishing keeps the file it replaces as
 `<project>/last_good.duckdb` (a hard link), which `python -m leadscore_assets.rollback <project>`
 puts back. Then, when the resource knows the MLflow store and the data directory, the run brings
-the champion alias and the call list in line with the published file (`lib/publication.reconcile`;
+the champion alias and the call list in line with the published file (`resources/publication.reconcile`;
 a change is logged as "repaired: ..." and shown in `published`'s metadata), ends MLflow runs dead
 runs left RUNNING, and prunes what failed runs left: staged copies beyond the newest few (all of
 them when the disk is short of room for the new copy) and their per-run report files.
@@ -55,8 +55,8 @@ import dagster as dg
 import duckdb
 from pydantic import PrivateAttr
 
-from leadscore_assets.lib.monitoring import publication as publication
-from leadscore_assets.lib.monitoring.publication import CorruptWarehouseError
+from leadscore_assets.resources import publication as publication
+from leadscore_assets.resources.publication import CorruptWarehouseError
 
 KEEP_STAGED = 3  # staged copies of unpublished runs kept per project for inspection
 
@@ -406,7 +406,7 @@ def rollback(directory: str | Path, project: str, *, tracking_uri: str | None = 
 
     Refused while a live run holds the project. The file replaced is kept as
     `<project>/rolled_back.duckdb`; then the champion alias and the call list are brought in
-    line with the restored file (`lib/publication.reconcile`), so all three agree again.
+    line with the restored file (`resources/publication.reconcile`), so all three agree again.
     Returns what was done: the restored file, where the bad one went, what reconcile changed.
     """
     root = Path(directory) / project

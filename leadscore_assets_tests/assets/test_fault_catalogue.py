@@ -50,7 +50,7 @@ from leadscore_assets.components.lead_scoring_project import project_definitions
 from leadscore_assets.demo_data import feedback, linkedin
 from leadscore_assets.lib.project.config import ProjectConfig, ProjectConfigError, load_project_config
 from leadscore_assets.lib.validation.personal_data import share_text
-from leadscore_assets.lib.monitoring.publication import KEEP_FAILED_REPORTS, champion_of, sha256_of
+from leadscore_assets.resources.publication import KEEP_FAILED_REPORTS, champion_of, sha256_of
 from leadscore_assets.lib.scoring.registry import current_champion
 from leadscore_assets.resources.feedback_inbox import file_sha256, scan_folder
 from leadscore_assets.resources.warehouse import KEEP_STAGED

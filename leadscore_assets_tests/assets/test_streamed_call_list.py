@@ -16,7 +16,7 @@ from leadscore_assets.lib.monitoring.effectiveness import history_rows
 from leadscore_assets.lib.scoring.call_list import call_list, top_of_call_list
 from leadscore_assets.lib.scoring.explain import REASON_COLUMNS
 from leadscore_assets.lib.scoring.scorer import REVENUE_COLUMNS
-from leadscore_assets.lib.scoring.spreadsheet import write_spreadsheet_csv
+from leadscore_assets.resources.storage import write_spreadsheet_csv
 from leadscore_assets.testing.runs import warehouse_file
 
 HOSTILE = ['=HYPERLINK("http://evil.example","Click")', "-5", "@x", "+cmd|' /C calc'!A0", "\t=2+2", " =1+1"]

@@ -1,4 +1,4 @@
-"""Publishing as one unit (lib/monitoring/publication.py), on real DuckDB files, a real MLflow SQLite store
+"""Publishing as one unit (resources/publication.py), on real DuckDB files, a real MLflow SQLite store
 and real processes killed with SIGKILL: the published file, the `@champion` alias and the call
 list move together, a run starting after a crash repairs them, a corrupt file is refused at once
 and rolled back with one command."""
@@ -13,8 +13,8 @@ import duckdb
 import pytest
 from mlflow import MlflowClient
 
-from leadscore_assets.lib.monitoring import publication as publication
-from leadscore_assets.lib.monitoring.publication import CorruptWarehouseError, call_list_dir, publish_unit, sha256_of
+from leadscore_assets.resources import publication as publication
+from leadscore_assets.resources.publication import CorruptWarehouseError, call_list_dir, publish_unit, sha256_of
 from leadscore_assets.lib.scoring.registry import current_champion
 from leadscore_assets.resources.warehouse import KEEP_STAGED, Warehouse, rollback
 
@@ -96,7 +96,7 @@ def test_a_publish_moves_file_alias_and_call_list_together_and_keeps_the_last_go
 _KILLED = """
 import os, signal, sys
 from pathlib import Path
-from leadscore_assets.lib.monitoring.publication import call_list_dir, publish_unit
+from leadscore_assets.resources.publication import call_list_dir, publish_unit
 from leadscore_assets.resources.warehouse import Warehouse
 from leadscore_assets_tests.resources.test_publish_recovery import MODEL, _client, _warehouse, _write_run
 

@@ -2,8 +2,8 @@
 
 Takes the chosen candidate's fitted pipeline and returns a typed result: the calibrated model and
 its threshold, test metrics with bootstrap intervals, the dummy baseline, SHAP
-importance, lift, plots and a model card. No I/O: the asset writes the files, MLflow and the
-warehouse row.
+importance, lift, plots and a model card. No I/O: `files()` gives the report files' contents;
+the asset writes them, MLflow and the warehouse row.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -23,7 +22,7 @@ from leadscore_assets.lib.scoring.explain import explain, global_importance, sum
 from leadscore_assets.lib.features.frame import SPLIT, FeatureSet
 from leadscore_assets.lib.evaluation.model_card import model_card
 from leadscore_assets.lib.modelling.calibration import uncalibrated
-from leadscore_assets.lib.scoring.spreadsheet import write_spreadsheet_csv
+from leadscore_assets.lib.scoring.spreadsheet import spreadsheet_csv
 from leadscore_assets.lib.modelling.training import FinalModel, finalise, split_xy
 
 EXPLAIN_SAMPLE = 2000  # test rows explained for the global SHAP summary
@@ -46,23 +45,26 @@ class ChallengerEvaluation:
     figures: dict = field(default_factory=dict)
     pngs: dict = field(default_factory=dict)  # name -> the PNG bytes `write` rendered (reused for the page)
 
-    def write(self, out: Path) -> None:
-        """Plots, tables, model card and evaluation.json into `out`. Each figure is rendered once,
-        its PNG bytes kept in `pngs` for the asset page's inline pictures."""
+    def files(self) -> dict[str, bytes]:
+        """Plots, tables, model card and evaluation.json as file name -> content, for the caller to
+        write. Each figure is rendered once, its PNG bytes kept in `pngs` for the asset page's
+        inline pictures."""
+        files = {}
         for name, fig in self.figures.items():
             buf = io.BytesIO()
             fig.savefig(buf, format="png", bbox_inches="tight")
             self.pngs[name] = buf.getvalue()
-            (out / f"{name}.png").write_bytes(self.pngs[name])
+            files[f"{name}.png"] = self.pngs[name]
         # opened in spreadsheets; feature names carry category values from the source: neutralised
-        write_spreadsheet_csv(self.lift_by_decile, out / "lift_by_decile.csv")
-        write_spreadsheet_csv(self.importance, out / "feature_importance.csv")
-        write_spreadsheet_csv(self.shap_mean_abs, out / "shap_mean_abs.csv")
-        (out / "model_card.md").write_text(self.card)
+        files["lift_by_decile.csv"] = spreadsheet_csv(self.lift_by_decile).encode("utf-8")
+        files["feature_importance.csv"] = spreadsheet_csv(self.importance).encode("utf-8")
+        files["shap_mean_abs.csv"] = spreadsheet_csv(self.shap_mean_abs).encode("utf-8")
+        files["model_card.md"] = self.card.encode("utf-8")
         report = {"candidate": self.candidate, "test": self.metrics, "intervals": self.intervals,
                   "dummy_test_roc_auc": self.dummy_test_roc_auc, "confusion_matrix": self.confusion_matrix,
                   "calibration": self.calibration, "threshold": self.threshold}
-        (out / "evaluation.json").write_text(json.dumps(report, indent=2, default=float))
+        files["evaluation.json"] = json.dumps(report, indent=2, default=float).encode("utf-8")
+        return files
 
     def close_figures(self) -> None:
         for fig in self.figures.values():

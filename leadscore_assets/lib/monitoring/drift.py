@@ -34,14 +34,16 @@ PER_COLUMN_FIELDS = ["column", "method", "score", "threshold", "drifted"]
 
 @dataclass
 class DriftReport:
-    """Drift of one kind of data, with Evidently's per-column numbers and the HTML report it wrote."""
+    """Drift of one kind of data, with Evidently's per-column numbers and its HTML report (the
+    caller writes `html` to `html_path`)."""
 
     kind: str  # "features" | "scores" | "labels"
     drift_share: float  # share of columns drifted (features) or 1.0/0.0 (scores/labels)
     drifted_columns: list[str]
     per_column: pd.DataFrame  # column, method, score, threshold, drifted
     psi: float | None  # population stability index of the scores, else None
-    html_path: Path
+    html_path: Path  # where the report is meant to be written (nothing is written here)
+    html: str = ""  # Evidently's standalone HTML report
 
 
 def feature_drift(
@@ -72,9 +74,7 @@ def feature_drift(
     from evidently.presets import DataDriftPreset
 
     definition = DataDefinition(numerical_columns=list(numeric), categorical_columns=list(categorical))
-    snapshot = _run_report(
-        [DataDriftPreset(columns=columns)], reference_features, current_features, definition, Path(html_path)
-    )
+    snapshot, html = _run_report([DataDriftPreset(columns=columns)], reference_features, current_features, definition)
     per_column = _value_drift_table(snapshot).set_index("column").loc[columns].reset_index()
     return DriftReport(
         kind="features",
@@ -83,6 +83,7 @@ def feature_drift(
         per_column=per_column,
         psi=None,
         html_path=Path(html_path),
+        html=html,
     )
 
 
@@ -100,14 +101,13 @@ def score_drift(
     from evidently.metrics import ValueDrift
 
     definition = DataDefinition(numerical_columns=[SCORE_COLUMN])
-    snapshot = _run_report(
+    snapshot, html = _run_report(
         [ValueDrift(column=SCORE_COLUMN, method="psi", threshold=psi_threshold)],
         pd.DataFrame({SCORE_COLUMN: reference_values}),
         pd.DataFrame({SCORE_COLUMN: current_values}),
         definition,
-        Path(html_path),
     )
-    return _single_column_report("scores", _value_drift_table(snapshot), Path(html_path), with_psi=True)
+    return _single_column_report("scores", _value_drift_table(snapshot), Path(html_path), html, with_psi=True)
 
 
 def label_drift(reference_labels: np.ndarray, current_labels: np.ndarray, html_path: Path) -> DriftReport:
@@ -119,14 +119,13 @@ def label_drift(reference_labels: np.ndarray, current_labels: np.ndarray, html_p
     from evidently.metrics import ValueDrift
 
     definition = DataDefinition(categorical_columns=[LABEL_COLUMN])
-    snapshot = _run_report(
+    snapshot, html = _run_report(
         [ValueDrift(column=LABEL_COLUMN)],
         pd.DataFrame({LABEL_COLUMN: reference_values}),
         pd.DataFrame({LABEL_COLUMN: current_values}),
         definition,
-        Path(html_path),
     )
-    return _single_column_report("labels", _value_drift_table(snapshot), Path(html_path), with_psi=False)
+    return _single_column_report("labels", _value_drift_table(snapshot), Path(html_path), html, with_psi=False)
 
 
 def _require_rows(reference_rows: int, current_rows: int, what: str) -> None:
@@ -175,9 +174,9 @@ def _run_report(
     reference: pd.DataFrame,
     current: pd.DataFrame,
     definition: DataDefinition,
-    html_path: Path,
-) -> dict:
-    """Run an Evidently report (current first, then reference), write its HTML and return `snapshot.dict()`."""
+) -> tuple[dict, str]:
+    """Run an Evidently report (current first, then reference); return `snapshot.dict()` and its
+    standalone HTML (what `snapshot.save_html` would write)."""
     from evidently import Dataset, Report
 
     report = Report(metrics, include_tests=True)  # the tests carry Evidently's per-column drift verdicts
@@ -188,9 +187,8 @@ def _run_report(
             Dataset.from_pandas(current, data_definition=definition),
             Dataset.from_pandas(reference, data_definition=definition),
         )
-        html_path.parent.mkdir(parents=True, exist_ok=True)
-        snapshot.save_html(str(html_path))  # save_html silently writes nothing when given a Path
-    return snapshot.dict()
+        html = snapshot.get_html_str(as_iframe=False)
+    return snapshot.dict(), html
 
 
 def _metric_type(config: dict) -> str:
@@ -241,7 +239,8 @@ def _drifted_columns_share(snapshot: dict) -> float:
     raise RuntimeError("the Evidently snapshot holds no DriftedColumnsCount result")
 
 
-def _single_column_report(kind: str, per_column: pd.DataFrame, html_path: Path, with_psi: bool) -> DriftReport:
+def _single_column_report(kind: str, per_column: pd.DataFrame, html_path: Path, html: str,
+                          with_psi: bool) -> DriftReport:
     """DriftReport for a one-column comparison (scores or labels)."""
     row = per_column.iloc[0]
     drifted = bool(row.drifted)
@@ -252,6 +251,7 @@ def _single_column_report(kind: str, per_column: pd.DataFrame, html_path: Path, 
         per_column=per_column,
         psi=float(row.score) if with_psi else None,
         html_path=html_path,
+        html=html,
     )
 
 
@@ -289,7 +289,8 @@ def current_rows(frame: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
 
 def drift_reports(reference: pd.DataFrame, current: pd.DataFrame, current_scores: np.ndarray, numeric: list[str],
                   categorical: list[str], label: str, out: Path, psi_threshold: float) -> dict[str, DriftReport]:
-    """Feature, score and (when both sides hold MIN_ROWS labels) label drift, each an HTML report in `out`."""
+    """Feature, score and (when both sides hold MIN_ROWS labels) label drift, each with an HTML
+    report meant for `out` (its `html_path`; the caller writes it)."""
     reports = {
         "features": feature_drift(reference, current, numeric, categorical, out / "feature_drift.html"),
         "scores": score_drift(reference["score"].to_numpy(), current_scores, out / "score_drift.html",

@@ -3,13 +3,13 @@
 Built from `lead_scores` and the validated rows: the lead id, the non-personal context columns
 the project names under `call_list.columns` (company, job title, ...), grade, probability,
 contact flag and every reason. Personal data never enters it (the config refuses to name it).
+No file is opened here: the list is written into streams the caller opened; the files, their
+names and the publishing swap are resources/call_list_files.py's.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-from typing import Iterable
+from typing import BinaryIO, Iterable, TextIO
 
 import pandas as pd
 import pyarrow as pa
@@ -20,7 +20,6 @@ from leadscore_assets.lib.scoring.explain import REASON_COLUMNS
 from leadscore_assets.lib.features.frame import ID
 from leadscore_assets.lib.scoring.spreadsheet import write_spreadsheet_csv_batches
 
-LATEST = "call_list"  # call_list.csv / call_list.parquet: the published list
 VALUE_COLUMNS = ("expected_order_value", "expected_revenue")
 # DuckDB's integer types and the pandas dtype a column of them with NULLs takes in its frames
 NULLABLE_INTEGERS = {"TINYINT": "Int8", "SMALLINT": "Int16", "INTEGER": "Int32", "BIGINT": "Int64",
@@ -110,27 +109,20 @@ def top_of_call_list(calls: pd.DataFrame, top: int) -> pd.DataFrame:
     return shown
 
 
-def published_call_list(files: dict[str, Path]) -> dict[str, Path]:
-    """Where `publish_call_list` puts this run's files (`call_list.csv` / `.parquet` next to them)."""
-    return {kind: path.with_name(f"{LATEST}{path.suffix}") for kind, path in files.items()}
-
-
-def write_call_list(calls: pd.DataFrame, directory: Path, run_id: str) -> dict[str, Path]:
-    """This run's list as CSV and Parquet (`<run id>.csv/.parquet`); `publish_call_list` makes
-    them the published `call_list.*` once the run passed every check.
+def write_call_list(calls: pd.DataFrame, csv_out: TextIO, parquet_out: BinaryIO) -> None:
+    """The list as CSV (into the text stream `csv_out`) and Parquet (into the binary stream
+    `parquet_out`), streams the caller opened (resources/call_list_files.py names and publishes the files).
 
     The CSV is for people: opened in a spreadsheet, so its text cells are neutralised (`'=...`,
     see lib/scoring/spreadsheet.py) and quoted. The Parquet copy is for machines and keeps the raw values."""
-    return write_call_list_batches([calls], directory, run_id)[0]
+    write_call_list_batches([calls], csv_out, parquet_out)
 
 
-def write_call_list_batches(batches: Iterable[pd.DataFrame], directory: Path, run_id: str, top: int = 0,
-                            timestamps: pd.DataFrame | None = None) -> tuple[dict[str, Path], pd.DataFrame]:
+def write_call_list_batches(batches: Iterable[pd.DataFrame], csv_out: TextIO, parquet_out: BinaryIO, top: int = 0,
+                            timestamps: pd.DataFrame | None = None) -> pd.DataFrame:
     """`write_call_list` for a list given in batches (same columns and dtypes, at least one), each
-    written as it comes: memory holds one batch. Returns the files and the list's first `top` rows.
-    `timestamps`: see `write_spreadsheet_csv_batches`."""
-    directory.mkdir(parents=True, exist_ok=True)
-    files = {"csv": directory / f"{run_id}.csv", "parquet": directory / f"{run_id}.parquet"}
+    written as it comes: memory holds one batch. Returns the list's first `top` rows.
+    `timestamps`: see `write_spreadsheet_csv_batches`. The streams are left open."""
     head: list[pd.DataFrame] = []
     writer = None
 
@@ -143,7 +135,7 @@ def write_call_list_batches(batches: Iterable[pd.DataFrame], directory: Path, ru
                 for i, field in enumerate(schema):
                     if pa.types.is_null(field.type):
                         schema = schema.set(i, field.with_type(pa.string()))
-                writer = pq.ParquetWriter(files["parquet"], schema)
+                writer = pq.ParquetWriter(parquet_out, schema)
             writer.write_table(pa.Table.from_pandas(frame, schema=writer.schema, preserve_index=False))
             if kept < top or not head:
                 head.append(frame.head(max(top - kept, 0)))
@@ -151,24 +143,8 @@ def write_call_list_batches(batches: Iterable[pd.DataFrame], directory: Path, ru
             yield frame
 
     try:
-        write_spreadsheet_csv_batches(to_parquet_too(batches), files["csv"], timestamps)
+        write_spreadsheet_csv_batches(to_parquet_too(batches), csv_out, timestamps)
     finally:
         if writer is not None:
             writer.close()
-    return files, (pd.concat(head, ignore_index=True) if len(head) > 1 else head[0].reset_index(drop=True))
-
-
-def publish_call_list(directory: Path, run_id: str) -> dict[str, Path]:
-    """Swap this run's list in as `call_list.csv` / `call_list.parquet` (atomic renames) and drop
-    older runs' lists; nothing when the run wrote none."""
-    published = {}
-    for suffix in ("csv", "parquet"):
-        staged = directory / f"{run_id}.{suffix}"
-        if staged.exists():
-            target = directory / f"{LATEST}.{suffix}"
-            os.replace(staged, target)
-            published[suffix] = target
-    for old in directory.glob("*.*"):
-        if old.stem != LATEST and old.suffix in (".csv", ".parquet"):
-            old.unlink(missing_ok=True)
-    return published
+    return pd.concat(head, ignore_index=True) if len(head) > 1 else head[0].reset_index(drop=True)

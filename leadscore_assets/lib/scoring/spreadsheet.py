@@ -7,13 +7,15 @@ text cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return (also 
 whitespace, which some spreadsheet imports trim) gets a leading single quote, and every text field
 is written quoted. Only text is touched: numbers (a negative probability difference, a count)
 stay numbers. Neutralise last, right before writing: nothing after it may trim the value.
+
+No file is opened here: the CSV is returned as text or written into a stream the caller opened
+(resources/storage.py's `write_spreadsheet_csv` writes one to a path).
 """
 
 from __future__ import annotations
 
 import csv
-from pathlib import Path
-from typing import Iterable
+from typing import Iterable, TextIO
 
 import pandas as pd
 
@@ -39,32 +41,38 @@ def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def write_spreadsheet_csv(frame: pd.DataFrame, path: Path) -> Path:
-    """`frame` as a CSV a person can open safely: text neutralised and quoted, numbers bare."""
-    neutralise_frame(frame).to_csv(path, index=False, quoting=csv.QUOTE_NONNUMERIC)
-    return path
+def spreadsheet_csv(frame: pd.DataFrame) -> str:
+    """`frame` as the text of a CSV a person can open safely: text neutralised and quoted, numbers bare."""
+    return neutralise_frame(frame).to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC)
 
 
-def write_spreadsheet_csv_batches(frames: Iterable[pd.DataFrame], path: Path,
-                                  timestamps: pd.DataFrame | None = None) -> Path:
-    """`frames` (same columns and dtypes, at least one) as one CSV, written one frame at a time: the
-    bytes `write_spreadsheet_csv` gives their concatenation, holding one frame in memory.
+def write_spreadsheet_csv(frame: pd.DataFrame, out: TextIO) -> None:
+    """`spreadsheet_csv(frame)` written into `out`, a text stream the caller opened (a file opened
+    with `newline=""`, encoding UTF-8, gives the bytes a spreadsheet reads)."""
+    neutralise_frame(frame).to_csv(out, index=False, quoting=csv.QUOTE_NONNUMERIC)
+
+
+def write_spreadsheet_csv_batches(frames: Iterable[pd.DataFrame], out: TextIO,
+                                  timestamps: pd.DataFrame | None = None) -> None:
+    """`frames` (same columns and dtypes, at least one) as one CSV written into the text stream `out`
+    one frame at a time: the text `write_spreadsheet_csv` gives their concatenation, holding one
+    frame in memory.
 
     pandas writes a datetime column in the finest precision any of its values needs (dates only when
     every value is midnight), a choice over the whole column: `timestamps` holds, for each datetime
     column, a value of the whole needing the finest one, so every frame's cells are written as the
     whole frame's would be."""
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        header = True
-        for frame in frames:
-            out = neutralise_frame(frame)
-            for column in out.columns:
-                if timestamps is not None and column in timestamps and out[column].dtype.kind == "M":
-                    witnessed = pd.concat([timestamps[column].astype(out[column].dtype), out[column]], ignore_index=True)
-                    text = witnessed.astype(str).iloc[len(timestamps):].to_numpy(dtype=object)
-                    out[column] = pd.Series(text, index=out.index, dtype=object).where(out[column].notna(), None)
-            out.to_csv(fh, header=header, index=False, quoting=csv.QUOTE_NONNUMERIC)
-            header = False
+    header = True
+    for frame in frames:
+        out_frame = neutralise_frame(frame)
+        for column in out_frame.columns:
+            if timestamps is not None and column in timestamps and out_frame[column].dtype.kind == "M":
+                witnessed = pd.concat([timestamps[column].astype(out_frame[column].dtype), out_frame[column]],
+                                      ignore_index=True)
+                text = witnessed.astype(str).iloc[len(timestamps):].to_numpy(dtype=object)
+                out_frame[column] = pd.Series(text, index=out_frame.index, dtype=object).where(
+                    out_frame[column].notna(), None)
+        out_frame.to_csv(out, header=header, index=False, quoting=csv.QUOTE_NONNUMERIC)
+        header = False
     if header:
         raise ValueError("no frame given: not even an empty one for the header")
-    return path

@@ -40,9 +40,11 @@ def _decile_psi(reference: np.ndarray, current: np.ndarray, floor: float = 1e-4)
     return float(np.sum((ref_share - cur_share) * np.log(ref_share / cur_share)))
 
 
-def _assert_html_written(report, *mentions: str) -> None:
-    """The report file exists, is a full Evidently page and states this comparison's findings."""
-    html = report.html_path.read_text(encoding="utf-8")
+def _assert_html_report(report, *mentions: str) -> None:
+    """The report's HTML is a full Evidently page stating this comparison's findings; lib writes no
+    file (the caller writes `html` to `html_path`)."""
+    assert not report.html_path.exists()
+    html = report.html
     assert len(html) > 50_000  # the page embeds Evidently's UI bundle
     for mention in mentions:
         assert mention in html
@@ -54,7 +56,7 @@ def test_same_distribution_reports_no_drift(tmp_path):
     assert report.drift_share == 0.0 and report.drifted_columns == []
     assert report.per_column.column.tolist() == NUMERIC + CATEGORICAL
     assert list(report.per_column.columns) == ["column", "method", "score", "threshold", "drifted"]
-    _assert_html_written(report, "Drift is detected for 0.0% of columns (0 out of 5).")
+    _assert_html_report(report, "Drift is detected for 0.0% of columns (0 out of 5).")
 
 
 def test_shifted_numeric_and_new_industry_mix_drift_while_the_rest_does_not(tmp_path):
@@ -69,7 +71,7 @@ def test_shifted_numeric_and_new_industry_mix_drift_while_the_rest_does_not(tmp_
     by_column = report.per_column.set_index("column")
     assert not by_column.loc[["engagement", "constant_flag", "weekday"], "drifted"].any()
     assert by_column.loc["employees", "score"] > by_column.loc["employees", "threshold"]
-    _assert_html_written(report, "Drift is detected for 40.0% of columns (2 out of 5).")
+    _assert_html_report(report, "Drift is detected for 40.0% of columns (2 out of 5).")
 
 
 def test_constant_column_on_small_data_is_not_drifted(tmp_path):
@@ -110,7 +112,7 @@ def test_score_psi_is_near_zero_when_stable_and_large_when_shifted(tmp_path):
     assert shifted.per_column.loc[0, ["method", "threshold"]].tolist() == ["psi", 0.2]
     # Evidently bins PSI with Sturges' rule on both samples, not on reference deciles: close, not equal.
     assert shifted.psi == pytest.approx(_decile_psi(reference, current), rel=0.15)
-    _assert_html_written(shifted, "Drift in column 'score'", "Drift detection method: PSI")
+    _assert_html_report(shifted, "Drift in column 'score'", "Drift detection method: PSI")
 
 
 def test_label_drift_detects_positive_rate_rising_from_10_to_40_percent(tmp_path):
@@ -123,7 +125,7 @@ def test_label_drift_detects_positive_rate_rising_from_10_to_40_percent(tmp_path
     report = label_drift(reference, (rng.random(3000) < 0.4).astype(int), tmp_path / "labels.html")
     assert report.kind == "labels" and report.drifted_columns == ["label"] and report.drift_share == 1.0
     assert report.per_column.loc[0, "score"] > report.per_column.loc[0, "threshold"]
-    _assert_html_written(report, "Drift in column 'label'")
+    _assert_html_report(report, "Drift in column 'label'")
 
 
 def _snapshot(value_drift_status: str | None) -> dict:

@@ -39,18 +39,24 @@ def test_only_text_columns_change_numbers_stay_numbers():
     assert frame.company_name.iloc[0] == "=1+1"  # the caller's frame is not changed
 
 
-def test_batches_write_the_bytes_of_the_whole_frame_datetimes_included(tmp_path):
-    from leadscore_assets.lib.scoring.spreadsheet import write_spreadsheet_csv, write_spreadsheet_csv_batches
+def test_batches_write_the_bytes_of_the_whole_frame_datetimes_included():
+    import io
+
+    from leadscore_assets.lib.scoring.spreadsheet import (
+        spreadsheet_csv, write_spreadsheet_csv, write_spreadsheet_csv_batches)
 
     whole = pd.DataFrame({
         "company_name": ["=1+1", "Acme", None, "-5", "@x", "ok"],
         "seen": pd.to_datetime(["2024-01-01", "2024-01-02", None, "2024-01-03", "2024-01-04 10:00:00.5", None], format="mixed"),
         "day": pd.to_datetime(["2024-01-01", "2024-01-02", None, "2024-01-03", "2024-01-04", None]),
         "size": pd.array([1, None, 3, -4, 5, 6], dtype="Int64"), "p": [0.5, -0.25, float("nan"), 1.0, 2.0, 3.0]})
-    write_spreadsheet_csv(whole, tmp_path / "whole.csv")
+    whole_out = io.StringIO(newline="")
+    write_spreadsheet_csv(whole, whole_out)
+    assert whole_out.getvalue() == spreadsheet_csv(whole)
     # the batch without the half second would be written as dates alone: the witness keeps the whole's format
     witness = whole.loc[[4], ["seen", "day"]]
     batches = [whole.iloc[:3], whole.iloc[3:4], whole.iloc[4:]]
-    write_spreadsheet_csv_batches(batches, tmp_path / "batches.csv", timestamps=witness)
-    assert (tmp_path / "batches.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
-    assert '"\'=1+1"' in (tmp_path / "whole.csv").read_text()  # neutralised and quoted
+    batches_out = io.StringIO(newline="")
+    write_spreadsheet_csv_batches(batches, batches_out, timestamps=witness)
+    assert batches_out.getvalue().encode() == whole_out.getvalue().encode()
+    assert '"\'=1+1"' in whole_out.getvalue()  # neutralised and quoted

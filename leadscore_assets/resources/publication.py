@@ -16,7 +16,9 @@ leaves a state the next run repairs, saying so.
 
 The `_leadscore` schema is bookkeeping of the file, not part of the project's table contract
 (assets/tables.py); it stays local (PostgreSQL publishing copies the project's schema only).
-Nothing here imports Dagster.
+Nothing here imports Dagster: the Warehouse resource (resources/warehouse.py), the `published`
+asset and the rollback command call these functions; they move files and MLflow state, so they
+live with the resources, not in lib/.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
+
+from leadscore_assets.resources.call_list_files import publish_call_list
 
 SCHEMA = "_leadscore"
 LAST_GOOD = "last_good.duckdb"  # the previous published file, kept at each publish for one-command rollback
@@ -310,8 +314,6 @@ def publish_unit(warehouse, project: str, run_id: str, model_name: str, *, clien
     Killed before the swap: nothing readers see changed. Killed after it: the next run's start
     finishes the move. Returns `warehouse.publish`'s result with `moved` (what reconcile changed)
     and `repaired_at_start` (what this run's start had repaired)."""
-    from leadscore_assets.lib.scoring.call_list import publish_call_list
-
     with warehouse.connection(project) as conn:
         repaired = repairs_of_run(conn, run_id)
         record_publication(conn, project, run_id, model_name,
