@@ -3,7 +3,6 @@ metadata. Asset specs: assets/specs.py; table names and typed reads and writes: 
 
 
 import base64
-import io
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +17,7 @@ from leadscore_assets.assets.tables import COLUMN_TYPES, FEATURE_SCHEMA
 from leadscore_assets.lib.sources.column_typing import with_columns
 from leadscore_assets.lib.project.config import ColumnSpec, ProjectConfig
 from leadscore_assets.lib.features.frame import FeatureSet
+from leadscore_assets.lib.evaluation.metrics import figure_png
 from leadscore_assets.lib.validation.personal_data import is_text_column, value_kind
 from leadscore_assets.resources.publication import CorruptWarehouseError
 from leadscore_assets.resources.staged_tables import StagedTable
@@ -68,14 +68,6 @@ def table_value(frame: pd.DataFrame) -> dg.MetadataValue:
     records = [dg.TableRecord({str(k): v.item() if hasattr(v, "item") else v for k, v in r.items()})
                for r in shown.to_dict("records")]
     return dg.MetadataValue.table(records=records, schema=schema)
-
-
-def figure_png(fig) -> bytes:
-    """A matplotlib figure rendered once as PNG bytes (the same bytes `fig.savefig("x.png",
-    bbox_inches="tight")` writes): render once, then write the file, log it and embed it."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
-    return buf.getvalue()
 
 
 def png_markdown(pngs: dict[str, bytes]) -> str:

@@ -14,7 +14,6 @@ from leadscore_assets.assets.common import (
     check,
     check_results,
     check_specs,
-    figure_markdown,
     feature_set_of,
     png_markdown,
     table_value,
@@ -129,7 +128,7 @@ def evaluation_metadata(ev: ChallengerEvaluation, config: ProjectConfig, mlflow_
         "threshold": round(float(ev.final.threshold.threshold), 4),
         **({"targets": dg.MetadataValue.md(targets_markdown(targets, config.targets)),
             "targets_met": targets_met(targets)} if config.targets else {}),
-        "plots": dg.MetadataValue.md(png_markdown(ev.pngs) if ev.pngs else figure_markdown(ev.figures)),
+        "plots": dg.MetadataValue.md(png_markdown(ev.pngs)),  # rendered once by `ev.files()`, written before
         "model_card": dg.MetadataValue.md(ev.card),
         **{f"{name}_plot": artifact(f"{name}.png") for name in ev.figures},
         "model_card_in_mlflow": artifact("model_card.md"),

@@ -191,9 +191,6 @@ class MlflowStore(dg.ConfigurableResource):
     def set_tag(self, key: str, value: str) -> None:
         mlflow.set_tag(key, value)
 
-    def log_figure(self, figure, artifact_file: str) -> None:
-        mlflow.log_figure(figure, artifact_file)
-
     def log_artifacts(self, local_dir: str | Path, artifact_path: str) -> None:
         mlflow.log_artifacts(str(local_dir), artifact_path=artifact_path)
 

@@ -8,7 +8,6 @@ the asset writes them, MLflow and the warehouse row.
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass, field
 
@@ -17,7 +16,9 @@ import pandas as pd
 
 from leadscore_assets.lib.modelling.calibration import reliability_plot
 from leadscore_assets.lib.project.config import ProjectConfig
-from leadscore_assets.lib.evaluation.metrics import bootstrap_ci, classification_metrics, confusion, lift_table, plot_report
+from leadscore_assets.lib.evaluation.metrics import (
+    bootstrap_ci, classification_metrics, confusion, figure_png, lift_table, plot_report,
+)
 from leadscore_assets.lib.scoring.explain import explain, global_importance, summary_plot
 from leadscore_assets.lib.features.frame import SPLIT, FeatureSet
 from leadscore_assets.lib.evaluation.model_card import model_card
@@ -43,7 +44,7 @@ class ChallengerEvaluation:
     confusion_matrix: list
     card: str
     figures: dict = field(default_factory=dict)
-    pngs: dict = field(default_factory=dict)  # name -> the PNG bytes `write` rendered (reused for the page)
+    pngs: dict = field(default_factory=dict)  # name -> the PNG bytes `files()` rendered (reused for the page)
 
     def files(self) -> dict[str, bytes]:
         """Plots, tables, model card and evaluation.json as file name -> content, for the caller to
@@ -51,9 +52,7 @@ class ChallengerEvaluation:
         inline pictures."""
         files = {}
         for name, fig in self.figures.items():
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png", bbox_inches="tight")
-            self.pngs[name] = buf.getvalue()
+            self.pngs[name] = figure_png(fig)
             files[f"{name}.png"] = self.pngs[name]
         # opened in spreadsheets; feature names carry category values from the source: neutralised
         files["lift_by_decile.csv"] = spreadsheet_csv(self.lift_by_decile).encode("utf-8")

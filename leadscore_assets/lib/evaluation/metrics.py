@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -215,3 +217,11 @@ def bootstrap_draws(
             gained = np.diff(recall, axis=1, prepend=0.0)  # 0 at scores this resample did not draw
             draws["pr_auc"].append(np.maximum(0.0, (gained * precision).sum(axis=1)))
     return {m: np.concatenate(blocks) if blocks else np.empty(0) for m, blocks in draws.items()}
+
+
+def figure_png(fig) -> bytes:
+    """A matplotlib figure rendered once as PNG bytes (the same bytes `fig.savefig("x.png",
+    bbox_inches="tight")` writes): render once, then write the file, log it and embed it."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    return buf.getvalue()
