@@ -17,6 +17,7 @@ from leadscore_assets.assets.tables import COLUMN_TYPES, FEATURE_SCHEMA
 from leadscore_assets.lib.sources.column_typing import with_columns
 from leadscore_assets.lib.project.config import ColumnSpec, ProjectConfig
 from leadscore_assets.lib.features.frame import FeatureSet
+from leadscore_assets.lib.features.sample import ModellingRows
 from leadscore_assets.lib.evaluation.metrics import figure_png
 from leadscore_assets.lib.validation.personal_data import is_text_column, value_kind
 from leadscore_assets.resources.publication import CorruptWarehouseError
@@ -158,6 +159,15 @@ def load_feature_set(conn: duckdb.DuckDBPyConnection, config: ProjectConfig) -> 
 def feature_set_of(feature_schema: StagedTable) -> FeatureSet:
     """The feature set decided when features were built (it depends on the data)."""
     return FeatureSet.from_frame(feature_schema.read())
+
+
+def read_modelling_rows(features: StagedTable, config: ProjectConfig) -> tuple[pd.DataFrame, str]:
+    """The features table as the modelling steps read it (whole, or its stratified sample above
+    `models.max_rows`), and the words that say which, for the step's page."""
+    with features.connection() as conn:
+        rows = ModellingRows(conn.execute(f"SELECT count(*) FROM {features.sql}").fetchall()[0][0], config.models.max_rows)
+        frame = conn.execute(rows.sql(features.sql, config.models.seed)).df()
+    return frame, rows.describe(len(frame))
 
 
 def config_with_columns(config: ProjectConfig, column_types: StagedTable) -> ProjectConfig:

@@ -16,6 +16,7 @@ from leadscore_assets.assets.common import (
     check_specs,
     feature_set_of,
     png_markdown,
+    read_modelling_rows,
     table_value,
     warehouse_connection,
     write_figures,
@@ -232,7 +233,7 @@ def build(config: ProjectConfig) -> list:
         context: dg.AssetExecutionContext, warehouse: Warehouse, mlflow_store: MlflowStore,
         storage: LeadscoreStorage, features: StagedTable, feature_schema: StagedTable,
     ) -> dg.MaterializeResult:
-        frame, fs = features.read(), feature_set_of(feature_schema)
+        (frame, modelling_rows), fs = read_modelling_rows(features, config), feature_set_of(feature_schema)
         method = selection_method(frame, config)
         x_fit, y_fit = split_xy(frame, fs, *fit_splits(method))
         x_val, y_val = split_xy(frame, fs, "validation")
@@ -248,7 +249,8 @@ def build(config: ProjectConfig) -> list:
         with warehouse_connection(warehouse, config) as conn:
             CANDIDATE_MODELS.write(conn, config, results)
         return dg.MaterializeResult(
-            metadata=leaderboard_page(config, results, method, judged_on, search_md, mlflow_store),
+            metadata={**leaderboard_page(config, results, method, judged_on, search_md, mlflow_store),
+                      "modelling_rows": modelling_rows},
             check_results=check_results(warehouse, CANDIDATE_MODELS.key(config), [search_within_budget]),
         )
 
@@ -272,7 +274,7 @@ def build(config: ProjectConfig) -> list:
         storage: LeadscoreStorage, candidate_models: StagedTable, features: StagedTable, feature_schema: StagedTable,
         validated_contacts: StagedTable,
     ) -> dg.MaterializeResult:
-        frame, fs = features.read(), feature_set_of(feature_schema)
+        (frame, modelling_rows), fs = read_modelling_rows(features, config), feature_set_of(feature_schema)
         cands = candidate_models.read(where="ORDER BY selection_score DESC")
         window = data_window(validated_contacts, config)
         best, dummy = cands[cands.chosen].iloc[0], cands[cands.candidate == "dummy"].iloc[0]
@@ -299,7 +301,7 @@ def build(config: ProjectConfig) -> list:
                "dummy_test_roc_auc": ev.dummy_test_roc_auc, **{f"test_{k}": v for k, v in metrics.items()}}
         with warehouse_connection(warehouse, config) as conn:
             EVALUATION_REPORT.write(conn, config, pd.DataFrame([row]))
-        metadata = evaluation_metadata(ev, config, mlflow_store, run.info.run_id, out)
+        metadata = {**evaluation_metadata(ev, config, mlflow_store, run.info.run_id, out), "modelling_rows": modelling_rows}
         ev.close_figures()
         return dg.MaterializeResult(
             metadata=metadata, check_results=check_results(warehouse, EVALUATION_REPORT.key(config), [beats_dummy_baseline]))

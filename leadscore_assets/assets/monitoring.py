@@ -10,7 +10,14 @@ feed the promotion gate; each report is an HTML file under data/reports, logged 
 import dagster as dg
 import pandas as pd
 
-from leadscore_assets.assets.common import check, check_results, check_specs, feature_set_of, warehouse_connection
+from leadscore_assets.assets.common import (
+    check,
+    check_results,
+    check_specs,
+    feature_set_of,
+    read_modelling_rows,
+    warehouse_connection,
+)
 from leadscore_assets.assets.inputs import Reads, StagedTable
 from leadscore_assets.assets.specs import asset_kwargs, step_tags
 from leadscore_assets.assets.tables import (
@@ -88,7 +95,8 @@ def build(config: ProjectConfig) -> list:
     def drift_reports(context: dg.AssetExecutionContext, warehouse: Warehouse, mlflow_store: MlflowStore,
                       storage: LeadscoreStorage, evaluation_report: StagedTable, features: StagedTable,
                       feature_schema: StagedTable):
-        frame, fs, ev = features.read(), feature_set_of(feature_schema), evaluation_report.read().iloc[0]
+        (frame, modelling_rows), fs = read_modelling_rows(features, config), feature_set_of(feature_schema)
+        ev = evaluation_report.read().iloc[0]
         model, reference, against = reference_of(mlflow_store, config, frame, fs, ev.model_uri)
         current = current_rows(frame, reference)
         out = storage.report_dir(config.name, "drift", context.run_id)
@@ -105,8 +113,9 @@ def build(config: ProjectConfig) -> list:
         yield dg.MaterializeResult(asset_key=DRIFT_SUMMARY.key(config), metadata={
             "dagster/row_count": len(summary),
             "summary": dg.MetadataValue.md(summary[["kind", "drift_share", "psi"]].round(4).to_markdown(index=False))})
-        yield dg.MaterializeResult(asset_key=reports_spec.key, metadata=drift_page(
-            config, mlflow_store, run.info.run_id, reports, len(reference), len(current), against, out))
+        yield dg.MaterializeResult(asset_key=reports_spec.key, metadata={**drift_page(
+            config, mlflow_store, run.info.run_id, reports, len(reference), len(current), against, out),
+            "modelling_rows": modelling_rows})
         yield from check_results(warehouse, reports_spec.key, checks)
 
     return [drift_reports]

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import dagster as dg
 import pandas as pd
 
-from leadscore_assets.assets.common import config_with_columns, feature_set_of, warehouse_connection
+from leadscore_assets.assets.common import config_with_columns, feature_set_of, read_modelling_rows, warehouse_connection
 from leadscore_assets.assets.inputs import Reads, StagedTable
 from leadscore_assets.assets.specs import asset_kwargs, step_tags
 from leadscore_assets.assets.tables import (
@@ -68,7 +68,7 @@ def build(config: ProjectConfig) -> list:
                        feature_schema: StagedTable, **served_from: StagedTable):
         client, name = mlflow_store.client, config.registered_model_name
         ev, drift = evaluation_report.read().iloc[0], drift_summary.read().set_index("kind")
-        frame, fs = features.read(), feature_set_of(feature_schema)
+        (frame, modelling_rows), fs = read_modelling_rows(features, config), feature_set_of(feature_schema)
         served = served_model_parts(config, **served_from)
         champion = current_champion(client, name)
         challenger_model = mlflow_store.load_model(ev.model_uri)
@@ -99,8 +99,8 @@ def build(config: ProjectConfig) -> list:
         now_champion = client.get_model_version(name, version) if decision.promote else champion
         yield dg.MaterializeResult(asset_key=MODEL_DECISIONS.key(config), metadata={
             "decision": row["decision"], "reason": decision.reason, "challenger_version": version})
-        yield dg.MaterializeResult(asset_key=champion_spec.key, metadata=champion_page(
-            config, mlflow_store, ev, version, decision, comparison, now_champion))
+        yield dg.MaterializeResult(asset_key=champion_spec.key, metadata={**champion_page(
+            config, mlflow_store, ev, version, decision, comparison, now_champion), "modelling_rows": modelling_rows})
 
     return [champion_model]
 

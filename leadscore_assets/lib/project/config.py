@@ -223,12 +223,23 @@ class ModelSpec(StrictModel):
     calibration: Literal["auto", "sigmoid", "isotonic", "none"] = "auto"
     threshold: ThresholdSpec = Field(default_factory=ThresholdSpec)
     explain_max_rows: int = 50_000  # larger sources are explained in chunks of this size
+    # Rows training, evaluation, the champion comparison, drift and the profile read at most: a larger
+    # features table is read as a stratified sample of this size (lib/features/sample.py; every lead
+    # is still scored). None: always every row.
+    max_rows: int | None = 500_000
     # How the best candidate is chosen: on the validation split, or by stratified K-fold CV over
     # training + validation (stable when positives are few). `auto` uses CV while the validation
     # split holds fewer than `cv_below_validation_positives` positives.
     selection: Literal["auto", "holdout", "cv"] = "auto"
     cv_folds: int = 5
     cv_below_validation_positives: int = 300
+
+    @field_validator("max_rows")
+    @classmethod
+    def _room_for_every_split(cls, v: int | None) -> int | None:
+        if v is not None and v < 100:
+            raise ValueError("max_rows must be at least 100 (or null: every row), room for every split's classes")
+        return v
 
     @field_validator("candidates")
     @classmethod
