@@ -27,6 +27,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -35,6 +36,7 @@ import duckdb
 from leadscore_assets.resources.call_list_files import publish_call_list
 
 SCHEMA = "_leadscore"
+PART_BYTES = 32 << 20  # call list bytes per recorded row: what publishing holds in memory at once
 LAST_GOOD = "last_good.duckdb"  # the previous published file, kept at each publish for one-command rollback
 ROLLED_BACK = "rolled_back.duckdb"  # the file a rollback replaced, kept (one) for inspection
 KEEP_FAILED_REPORTS = 3  # per-run report folders of runs that never published, kept per project
@@ -114,10 +116,16 @@ def record_publication(conn: duckdb.DuckDBPyConnection, project: str, run_id: st
     files = {suffix: path for suffix, path in call_list_files.items() if Path(path).exists()}
     if files:
         conn.execute(f"CREATE OR REPLACE TABLE {SCHEMA}.call_list_files "
-                     "(suffix VARCHAR, sha256 VARCHAR, content BLOB, dagster_run_id VARCHAR)")
+                     "(suffix VARCHAR, sha256 VARCHAR, content BLOB, dagster_run_id VARCHAR, part INTEGER)")
         for suffix, path in sorted(files.items()):
-            conn.execute(f"INSERT INTO {SCHEMA}.call_list_files VALUES (?, ?, ?, ?)",
-                         [suffix, sha256_of(path), Path(path).read_bytes(), run_id])
+            sha = sha256_of(path)
+            with open(path, "rb") as fh:  # in parts: a call list of millions of leads is never one bytes object
+                for part, block in enumerate(iter(lambda: fh.read(PART_BYTES), b"")):
+                    conn.execute(f"INSERT INTO {SCHEMA}.call_list_files VALUES (?, ?, ?, ?, ?)",
+                                 [suffix, sha, block, run_id, part])
+                if fh.tell() == 0:  # an empty file is one empty part
+                    conn.execute(f"INSERT INTO {SCHEMA}.call_list_files VALUES (?, ?, ?, ?, 0)",
+                                 [suffix, sha, b"", run_id])
 
 
 def record_repairs(conn: duckdb.DuckDBPyConnection, run_id: str, repairs: list[str]) -> None:
@@ -168,6 +176,7 @@ def reconcile(published: Path, project: str, *, client=None, call_list_folder: P
 
     if not Path(published).exists():
         return []
+    restored = []
     with duckdb.connect(str(published), read_only=True) as conn:
         target = champion_of(conn, project)
         model = None
@@ -178,13 +187,15 @@ def reconcile(published: Path, project: str, *, client=None, call_list_folder: P
         recorded = {}
         if _has_table(conn, SCHEMA, "call_list_files"):
             recorded = {s: (sha, run) for s, sha, run in conn.execute(
-                f"SELECT suffix, sha256, dagster_run_id FROM {SCHEMA}.call_list_files").fetchall()}
+                f"SELECT DISTINCT suffix, sha256, dagster_run_id FROM {SCHEMA}.call_list_files").fetchall()}
         stale = []
         if call_list_folder is not None:
             stale = [s for s, (sha, _) in recorded.items()
                      if not (path := Path(call_list_folder) / f"call_list.{s}").exists() or sha256_of(path) != sha]
-        contents = {s: conn.execute(f"SELECT content FROM {SCHEMA}.call_list_files WHERE suffix = ?",
-                                    [s]).fetchall()[0][0] for s in stale}
+        for suffix in sorted(stale):
+            path = Path(call_list_folder) / f"call_list.{suffix}"
+            _write_atomically(path, _recorded_parts(conn, suffix))
+            restored.append(f"{path} replaced by the call list of run {recorded[suffix][1]}, the one {published} records")
     model = model or f"leadscore-{project}"
     changed = []
     if client is not None and target is not None:
@@ -194,19 +205,27 @@ def reconcile(published: Path, project: str, *, client=None, call_list_folder: P
             was = f"v{current.version}" if current is not None else "no version"
             changed.append(f"champion alias of {model} moved from {was} to v{target}, the version the latest "
                            f"promoted decision in {published} names")
-    for suffix in sorted(contents):
-        path = Path(call_list_folder) / f"call_list.{suffix}"
-        _write_atomically(path, bytes(contents[suffix]))
-        changed.append(f"{path} replaced by the call list of run {recorded[suffix][1]}, the one {published} records")
-    return changed
+    return changed + restored
 
 
-def _write_atomically(path: Path, content: bytes) -> None:
+def _recorded_parts(conn: duckdb.DuckDBPyConnection, suffix: str) -> Iterator[bytes]:
+    """The recorded bytes of one call list file, part by part (a file recorded before parts were
+    is one row without a `part` column)."""
+    columns = {r[0] for r in conn.execute(f"DESCRIBE {SCHEMA}.call_list_files").fetchall()}
+    cursor = conn.cursor()
+    cursor.execute(f"SELECT content FROM {SCHEMA}.call_list_files WHERE suffix = ? "
+                   f"ORDER BY {'part' if 'part' in columns else 1}", [suffix])
+    while (row := cursor.fetchone()) is not None:
+        yield bytes(row[0])
+
+
+def _write_atomically(path: Path, parts: Iterable[bytes]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(content)
+            for part in parts:
+                fh.write(part)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

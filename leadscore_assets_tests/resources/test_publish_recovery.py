@@ -221,3 +221,34 @@ def test_a_publish_that_fails_before_the_swap_moves_nothing(data_dir):
     assert sha256_of(call_list_dir(data_dir, "p") / "call_list.csv") != sha256_of(
         call_list_dir(data_dir, "p") / "run-2.csv")
     w.release()
+
+
+def test_a_call_list_larger_than_a_part_is_recorded_in_parts_and_restored_byte_for_byte(data_dir, monkeypatch):
+    monkeypatch.setattr(publication, "PART_BYTES", 1000)  # millions of leads, in miniature
+    big = "rank,lead_id\n" + "".join(f"{i},lead-{i:07d}\n" for i in range(1, 800))
+    w = _warehouse(data_dir, "run-1")
+    _write_run(w, data_dir, "run-1", "1")
+    folder = call_list_dir(data_dir, "p")
+    (folder / "run-1.csv").write_text(big)
+    publish_unit(w, "p", "run-1", MODEL, client=_client(data_dir), call_list_folder=folder)
+    published = w.published_path("p")
+    with duckdb.connect(str(published), read_only=True) as conn:
+        parts = conn.execute("SELECT count(*), max(octet_length(content)) FROM _leadscore.call_list_files "
+                             "WHERE suffix = 'csv'").fetchone()
+    assert parts[0] == -(-len(big) // 1000) and parts[1] <= 1000
+    (folder / "call_list.csv").write_text("tampered")
+    moved = publication.reconcile(published, "p", client=_client(data_dir), call_list_folder=folder)
+    assert moved and (folder / "call_list.csv").read_text() == big
+
+
+def test_a_file_recorded_before_parts_existed_still_restores_its_call_list(data_dir):
+    _publish(data_dir, "run-1", "1")
+    published = data_dir / "warehouse" / "p" / "warehouse.duckdb"
+    with duckdb.connect(str(published)) as conn:  # the layout of files published by earlier versions
+        conn.execute("CREATE OR REPLACE TABLE _leadscore.call_list_files (suffix VARCHAR, sha256 VARCHAR, "
+                     "content BLOB, dagster_run_id VARCHAR)")
+        conn.execute("INSERT INTO _leadscore.call_list_files VALUES ('csv', ?, ?, 'run-0')",
+                     [__import__("hashlib").sha256(b"rank,lead_id\n1,old\n").hexdigest(), b"rank,lead_id\n1,old\n"])
+    folder = call_list_dir(data_dir, "p")
+    publication.reconcile(published, "p", client=_client(data_dir), call_list_folder=folder)
+    assert (folder / "call_list.csv").read_text() == "rank,lead_id\n1,old\n"
