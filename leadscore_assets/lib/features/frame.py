@@ -145,6 +145,13 @@ def feature_rows(
     """
     if fs is not None and len(validated) == 1:  # a served lead: the same rows without pandas' per-column steps
         return _one_row(validated, config, fs, references), fs
+    return _feature_rows(validated, config, fs, references)
+
+
+def _feature_rows(
+    validated: pd.DataFrame, config: ProjectConfig, fs: FeatureSet | None, references: dict[str, pd.Timestamp] | None,
+) -> tuple[pd.DataFrame, FeatureSet]:
+    """`feature_rows` of any number of leads, column by column (the route of the features table)."""
     presence = {flag: validated[col].notna().to_numpy(dtype="float64")
                 for flag, col in presence_columns(config).items()}
     features = config.feature_columns()
@@ -242,13 +249,64 @@ def build_feature_frame(
     """
     out, fs = feature_rows(validated, config)
     out = out.merge(labels[[ID, LABEL]], on=ID, how="left")
-    out[LABEL] = out[LABEL].astype("float64")
-    out[NEWEST_FEEDBACK] = out[ID].isin(newest_feedback_ids) & out[LABEL].notna()
-    out[FEEDBACK] = (out[ID].isin(feedback_ids) | out[NEWEST_FEEDBACK]) & out[LABEL].notna()
     time = as_datetime(validated[config.split.time_column]).to_numpy() if config.split.time_column else None
-    out[SPLIT] = assign_splits(out[LABEL].to_numpy(), time, config, out[NEWEST_FEEDBACK].to_numpy(),
-                               out[FEEDBACK].to_numpy())
+    columns = label_columns(out[LABEL].astype("float64").to_numpy(), time, config,
+                            out[ID].isin(newest_feedback_ids).to_numpy(), out[ID].isin(feedback_ids).to_numpy())
+    for name, values in columns.items():
+        out[name] = values
     return out[[ID, *fs.columns, LABEL, SPLIT, NEWEST_FEEDBACK, FEEDBACK]], fs
+
+
+def label_columns(label: np.ndarray, time: np.ndarray | None, config: ProjectConfig, in_newest_feedback: np.ndarray,
+                  in_feedback: np.ndarray) -> dict[str, np.ndarray]:
+    """Label (float, NaN when open), split and feedback flags of every lead, in the leads' order:
+    the part of `build_feature_frame` that needs the whole table. `in_newest_feedback` /
+    `in_feedback`: whether each lead's id is among the newest batch's / any batch's leads."""
+    label = np.asarray(label, dtype="float64")
+    newest = np.asarray(in_newest_feedback, dtype=bool) & ~np.isnan(label)
+    fed = (np.asarray(in_feedback, dtype=bool) | newest) & ~np.isnan(label)
+    return {LABEL: label, NEWEST_FEEDBACK: newest, FEEDBACK: fed,
+            SPLIT: assign_splits(label, time, config, newest, fed)}
+
+
+def whole_table_feature_set(config: ProjectConfig, distinct: dict[str, pd.Series]) -> FeatureSet:
+    """The feature set `feature_rows` decides from a whole table, from each text feature's distinct
+    values alone (`distinct_value_columns`): a level is a function of the value, so the levels of
+    the distinct values are the levels of the column."""
+    return feature_set(config, cardinality={c: int(category_level(v).nunique()) for c, v in distinct.items()})
+
+
+def distinct_value_columns(config: ProjectConfig) -> list[str]:
+    """Text features whose number of levels decides their encoding (see `whole_table_feature_set`)."""
+    return [c for c in config.feature_columns()
+            if config.columns[c].type == "string" and c not in config.features.multi_hot]
+
+
+def newest_date_columns(config: ProjectConfig) -> list[str]:
+    """Date features whose `days_since` counts back from the column's newest date (no reference_date)."""
+    if config.features.reference_date:
+        return []
+    return [c for c in config.feature_columns() if config.columns[c].type == "datetime"]
+
+
+def source_columns(config: ProjectConfig) -> list[str]:
+    """The validated columns `build_feature_frame` reads: the id, the personal-data columns behind a
+    presence flag, the features and the split's time column (no other column need be loaded)."""
+    wanted = [config.id_column, *presence_columns(config).values(), *config.feature_columns()]
+    if config.split.time_column:
+        wanted.append(config.split.time_column)
+    return list(dict.fromkeys(wanted))
+
+
+def feature_batch(validated: pd.DataFrame, config: ProjectConfig, fs: FeatureSet,
+                  references: dict[str, pd.Timestamp], labelled: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Rows of the features table for a run of consecutive validated leads, given the whole-table
+    decisions (`fs`, `references`) and those leads' slice of `label_columns`: the same rows and
+    dtypes as `build_feature_frame` gives them."""
+    out, _ = _feature_rows(validated, config, fs, references)
+    for name in (LABEL, SPLIT, NEWEST_FEEDBACK, FEEDBACK):
+        out[name] = labelled[name]
+    return out[[ID, *fs.columns, LABEL, SPLIT, NEWEST_FEEDBACK, FEEDBACK]]
 
 
 def split_minimums(config: ProjectConfig) -> dict[str, int]:
@@ -261,11 +319,16 @@ def split_minimums(config: ProjectConfig) -> dict[str, int]:
 def short_splits(label: pd.Series, split: pd.Series, minimums: dict[str, int]) -> list[str]:
     """Each split short of positives or negatives, by how much: 'test has 0 negatives (needs 2,
     2 short)'. Empty when every split can be trained on, judged and evaluated."""
+    counts = {(name, cls): int(((split == name) & (label == cls)).sum()) for name in minimums for cls in (1, 0)}
+    return short_splits_of_counts(counts, minimums)
+
+
+def short_splits_of_counts(counts: dict[tuple[str, int], int], minimums: dict[str, int]) -> list[str]:
+    """`short_splits` from the labelled leads counted by (split, label), e.g. in SQL."""
     problems = []
     for name, needed in minimums.items():
-        y = label[split == name]
         for cls, word in ((1, "positives"), (0, "negatives")):
-            have = int((y == cls).sum())
+            have = int(counts.get((name, cls), 0))
             if have < needed:
                 problems.append(f"{name} has {have} {word} (needs {needed}, {needed - have} short)")
     return problems
