@@ -40,9 +40,10 @@ def write_call_list_files(batches: Iterable[pd.DataFrame], directory: Path, run_
     return files, head
 
 
-def publish_call_list(directory: Path, run_id: str) -> dict[str, Path]:
+def publish_call_list(directory: Path, run_id: str, keep: Iterable[str] = ()) -> dict[str, Path]:
     """Swap this run's list in as `call_list.csv` / `call_list.parquet` (atomic renames) and drop
-    older runs' lists; nothing when the run wrote none."""
+    older runs' lists, and the kept copies (`kept/<run id>.*`, resources/publication.py) of runs
+    other than `keep`; nothing is swapped when the run wrote none."""
     directory = Path(directory)
     published = {}
     for suffix in ("csv", "parquet"):
@@ -53,5 +54,9 @@ def publish_call_list(directory: Path, run_id: str) -> dict[str, Path]:
             published[suffix] = target
     for old in directory.glob("*.*"):
         if old.stem != LATEST and old.suffix in (".csv", ".parquet"):
+            old.unlink(missing_ok=True)
+    keep = set(keep)
+    for old in (directory / "kept").glob("*.*"):
+        if old.stem not in keep:
             old.unlink(missing_ok=True)
     return published

@@ -5,8 +5,10 @@ What readers see of a project is three things: the published DuckDB file, the re
 the file moves atomically (one rename), so the other two are *derived* from it:
 
 - the alias is the version named by the latest `promoted` row of the published `model_decisions`;
-- the call list is the bytes recorded in the published file itself (schema `_leadscore`, table
-  `call_list_files`, written into the staged copy by `record_publication` just before the swap).
+- the call list is the one the published file records (schema `_leadscore`, table
+  `call_list_files`: run, checksum and a kept copy, `<call list folder>/kept/<run id>.csv|.parquet`,
+  written by `record_publication` just before the swap). The bytes stay out of DuckDB: storing
+  4.7M leads' 1.9 GB of list as BLOBs took 150 s and 4.9 GB of memory; a file copy takes seconds.
 
 `reconcile` makes the alias and the call list what the published file says, and reports what it
 had to change. `published` calls it right after the swap; every run calls it again when it first
@@ -36,7 +38,7 @@ import duckdb
 from leadscore_assets.resources.call_list_files import publish_call_list
 
 SCHEMA = "_leadscore"
-PART_BYTES = 32 << 20  # call list bytes per recorded row: what publishing holds in memory at once
+KEPT = "kept"  # <call list folder>/kept/<run id>.csv|.parquet: the lists published files record
 LAST_GOOD = "last_good.duckdb"  # the previous published file, kept at each publish for one-command rollback
 ROLLED_BACK = "rolled_back.duckdb"  # the file a rollback replaced, kept (one) for inspection
 KEEP_FAILED_REPORTS = 3  # per-run report folders of runs that never published, kept per project
@@ -105,8 +107,8 @@ def sha256_of(path: Path) -> str:
 def record_publication(conn: duckdb.DuckDBPyConnection, project: str, run_id: str, model_name: str,
                        call_list_files: dict[str, Path]) -> None:
     """Into the run's staged copy, just before it is swapped in: who published it, for which
-    registered model, and the bytes of the run's call list (kept as they are when the run wrote
-    none: the previous list stays the published one)."""
+    registered model, and the run's call list: checksums, and a copy kept under `kept/` that the list
+    is restored from (the record is kept as it is when the run wrote none: the previous list stays)."""
     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
     conn.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA}.publications (project VARCHAR, dagster_run_id VARCHAR, "
                  "published_at TIMESTAMP, registered_model VARCHAR, champion_version VARCHAR)")
@@ -116,16 +118,12 @@ def record_publication(conn: duckdb.DuckDBPyConnection, project: str, run_id: st
     files = {suffix: path for suffix, path in call_list_files.items() if Path(path).exists()}
     if files:
         conn.execute(f"CREATE OR REPLACE TABLE {SCHEMA}.call_list_files "
-                     "(suffix VARCHAR, sha256 VARCHAR, content BLOB, dagster_run_id VARCHAR, part INTEGER)")
+                     "(suffix VARCHAR, sha256 VARCHAR, dagster_run_id VARCHAR, kept VARCHAR)")
         for suffix, path in sorted(files.items()):
-            sha = sha256_of(path)
-            with open(path, "rb") as fh:  # in parts: a call list of millions of leads is never one bytes object
-                for part, block in enumerate(iter(lambda: fh.read(PART_BYTES), b"")):
-                    conn.execute(f"INSERT INTO {SCHEMA}.call_list_files VALUES (?, ?, ?, ?, ?)",
-                                 [suffix, sha, block, run_id, part])
-                if fh.tell() == 0:  # an empty file is one empty part
-                    conn.execute(f"INSERT INTO {SCHEMA}.call_list_files VALUES (?, ?, ?, ?, 0)",
-                                 [suffix, sha, b"", run_id])
+            kept = Path(path).parent / KEPT / f"{run_id}.{suffix}"
+            _write_atomically(kept, _blocks(Path(path)))  # a copy of its own: editing the published list spares it
+            conn.execute(f"INSERT INTO {SCHEMA}.call_list_files VALUES (?, ?, ?, ?)",
+                         [suffix, sha256_of(kept), run_id, f"{KEPT}/{kept.name}"])
 
 
 def record_repairs(conn: duckdb.DuckDBPyConnection, run_id: str, repairs: list[str]) -> None:
@@ -192,10 +190,19 @@ def reconcile(published: Path, project: str, *, client=None, call_list_folder: P
         if call_list_folder is not None:
             stale = [s for s, (sha, _) in recorded.items()
                      if not (path := Path(call_list_folder) / f"call_list.{s}").exists() or sha256_of(path) != sha]
+        columns = {r[0] for r in conn.execute(f"DESCRIBE {SCHEMA}.call_list_files").fetchall()} if stale else set()
         for suffix in sorted(stale):
-            path = Path(call_list_folder) / f"call_list.{suffix}"
-            _write_atomically(path, _recorded_parts(conn, suffix))
-            restored.append(f"{path} replaced by the call list of run {recorded[suffix][1]}, the one {published} records")
+            path, run = Path(call_list_folder) / f"call_list.{suffix}", recorded[suffix][1]
+            if "content" in columns:  # recorded by an earlier release: the bytes are in the file
+                _write_atomically(path, _recorded_bytes(conn, suffix))
+            elif (kept := _kept_copy(conn, Path(call_list_folder), suffix, recorded[suffix][0])) is not None:
+                _write_atomically(path, _blocks(kept))
+            else:
+                restored.append(f"{path} differs from the call list of run {run} that {published} records, and "
+                                f"its kept copy under {Path(call_list_folder) / KEPT} is missing or altered: "
+                                "not restored (the next run writes a new list)")
+                continue
+            restored.append(f"{path} replaced by the call list of run {run}, the one {published} records")
     model = model or f"leadscore-{project}"
     changed = []
     if client is not None and target is not None:
@@ -208,15 +215,30 @@ def reconcile(published: Path, project: str, *, client=None, call_list_folder: P
     return changed + restored
 
 
-def _recorded_parts(conn: duckdb.DuckDBPyConnection, suffix: str) -> Iterator[bytes]:
-    """The recorded bytes of one call list file, part by part (a file recorded before parts were
-    is one row without a `part` column)."""
-    columns = {r[0] for r in conn.execute(f"DESCRIBE {SCHEMA}.call_list_files").fetchall()}
-    cursor = conn.cursor()
-    cursor.execute(f"SELECT content FROM {SCHEMA}.call_list_files WHERE suffix = ? "
-                   f"ORDER BY {'part' if 'part' in columns else 1}", [suffix])
-    while (row := cursor.fetchone()) is not None:
-        yield bytes(row[0])
+def _recorded_bytes(conn: duckdb.DuckDBPyConnection, suffix: str) -> Iterator[bytes]:
+    """The bytes of one call list file as earlier releases recorded them, in the file itself."""
+    yield bytes(conn.execute(f"SELECT content FROM {SCHEMA}.call_list_files WHERE suffix = ?", [suffix]).fetchall()[0][0])
+
+
+def _kept_copy(conn: duckdb.DuckDBPyConnection, folder: Path, suffix: str, sha: str) -> Path | None:
+    """The kept copy of the recorded list file, when it is there with the recorded bytes."""
+    kept = folder / conn.execute(f"SELECT kept FROM {SCHEMA}.call_list_files WHERE suffix = ?", [suffix]).fetchall()[0][0]
+    return kept if kept.exists() and sha256_of(kept) == sha else None
+
+
+def recorded_runs(published: Path) -> set[str]:
+    """The runs whose call list `published` (a warehouse file) records: their kept copies stay."""
+    if not Path(published).exists():
+        return set()
+    with duckdb.connect(str(published), read_only=True) as conn:
+        if not _has_table(conn, SCHEMA, "call_list_files"):
+            return set()
+        return {r[0] for r in conn.execute(f"SELECT DISTINCT dagster_run_id FROM {SCHEMA}.call_list_files").fetchall()}
+
+
+def _blocks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as fh:
+        yield from iter(lambda: fh.read(1 << 24), b"")
 
 
 def _write_atomically(path: Path, parts: Iterable[bytes]) -> None:
@@ -339,7 +361,8 @@ def publish_unit(warehouse, project: str, run_id: str, model_name: str, *, clien
                            {s: Path(call_list_folder) / f"{run_id}.{s}" for s in ("csv", "parquet")})
     result = warehouse.publish(project, release=False)
     moved = reconcile(warehouse.published_path(project), project, client=client, call_list_folder=call_list_folder)
-    publish_call_list(Path(call_list_folder), run_id)  # the list is in place already; this drops the run files
+    keep = {run_id} | (recorded_runs(Path(result["last_good"])) if result["last_good"] else set())
+    publish_call_list(Path(call_list_folder), run_id, keep)  # the list is in place already; this drops the rest
     warehouse.release(project)
     return {**result, "moved": moved, "repaired_at_start": repaired,
             "call_list": {s: p for s in ("csv", "parquet") if (p := Path(call_list_folder) / f"call_list.{s}").exists()}}

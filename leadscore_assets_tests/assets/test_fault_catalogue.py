@@ -808,7 +808,9 @@ def test_17_a_failed_runs_leftovers_are_cleaned_by_the_next_run(good, tmp_path):
         failed_reports = {p.name for p in (reports / "drift").iterdir()} - published_runs
         assert failed_reports == {killed, "old-3", "old-4"}, failed_reports
         calls = sorted(p.name for p in (reports / "call_list").iterdir())
-        assert calls == ["call_list.csv", "call_list.parquet"], calls
+        assert calls == ["call_list.csv", "call_list.parquet", "kept"], calls  # kept: the recorded lists' copies
+        kept = {p.stem for p in (reports / "call_list" / "kept").iterdir()}
+        assert kept and not kept & {killed, "old-3", "old-4"}, kept  # never a failed run's list
         row["observed"] += (f"; next run succeeded, ended {len(running)} runs as FAILED, kept staged {left}, "
                             f"failed runs' drift folders {sorted(failed_reports)}")
         account(row, run, file_rows(d / EXPORT))

@@ -87,7 +87,7 @@ def test_a_publish_moves_file_alias_and_call_list_together_and_keeps_the_last_go
     last_good = Path(second["last_good"])
     with duckdb.connect(str(last_good), read_only=True) as conn:  # the file the publish replaced
         assert conn.execute("SELECT max(run_id) FROM p.lead_scores").fetchone()[0] == "run-1"
-    assert sorted(p.name for p in call_list_dir(data_dir, "p").iterdir()) == ["call_list.csv", "call_list.parquet"]
+    assert sorted(p.name for p in call_list_dir(data_dir, "p").iterdir()) == ["call_list.csv", "call_list.parquet", "kept"]
     third = _publish(data_dir, "run-3", "3", promoted=False)  # rejected: the alias stays
     assert _state(data_dir) == {"tables_of": "run-3", "alias": "2", "call_list": "1,run-3"}
     assert not any("alias" in m for m in third["moved"])
@@ -223,28 +223,38 @@ def test_a_publish_that_fails_before_the_swap_moves_nothing(data_dir):
     w.release()
 
 
-def test_a_call_list_larger_than_a_part_is_recorded_in_parts_and_restored_byte_for_byte(data_dir, monkeypatch):
-    monkeypatch.setattr(publication, "PART_BYTES", 1000)  # millions of leads, in miniature
-    big = "rank,lead_id\n" + "".join(f"{i},lead-{i:07d}\n" for i in range(1, 800))
-    w = _warehouse(data_dir, "run-1")
-    _write_run(w, data_dir, "run-1", "1")
+def test_the_call_list_is_restored_from_its_kept_copy_and_only_the_copies_publishing_may_need_stay(data_dir):
     folder = call_list_dir(data_dir, "p")
-    (folder / "run-1.csv").write_text(big)
-    publish_unit(w, "p", "run-1", MODEL, client=_client(data_dir), call_list_folder=folder)
-    published = w.published_path("p")
+    for run in ("run-1", "run-2", "run-3"):
+        _publish(data_dir, run, run[-1])
+    published = data_dir / "warehouse" / "p" / "warehouse.duckdb"
     with duckdb.connect(str(published), read_only=True) as conn:
-        parts = conn.execute("SELECT count(*), max(octet_length(content)) FROM _leadscore.call_list_files "
-                             "WHERE suffix = 'csv'").fetchone()
-    assert parts[0] == -(-len(big) // 1000) and parts[1] <= 1000
-    (folder / "call_list.csv").write_text("tampered")
+        kept = dict(conn.execute("SELECT suffix, kept FROM _leadscore.call_list_files").fetchall())
+    assert kept == {"csv": "kept/run-3.csv", "parquet": "kept/run-3.parquet"}  # the bytes stay out of DuckDB
+    # the published run's copies and the last good file's, for a rollback: no older ones
+    assert sorted(p.name for p in (folder / "kept").iterdir()) == [
+        "run-2.csv", "run-2.parquet", "run-3.csv", "run-3.parquet"]
+    (folder / "call_list.csv").write_text("rank,lead_id\n1,edited by hand\n")
     moved = publication.reconcile(published, "p", client=_client(data_dir), call_list_folder=folder)
-    assert moved and (folder / "call_list.csv").read_text() == big
+    assert moved == [f"{folder / 'call_list.csv'} replaced by the call list of run run-3, the one {published} records"]
+    assert _state(data_dir)["call_list"] == "1,run-3"
 
 
-def test_a_file_recorded_before_parts_existed_still_restores_its_call_list(data_dir):
+def test_a_call_list_whose_kept_copy_is_gone_is_reported_not_restored(data_dir):
+    _publish(data_dir, "run-1", "1")
+    folder = call_list_dir(data_dir, "p")
+    (folder / "kept" / "run-1.csv").unlink()
+    (folder / "call_list.csv").write_text("edited")
+    moved = publication.reconcile(data_dir / "warehouse" / "p" / "warehouse.duckdb", "p", client=_client(data_dir),
+                                  call_list_folder=folder)
+    assert len(moved) == 1 and "kept copy" in moved[0] and "not restored" in moved[0]
+    assert (folder / "call_list.csv").read_text() == "edited"
+
+
+def test_a_file_recorded_by_an_earlier_release_still_restores_its_call_list(data_dir):
     _publish(data_dir, "run-1", "1")
     published = data_dir / "warehouse" / "p" / "warehouse.duckdb"
-    with duckdb.connect(str(published)) as conn:  # the layout of files published by earlier versions
+    with duckdb.connect(str(published)) as conn:  # earlier releases kept the bytes in the file
         conn.execute("CREATE OR REPLACE TABLE _leadscore.call_list_files (suffix VARCHAR, sha256 VARCHAR, "
                      "content BLOB, dagster_run_id VARCHAR)")
         conn.execute("INSERT INTO _leadscore.call_list_files VALUES ('csv', ?, ?, 'run-0')",
