@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import math
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -60,6 +61,12 @@ TEMPORARY_NAME_PATTERNS = ("*.tmp", "*.part", "*.crdownload", ".*", "~*")
 REQUEST_GRACE_S = 120.0  # a requested run not in the instance after this long never started: retried
 RETRY_BACKOFF_S = 60.0  # the second retry waits this long after the failure, doubling up to RETRY_MAX_S
 RETRY_MAX_S = 1800.0
+
+
+def since(now: float) -> float:
+    """When a request was handed out, in tenths of a second, never after `now`: rounded up, the
+    next tick within 50 ms measured a negative age and kept waiting even with no grace at all."""
+    return math.floor(now * 10) / 10
 
 
 def run_key_for(content_hash: str, attempt: int) -> str:
@@ -337,7 +344,7 @@ def scan_folder(
             fresh_by_hash.setdefault(content_hash, []).append(f)  # a copy of failed content: its retry
         else:
             ready.append(f)
-            new["requested"][content_hash] = {"file": name, "attempt": 1, "since": round(now, 1)}
+            new["requested"][content_hash] = {"file": name, "attempt": 1, "since": since(now)}
 
     # 3. failed landings due again: handed out from their file, or any file with the same content
     waiting: list[Landing] = []
@@ -357,7 +364,7 @@ def scan_folder(
             continue
         attempt = landing.attempt + 1
         ready.append(replace(found, attempt=attempt, retry_of=entry.get("run_id")))
-        new["requested"][content_hash] = {"file": found.path.name, "attempt": attempt, "since": round(now, 1)}
+        new["requested"][content_hash] = {"file": found.path.name, "attempt": attempt, "since": since(now)}
         del new["failed"][content_hash]
         for copy in copies[1:]:
             duplicates.append(replace(copy, duplicate_of=found.path.name, landing="in_progress"))

@@ -290,3 +290,18 @@ def test_a_version_1_cursor_is_read_as_requested_and_checked(folder):
     result, state = landing_tick(folder, v1, {}, {digest: RunInfo("old", "FAILURE", finished=True)})
     assert [(f.path.name, f.run_key) for f in result.ready] == [("fb_001.csv", f"{digest}:attempt-2")]
     assert state["version"] == 2 and state["requested"][digest]["attempt"] == 2
+
+
+def test_a_request_is_never_dated_after_the_tick_that_made_it(folder, monkeypatch):
+    """Handed out at t = 1000.06 s, it is 0.01 s old at the next tick, not -0.04 s: with no grace
+    it is requested again (dated by rounding up, it waited: a flake in the sensor tests)."""
+    from leadscore_assets.resources import feedback_inbox
+
+    path = write(folder, "fb_001.csv", OUTCOMES)
+    os.utime(path, (900.0, 900.0))
+    first, state = landing_tick(folder, None, {}, {}, now=1000.06)
+    [handed] = first.ready
+    assert state["requested"][handed.content_hash]["since"] <= 1000.06
+    monkeypatch.setattr(feedback_inbox, "REQUEST_GRACE_S", 0.0)
+    result, _ = landing_tick(folder, state, {}, {}, now=1000.07)
+    assert [x.status for x in result.failed] == ["never started"] and result.ready[0].attempt == 2
