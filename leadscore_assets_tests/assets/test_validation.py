@@ -9,19 +9,9 @@ from leadscore_assets.assets import validation
 from leadscore_assets.assets.tables import QUARANTINED_CONTACTS, RAW_CONTACTS, VALIDATED_CONTACTS
 from leadscore_assets.lib.project.config import RowRule
 from leadscore_assets.lib.validation import COLLAPSED, REASON, ROW, validate
+from leadscore_assets.testing.lemlist_rows import lemlist_row as _row
 
 LOADED = pd.Timestamp("2026-06-01 12:00", tz="UTC")
-
-
-def _row(**over):
-    base = {
-        "_id": "a1", "email": "x@y.com", "emailStatus": "deliverable", "firstName": "A", "lastName": "B",
-        "phone": "1", "picture": "p", "linkedinUrl": "u", "companyName": "c", "jobTitle": " CEO ",
-        "industry": "retail", "companySize": "12", "location": "paris, france", "campaignName": "q1",
-        "createdAt": "2026-01-05T08:00:00.000Z", "status": "Done", "lastState": "linkedinReplied",
-        "lastStateAt": "", "stepsCompleted": "2",
-    }
-    return base | over
 
 
 def _rows() -> list[dict]:

@@ -3,6 +3,7 @@ and real processes killed with SIGKILL: the published file, the `@champion` alia
 list move together, a run starting after a crash repairs them, a corrupt file is refused at once
 and rolled back with one command."""
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -258,7 +259,7 @@ def test_a_file_recorded_by_an_earlier_release_still_restores_its_call_list(data
         conn.execute("CREATE OR REPLACE TABLE _leadscore.call_list_files (suffix VARCHAR, sha256 VARCHAR, "
                      "content BLOB, dagster_run_id VARCHAR)")
         conn.execute("INSERT INTO _leadscore.call_list_files VALUES ('csv', ?, ?, 'run-0')",
-                     [__import__("hashlib").sha256(b"rank,lead_id\n1,old\n").hexdigest(), b"rank,lead_id\n1,old\n"])
+                     [hashlib.sha256(b"rank,lead_id\n1,old\n").hexdigest(), b"rank,lead_id\n1,old\n"])
     folder = call_list_dir(data_dir, "p")
     publication.reconcile(published, "p", client=_client(data_dir), call_list_folder=folder)
     assert (folder / "call_list.csv").read_text() == "rank,lead_id\n1,old\n"

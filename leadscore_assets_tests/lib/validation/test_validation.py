@@ -2,6 +2,7 @@ import pandas as pd
 
 from leadscore_assets.lib.project.column_names import snake_case
 from leadscore_assets.lib.validation import COLLAPSED, REASON, ROW, normalise, validate
+from leadscore_assets.testing.lemlist_rows import lemlist_row as _row
 
 
 def _raw(rows: list[dict]) -> pd.DataFrame:
@@ -9,17 +10,6 @@ def _raw(rows: list[dict]) -> pd.DataFrame:
     df.insert(0, ROW, range(1, len(df) + 1))
     df["_source_file"] = "export.csv"
     return df
-
-
-def _row(**over):
-    base = {
-        "_id": "a1", "email": "x@y.com", "emailStatus": "deliverable", "firstName": "A", "lastName": "B",
-        "phone": "1", "picture": "p", "linkedinUrl": "u", "companyName": "c", "jobTitle": " CEO ",
-        "industry": "retail", "companySize": "12", "location": "paris, france", "campaignName": "q1",
-        "createdAt": "2026-01-05T08:00:00.000Z", "status": "Done", "lastState": "linkedinReplied",
-        "lastStateAt": "", "stepsCompleted": "2",
-    }
-    return base | over
 
 
 def test_snake_case_handles_lemlist_names():
