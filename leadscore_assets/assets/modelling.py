@@ -8,6 +8,7 @@ import json
 
 import dagster as dg
 import numpy as np
+import optuna
 import pandas as pd
 
 from leadscore_assets.assets.common import (
@@ -37,11 +38,11 @@ from leadscore_assets.lib.evaluation.metrics import selection_score
 from leadscore_assets.lib.features.frame import SPLIT
 from leadscore_assets.lib.modelling.families import FAMILIES
 from leadscore_assets.lib.modelling.training import (
+    JudgedCandidate,
     choose_candidate,
-    fit_and_judge,
     fit_and_judge_blend,
     fit_splits,
-    search_seconds_for,
+    judge_candidates,
     selection_method,
     split_xy,
 )
@@ -51,7 +52,7 @@ from leadscore_assets.lib.evaluation.targets import (
     targets_markdown,
     targets_met,
 )
-from leadscore_assets.lib.modelling.tuning import history_plots
+from leadscore_assets.lib.modelling.tuning import FINISHED_STATES, history_plots
 from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.storage import LeadscoreStorage, write_files
 from leadscore_assets.resources.warehouse import Warehouse
@@ -73,25 +74,15 @@ HEADLINE_METRICS = ("roc_auc", "pr_auc", "top20_capture")  # first on the evalua
 
 def train_candidates(config: ProjectConfig, frame: pd.DataFrame, fs, method: str, mlflow_store: MlflowStore,
                      storage: LeadscoreStorage) -> list:
-    """Each configured candidate fitted and judged, in order, each an MLflow run; the tunable ones
-    share the project's search budget (what one leaves, the next may spend); then the blend of
-    them all when the project blends. (row, search markdown, judged) per candidate."""
-    tracked, spent = [], 0.0
-    tunable = [c for c in config.models.candidates if FAMILIES[c].tunable]
-    for name in config.models.candidates:
-        share = search_seconds_for(config, spent, len(tunable)) if name in tunable else None
-        tracked.append(track_candidate(
-            name, lambda on_trial, name=name, share=share: fit_and_judge(
-                name, frame, fs, config, method, on_trial=on_trial, search_timeout_s=share),
-            frame, fs, config, method, mlflow_store, storage))
-        if name in tunable:
-            tunable.remove(name)
-            spent += tracked[-1][0]["search_seconds"]
-    judged = {row["candidate"]: j for row, _, j in tracked}
+    """Each configured candidate fitted and judged (two at a time on small tables; the tunable ones
+    share the project's search budget, lib/modelling/training.judge_candidates), then the blend of
+    them all when the project blends; each logged as its own MLflow run, in the configured order.
+    (row, search markdown, judged) per candidate."""
+    judged = judge_candidates(config.models.candidates, frame, fs, config, method)
     blend = fit_and_judge_blend(judged, frame, fs, config, method) if config.models.blend else None
     if blend is not None:
-        tracked.append(track_candidate(BLEND, lambda _: blend, frame, fs, config, method, mlflow_store, storage))
-    return tracked
+        judged[BLEND] = blend
+    return [track_candidate(name, j, frame, fs, config, method, mlflow_store, storage) for name, j in judged.items()]
 
 
 def leaderboard_page(config: ProjectConfig, results: pd.DataFrame, method: str, judged_on: str, search_md: list[str],
@@ -148,23 +139,22 @@ def evaluation_metadata(ev: ChallengerEvaluation, config: ProjectConfig, mlflow_
     }
 
 
-def track_candidate(name: str, judge, frame: pd.DataFrame, fs, config: ProjectConfig, method: str,
-                    mlflow_store: MlflowStore, storage: LeadscoreStorage) -> tuple[dict, str | None, object]:
-    """Fit and judge one candidate (`judge(on_trial)` -> JudgedCandidate) in its own MLflow run,
-    search trials nested under it: its leaderboard row, its search history as markdown when a
-    search ran, and the judged candidate."""
+def track_candidate(name: str, judged: JudgedCandidate, frame: pd.DataFrame, fs, config: ProjectConfig, method: str,
+                    mlflow_store: MlflowStore, storage: LeadscoreStorage) -> tuple[dict, str | None, JudgedCandidate]:
+    """One fitted and judged candidate logged as its own MLflow run, its search trials nested
+    under it: its leaderboard row, its search history as markdown when a search ran, and the
+    judged candidate. Logging happens here, after the fits, so the fits may run on threads while
+    MLflow and matplotlib stay on this one."""
     split_rows = frame[SPLIT].value_counts().to_dict()
     search_md = None
     with mlflow_store.run(config.name, name, role="candidate", tags={"leadscore.candidate": name}) as run:
-
-        def log_trial(number: int, params: dict, value: float | None, state: str) -> None:
-            with mlflow_store.nested_run(f"{name} trial {number}", tags={"leadscore.role": "search_trial"}):
-                mlflow_store.log_params(params)
-                mlflow_store.set_tag("optuna.state", state)
-                if value is not None:
-                    mlflow_store.log_metrics({"cv_score": value})
-
-        judged = judge(log_trial)
+        if judged.candidate.tuning is not None:
+            for trial in judged.candidate.tuning.study.get_trials(deepcopy=False, states=FINISHED_STATES):
+                with mlflow_store.nested_run(f"{name} trial {trial.number}", tags={"leadscore.role": "search_trial"}):
+                    mlflow_store.log_params(dict(trial.params))
+                    mlflow_store.set_tag("optuna.state", trial.state.name)
+                    if trial.state == optuna.trial.TrialState.COMPLETE:
+                        mlflow_store.log_metrics({"cv_score": trial.value})
         cand, metrics = judged.candidate, judged.metrics
         mlflow_store.log_params({"candidate": name, "features": ",".join(fs.columns), "selection": method,
                            "selection_metric": config.models.selection_metric,

@@ -5,7 +5,10 @@ Tuned by Optuna when the project sets a budget; imbalance handled as configured.
 
 from __future__ import annotations
 
+import os
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +23,7 @@ from leadscore_assets.lib.modelling.calibration import CalibrationResult, calibr
 from leadscore_assets.lib.project.config import ProjectConfig
 from leadscore_assets.lib.evaluation.metrics import classification_metrics, selection_score
 from leadscore_assets.lib.features.frame import LABEL, SPLIT, FeatureSet, preprocessor
-from leadscore_assets.lib.modelling.families import FAMILIES, family
+from leadscore_assets.lib.modelling.families import FAMILIES, THREADED_FROM_ROWS, family
 from leadscore_assets.lib.modelling.thresholds import ThresholdDecision, choose_threshold
 from leadscore_assets.lib.modelling.tuning import build_model, tune
 
@@ -106,13 +109,38 @@ def search_seconds_for(config: ProjectConfig, spent_s: float, tunable_left: int)
     return share if cap is None else min(cap, share)
 
 
+class SearchBudget:
+    """The project's `models.time_budget_s`, shared by its tuned candidates whether their searches
+    run one after another or at once: a search may go on while it has run less than its even share
+    of what the finished searches left (search_seconds_for), asked again after every trial, so a
+    search beside one that finished early inherits what that one left, as it would have after it."""
+
+    def __init__(self, config: ProjectConfig, tuned: list[str]):
+        self._config, self._unfinished, self._spent = config, list(tuned), 0.0
+        self._lock = threading.Lock()
+
+    def share(self) -> float | None:
+        """Seconds a search may run now: None when neither a budget nor a cap is set."""
+        with self._lock:
+            return search_seconds_for(self._config, self._spent, len(self._unfinished))
+
+    def spent_enough(self, seconds: float) -> bool:
+        share = self.share()
+        return share is not None and seconds >= share
+
+    def finished(self, name: str, seconds: float) -> None:
+        with self._lock:
+            self._unfinished.remove(name)
+            self._spent += seconds
+
+
 def train_candidate(
     name: str, frame: pd.DataFrame, fs: FeatureSet, config: ProjectConfig, on_trial=None,
-    splits: tuple[str, ...] = ("train",), search_timeout_s: float | None = None,
+    splits: tuple[str, ...] = ("train",), budget: SearchBudget | None = None,
 ) -> TrainedCandidate:
     """Fit one candidate on `splits`, after an Optuna search on the same rows when the project
-    sets a trial budget and the candidate is tunable (limited to `search_timeout_s`, else the
-    project's `search.timeout_s`); imbalance handling as configured."""
+    sets a trial budget and the candidate is tunable (limited to the project's `search.timeout_s`
+    and to its share of `budget` when given); imbalance handling as configured."""
     x_train, y_train = split_xy(frame, fs, *splits)
     if len(np.unique(y_train)) < 2:
         raise ValueError(f"project '{config.name}': the training split has a single class; cannot train")
@@ -125,8 +153,8 @@ def train_candidate(
     if spec.search.n_trials > 0 and fam.tunable:
         tuning = tune(
             name, x_train, y_train, lambda: preprocessor(fs, config, splines), n_trials=spec.search.n_trials,
-            timeout_s=spec.search.timeout_s if search_timeout_s is None else search_timeout_s, seed=seed, cv_folds=spec.search.cv_folds,
-            imbalance=spec.imbalance, on_trial=on_trial,
+            timeout_s=spec.search.timeout_s, seed=seed, cv_folds=spec.search.cv_folds,
+            imbalance=spec.imbalance, on_trial=on_trial, stop_after=None if budget is None else budget.spent_enough,
         )
         params = tuning.best_params
     imbalance = spec.imbalance if fam.class_weighted else "none"
@@ -181,12 +209,12 @@ class JudgedCandidate:
 
 
 def fit_and_judge(name: str, frame: pd.DataFrame, fs: FeatureSet, config: ProjectConfig, method: str,
-                  on_trial=None, search_timeout_s: float | None = None) -> JudgedCandidate:
+                  on_trial=None, budget: SearchBudget | None = None) -> JudgedCandidate:
     """Fit candidate `name` (with its search) and judge it the way `method` selects: out-of-fold
     over train + validation (cv) or on the validation split (holdout)."""
     started = time.perf_counter()
     cand = train_candidate(name, frame, fs, config, on_trial=on_trial, splits=fit_splits(method),
-                           search_timeout_s=search_timeout_s)
+                           budget=budget)
     if method == "cv":
         x_fit, y_fit = split_xy(frame, fs, *fit_splits(method))
         p_held = out_of_fold_probabilities(cand.pipeline, x_fit, y_fit, config)
@@ -196,6 +224,46 @@ def fit_and_judge(name: str, frame: pd.DataFrame, fs: FeatureSet, config: Projec
     metrics, folds = judge_held_out(p_held, frame, fs, config, method)
     search = float(cand.tuning.trials.duration_s.sum()) if cand.tuning is not None else 0.0
     return JudgedCandidate(cand, metrics, folds, time.perf_counter() - started, search, p_held)
+
+
+def concurrent_fits(fit_rows: int) -> int:
+    """Candidates fitted at once: two below THREADED_FROM_ROWS fit rows, where every fit runs on
+    one thread and so leaves the second core idle; one above, where each fit uses both cores
+    (two 2-thread fits at once on 2 cores were seen to stall in OpenMP spin-waits)."""
+    return 2 if fit_rows < THREADED_FROM_ROWS and (os.cpu_count() or 1) >= 2 else 1
+
+
+def judge_candidates(names: list[str], frame: pd.DataFrame, fs: FeatureSet, config: ProjectConfig, method: str,
+                     workers: int | None = None) -> dict[str, JudgedCandidate]:
+    """Every candidate in `names` fitted and judged (fit_and_judge), `workers` at a time
+    (default: concurrent_fits), returned in `names` order.
+
+    The tuned candidates start first (they take longest) and share the project's search budget
+    (SearchBudget), so two searches at once spend what two in a row would. Every fit is seeded and,
+    below THREADED_FROM_ROWS rows, single-threaded, so the candidates are the ones fitted one at a
+    time whenever no search reaches its time limit (a limited search may finish other trials).
+    Threads, not processes: the model libraries release the GIL while they fit, and nothing is
+    copied; BLAS is held to one thread meanwhile, so two fits do not oversubscribe the cores."""
+    x_fit, _ = split_xy(frame, fs, *fit_splits(method))
+    workers = workers or concurrent_fits(len(x_fit))
+    tuned = [n for n in names if FAMILIES[n].tunable]
+    budget = SearchBudget(config, tuned)
+
+    def judge(name: str) -> JudgedCandidate:
+        judged = fit_and_judge(name, frame, fs, config, method, budget=budget if name in tuned else None)
+        if name in tuned:
+            budget.finished(name, judged.search_seconds)
+        return judged
+
+    order = tuned + [n for n in names if n not in tuned]
+    if workers == 1:
+        done = {name: judge(name) for name in order}
+    else:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers, thread_name_prefix="candidate") as pool:
+            done = dict(zip(order, pool.map(judge, order)))
+    return {name: done[name] for name in names}
 
 
 def judge_held_out(p_held: np.ndarray, frame: pd.DataFrame, fs: FeatureSet, config: ProjectConfig,

@@ -12,6 +12,7 @@ MLflow.
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -109,6 +110,7 @@ def tune(
     pruner_startup_trials: int = 5,
     pruner_warmup_folds: int = 0,
     n_jobs: int | None = 1,
+    stop_after: Callable[[float], bool] | None = None,
 ) -> TuningResult:
     """Search `name`'s hyperparameters, maximising the mean `scoring` over stratified CV folds.
 
@@ -117,7 +119,9 @@ def tune(
     of earlier trials at that fold is pruned (never before `pruner_startup_trials` trials have
     finished, never on the last fold, whose score is already paid for). `on_trial(number, params,
     value_or_None, state)` is called after every finished trial. With `timeout_s=None` and a fixed
-    seed two runs give identical trials; `timeout_s` stops the study after the trial in progress.
+    seed two runs give identical trials; `timeout_s` stops the study after the trial in progress,
+    and so does `stop_after(seconds_searched)` returning True when asked after each trial (a limit
+    that moves while the search runs: a budget shared with searches running beside it).
     Trials run one at a time and, by default, each estimator on one thread: CV fits on a few
     thousand rows gain little from a second thread, and on a busy 2-core machine xgboost's
     2-thread fits were seen to stall 10-50x; `n_jobs=None` keeps the family's own thread count.
@@ -180,6 +184,14 @@ def tune(
             on_trial(trial.number, dict(trial.params), trial.value if complete else None, trial.state.name)
 
         callbacks.append(report_trial)
+    if stop_after is not None:
+        started = time.perf_counter()
+
+        def stop_when_told(_study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
+            if stop_after(time.perf_counter() - started):
+                _study.stop()
+
+        callbacks.append(stop_when_told)
     study.optimize(objective, n_trials=n_trials, timeout=timeout_s, n_jobs=1, callbacks=callbacks)
     best = study.best_trial  # the first trial cannot be pruned, so there is always one complete trial
     return TuningResult(

@@ -92,3 +92,35 @@ def test_tuned_candidates_share_the_stage_budget(linkedin_config):
     assert search_seconds_for(config, spent_s=0.0, tunable_left=2) == 15.0
     assert search_seconds_for(config, spent_s=5.0, tunable_left=1) == 20.0  # capped per search
     assert search_seconds_for(config, spent_s=29.0, tunable_left=1) == 2.0  # a late one still gets a trial
+
+
+def test_candidates_fitted_two_at_a_time_equal_those_fitted_one_at_a_time(linkedin_config):
+    """On a small table two candidates fit at once (each on one thread); with no search reaching
+    a time limit every candidate, search included, is the one a one-at-a-time run fits."""
+    from leadscore_assets.lib.modelling.training import judge_candidates
+
+    models = linkedin_config.models.model_copy(update={
+        "time_budget_s": None, "search": linkedin_config.models.search.model_copy(update={"n_trials": 3, "timeout_s": None})})
+    config = linkedin_config.model_copy(update={"models": models})
+    frame, fs = _frame(config)
+    names = ["dummy", "logistic_regression", "xgboost", "lightgbm"]
+    one, two = (judge_candidates(names, frame, fs, config, "holdout", workers=w) for w in (1, 2))
+    assert list(one) == list(two) == names
+    for name in names:
+        assert np.array_equal(one[name].held_out, two[name].held_out), name
+        assert one[name].metrics == two[name].metrics
+    assert one["xgboost"].candidate.tuning.best_params == two["xgboost"].candidate.tuning.best_params
+
+
+def test_a_search_beside_one_that_finished_early_inherits_what_it_left(linkedin_config):
+    """Two searches at once spend what two in a row would: each may run its even share (15 s of
+    30), and once one finishes after 5 s the other may run the 20 s cap (25 s left)."""
+    from leadscore_assets.lib.modelling.training import SearchBudget
+
+    models = linkedin_config.models.model_copy(update={
+        "time_budget_s": 30.0, "search": linkedin_config.models.search.model_copy(update={"timeout_s": 20.0})})
+    budget = SearchBudget(linkedin_config.model_copy(update={"models": models}), ["xgboost", "lightgbm"])
+    assert budget.share() == 15.0
+    assert not budget.spent_enough(14.9) and budget.spent_enough(15.0)
+    budget.finished("xgboost", 5.0)
+    assert budget.share() == 20.0 and not budget.spent_enough(15.0)
