@@ -5,7 +5,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from leadscore_assets.assets import validation
+from leadscore_assets.assets import validated_tables
 from leadscore_assets.assets.tables import QUARANTINED_CONTACTS, RAW_CONTACTS, VALIDATED_CONTACTS
 from leadscore_assets.lib.project.config import RowRule
 from leadscore_assets.lib.validation import COLLAPSED, REASON, ROW, validate
@@ -62,9 +62,9 @@ def _warehouse(config, rows: list[dict], types: dict | None = None) -> duckdb.Du
 
 
 def _validated(config, rows, batch_rows, monkeypatch, types=None):
-    monkeypatch.setattr(validation, "BATCH_ROWS", batch_rows)
+    monkeypatch.setattr(validated_tables, "BATCH_ROWS", batch_rows)
     conn = _warehouse(config, rows, types)
-    outcome = validation.validate_table(conn, config, RAW_CONTACTS.of(config), LOADED)
+    outcome = validated_tables.validate_table(conn, config, RAW_CONTACTS.of(config), LOADED)
     tables = [conn.execute(f"SELECT * FROM {t.of(config)}").df() for t in (VALIDATED_CONTACTS, QUARANTINED_CONTACTS)]
     types = [conn.execute(f"DESCRIBE {t.of(config)}").df() for t in (VALIDATED_CONTACTS, QUARANTINED_CONTACTS)]
     conn.close()
@@ -118,11 +118,11 @@ def test_a_missing_column_is_one_table_error_in_partitions(linkedin_config, monk
 
 def test_a_table_not_in_row_order_is_validated_at_once(linkedin_config, monkeypatch):
     config = _config(linkedin_config, "first", True)
-    monkeypatch.setattr(validation, "BATCH_ROWS", 7)
+    monkeypatch.setattr(validated_tables, "BATCH_ROWS", 7)
     conn = _warehouse(config, _rows())
     conn.execute(f"CREATE OR REPLACE TABLE {RAW_CONTACTS.of(config)} AS "
                  f"SELECT * FROM {RAW_CONTACTS.of(config)} ORDER BY {ROW} DESC")
-    assert validation.validate_table(conn, config, RAW_CONTACTS.of(config), LOADED).partitions == 1
+    assert validated_tables.validate_table(conn, config, RAW_CONTACTS.of(config), LOADED).partitions == 1
 
 
 @pytest.mark.parametrize("batch_rows", [7, 3])
