@@ -40,6 +40,27 @@ def warehouse_connection(warehouse: Warehouse, config: ProjectConfig) -> Iterato
         raise dg.Failure(description=str(err)) from err
 
 
+DUCKDB_VECTOR = 2048  # rows per DuckDB vector: `fetch_df_chunk` counts in vectors
+
+
+def select_in_batches(conn: duckdb.DuckDBPyConnection, sql: str, rows: int) -> Iterator[pd.DataFrame]:
+    """The rows of query `sql` as frames of at most `rows` (whole DuckDB vectors, at least one), in
+    the query's order, read through a cursor of its own so `conn` stays free for writing: at least
+    one frame, empty (its columns typed) when the query has no rows."""
+    cursor = conn.cursor()
+    try:
+        cursor.execute(sql)
+        vectors = max(1, rows // DUCKDB_VECTOR)
+        batch = cursor.fetch_df_chunk(vectors)
+        yield batch
+        while len(batch):
+            batch = cursor.fetch_df_chunk(vectors)
+            if len(batch):
+                yield batch
+    finally:
+        cursor.close()
+
+
 def column_schema(df: pd.DataFrame) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in df.dtypes.items()])
 

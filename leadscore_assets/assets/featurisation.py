@@ -20,6 +20,7 @@ from leadscore_assets.assets.common import (
     read_modelling_rows,
     resolved_config,
     save_feature_set,
+    select_in_batches,
     warehouse_connection,
     write_figures,
 )
@@ -224,22 +225,17 @@ def write_features_in_batches(conn, config: ProjectConfig, validated_sql: str, l
     first: list[pd.DataFrame] = []
 
     def frames():
-        reader = conn.cursor()  # streams the leads in table order while `conn` writes
-        try:
-            result = reader.execute(f"SELECT {', '.join(map(identifier, source_columns(config)))} FROM {validated_sql}")
-            start = 0
-            while len(chunk := result.fetch_df_chunk(max(1, BATCH_ROWS // 2048))):
-                for at in range(0, len(chunk), BATCH_ROWS):
-                    part = chunk.iloc[at:at + BATCH_ROWS].reset_index(drop=True)
-                    end = start + len(part)
-                    out = feature_batch(part, config, fs, references, {k: v[start:end] for k, v in labelled.items()})
-                    if sum(map(len, first)) < 10:
-                        first.append(out.head(10))
-                    start = end
-                    yield out
-                del chunk
-        finally:
-            reader.close()
+        start = 0
+        sql = f"SELECT {', '.join(map(identifier, source_columns(config)))} FROM {validated_sql}"
+        for part in select_in_batches(conn, sql, BATCH_ROWS):  # the leads in table order while `conn` writes
+            if not len(part):
+                continue
+            end = start + len(part)
+            out = feature_batch(part, config, fs, references, {k: v[start:end] for k, v in labelled.items()})
+            if sum(map(len, first)) < 10:
+                first.append(out.head(10))
+            start = end
+            yield out
 
     rows = FEATURES.write_batches(conn, config, frames())
     if rows != len(labelled[LABEL]):

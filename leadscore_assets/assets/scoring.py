@@ -19,7 +19,14 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from leadscore_assets.assets.common import column_schema, feature_set_of, table_value, warehouse_connection
+from leadscore_assets.assets.common import (
+    DUCKDB_VECTOR,
+    column_schema,
+    feature_set_of,
+    select_in_batches,
+    table_value,
+    warehouse_connection,
+)
 from leadscore_assets.assets.inputs import Reads, StagedTable
 from leadscore_assets.assets.specs import asset_kwargs, step_tags
 from leadscore_assets.assets.tables import (
@@ -48,7 +55,6 @@ from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.storage import LeadscoreStorage
 from leadscore_assets.resources.warehouse import Warehouse
 
-DUCKDB_VECTOR = 2048  # rows per DuckDB vector: `fetch_df_chunk` counts in vectors
 # DuckDB's own memory while lead_scores writes and ranks every lead with its reasons (by default 80%
 # of RAM, which it keeps using as leads grow); beyond it DuckDB spills to a file beside the warehouse
 DUCKDB_MEMORY = "1GB"  # 512 MB failed the final ORDER BY of 4.7M scored leads (two sort threads pin more); 1 GB: 19 s, 1.1 GiB
@@ -152,13 +158,9 @@ def stream_call_list(conn, config: ProjectConfig, validated_contacts: StagedTabl
     timestamps = pd.DataFrame({c: conn.execute(f"SELECT {quoted([c], None)} FROM ({query}) ORDER BY "
                                                f"{finest(quoted([c], None))} LIMIT 1").df()[c] for c in stamps}) \
         if stamps else None
-    cursor = conn.cursor()
-    try:
-        cursor.execute(query)
-        batches = with_rank(b.astype(dtypes) if dtypes else b for b in iter_chunks(cursor))
-        files, top = write_call_list_files(batches, directory, run_id, config.call_list.top, timestamps)
-    finally:
-        cursor.close()
+    batches = with_rank(b.astype(dtypes) if dtypes else b
+                        for b in select_in_batches(conn, query, CALL_LIST_VECTORS * DUCKDB_VECTOR))
+    files, top = write_call_list_files(batches, directory, run_id, config.call_list.top, timestamps)
     return files, top_of_call_list(top, config.call_list.top)
 
 
@@ -167,16 +169,6 @@ def finest(column: str) -> str:
     ns = f"epoch_ns({column})"
     return (f"CASE WHEN {ns} % 1000 <> 0 THEN 0 WHEN {ns} % 1000000 <> 0 THEN 1 WHEN {ns} % 1000000000 <> 0 "
             f"THEN 2 WHEN {column} <> date_trunc('day', {column}) THEN 3 WHEN {column} IS NOT NULL THEN 4 ELSE 5 END")
-
-
-def iter_chunks(cursor) -> Iterator[pd.DataFrame]:
-    """A query's rows as frames of CALL_LIST_VECTORS DuckDB vectors; at least one (maybe empty) frame."""
-    batch = cursor.fetch_df_chunk(CALL_LIST_VECTORS)
-    yield batch
-    while len(batch):
-        batch = cursor.fetch_df_chunk(CALL_LIST_VECTORS)
-        if len(batch):
-            yield batch
 
 
 def scores_page(conn, config: ProjectConfig, top: pd.DataFrame) -> dict:
@@ -215,24 +207,11 @@ def champion_scorer(conn, config: ProjectConfig, fs, served: dict | None, versio
 
 
 def feature_batches(conn, features: StagedTable, columns: list[str], rows: int = BATCH_ROWS) -> Iterator[pd.DataFrame]:
-    """The features table (id and `columns`) in batches of at most `rows`, in table order, read through
-    a cursor of its own so the connection stays free for writing; at least one (maybe empty) frame."""
-    cursor = conn.cursor()
-    try:
-        cursor.execute(f"SELECT {quoted([ID, *columns], None)} FROM {features.sql}")
-        vectors = max(1, rows // DUCKDB_VECTOR)  # at most `rows`: the scorer takes each batch whole
-        first = True
-        while True:
-            batch = cursor.fetch_df_chunk(vectors)
-            if len(batch) == 0 and not first:
-                return
-            # as FEATURES.read gives them: DuckDB's missing text is None, the encoders' missing value
-            yield batch.assign(**{ID: batch[ID].astype(str)})
-            if len(batch) == 0:
-                return
-            first = False
-    finally:
-        cursor.close()
+    """The features table (id and `columns`) in batches of at most `rows` (the scorer takes each
+    batch whole), in table order; at least one (maybe empty) frame."""
+    for batch in select_in_batches(conn, f"SELECT {quoted([ID, *columns], None)} FROM {features.sql}", rows):
+        # as FEATURES.read gives them: DuckDB's missing text is None, the encoders' missing value
+        yield batch.assign(**{ID: batch[ID].astype(str)})
 
 
 def scored_batches(scorer: Scorer, batches, stamp: dict, rows: int, written: list) -> Iterator[pd.DataFrame]:
