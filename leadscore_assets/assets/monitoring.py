@@ -29,6 +29,8 @@ from leadscore_assets.assets.tables import (
 from leadscore_assets.lib.project.config import ProjectConfig
 from leadscore_assets.lib.monitoring.drift import (
     REFERENCE_ARTIFACT,
+    COMPARED_ROWS,
+    compared_rows,
     current_rows,
     drift_reference,
     drift_reports as drift_reports_between,
@@ -99,9 +101,11 @@ def build(config: ProjectConfig) -> list:
         ev = evaluation_report.read().iloc[0]
         model, reference, against = reference_of(mlflow_store, config, frame, fs, ev.model_uri)
         current = current_rows(frame, reference)
+        ref_compared, cur_compared = (compared_rows(rows, seed=config.models.seed) for rows in (reference, current))
         out = storage.report_dir(config.name, "drift", context.run_id)
-        reports = drift_reports_between(reference, current, model.predict_proba(current[fs.columns])[:, 1], fs.numeric,
-                                        [*fs.categorical, *fs.target_encoded], LABEL, out, promo.max_prediction_psi)
+        reports = drift_reports_between(ref_compared, cur_compared, model.predict_proba(cur_compared[fs.columns])[:, 1],
+                                        fs.numeric, [*fs.categorical, *fs.target_encoded], LABEL, out,
+                                        promo.max_prediction_psi)
         summary = drift_summary(reports, len(reference), len(current), context.run_id)
         write_files(out, {r.html_path.name: r.html.encode("utf-8") for r in reports.values()})
         with warehouse_connection(warehouse, config) as conn:
@@ -115,6 +119,7 @@ def build(config: ProjectConfig) -> list:
             "summary": dg.MetadataValue.md(summary[["kind", "drift_share", "psi"]].round(4).to_markdown(index=False))})
         yield dg.MaterializeResult(asset_key=reports_spec.key, metadata={**drift_page(
             config, mlflow_store, run.info.run_id, reports, len(reference), len(current), against, out),
+            "rows_compared": rows_compared(ref_compared, reference, cur_compared, current),
             "modelling_rows": modelling_rows})
         yield from check_results(warehouse, reports_spec.key, checks)
 
@@ -136,6 +141,15 @@ def reference_of(mlflow_store: MlflowStore, config: ProjectConfig, frame: pd.Dat
     train = frame[frame[SPLIT] == "train"]
     reference = drift_reference(train, fs.columns, LABEL, model.predict_proba(train[fs.columns])[:, 1], train[ID])
     return model, reference, "training split (no champion yet)"
+
+
+def rows_compared(ref_compared: pd.DataFrame, reference: pd.DataFrame, cur_compared: pd.DataFrame,
+                  current: pd.DataFrame) -> str:
+    """What the reports compared, said on the page when a side was sampled."""
+    if len(ref_compared) == len(reference) and len(cur_compared) == len(current):
+        return "every row"
+    return (f"{len(ref_compared):,} of {len(reference):,} reference rows, {len(cur_compared):,} of {len(current):,} "
+            f"current rows (a seeded sample of each side above {COMPARED_ROWS:,})")
 
 
 def drift_page(config: ProjectConfig, mlflow_store: MlflowStore, run_id: str, reports: dict, reference_rows: int,

@@ -279,6 +279,17 @@ def not_in_reference(frame: pd.DataFrame, ids: pd.Series, reference: pd.DataFram
 
 
 MIN_ROWS = 20  # fewer current rows than this: a report would say nothing
+COMPARED_ROWS = 100_000  # rows of each side a report compares; a seeded sample of a larger side
+
+
+def compared_rows(rows: pd.DataFrame, at_most: int = COMPARED_ROWS, seed: int = 0) -> pd.DataFrame:
+    """`rows`, or a seeded sample of `at_most` of them in their order. On large sides Evidently's
+    drift figures are distances between two distributions (Wasserstein, Jensen-Shannon, PSI), which
+    a sample this size estimates closely, while its time grows with the rows (24 s of a 472,871-session
+    run compared every row)."""
+    if len(rows) <= at_most:
+        return rows
+    return rows.iloc[np.sort(np.random.default_rng(seed).choice(len(rows), at_most, replace=False))]
 
 
 def current_rows(frame: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
