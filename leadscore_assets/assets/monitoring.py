@@ -30,6 +30,7 @@ from leadscore_assets.lib.project.config import ProjectConfig
 from leadscore_assets.lib.monitoring.drift import (
     REFERENCE_ARTIFACT,
     COMPARED_ROWS,
+    MIN_ROWS,
     compared_rows,
     current_rows,
     drift_reference,
@@ -99,14 +100,14 @@ def build(config: ProjectConfig) -> list:
                       feature_schema: StagedTable):
         (frame, modelling_rows), fs = read_modelling_rows(features, config), feature_set_of(feature_schema)
         ev = evaluation_report.read().iloc[0]
-        model, reference, against = reference_of(mlflow_store, config, frame, fs, ev.model_uri)
-        current = current_rows(frame, reference)
+        model, reference, reference_rows, current, against = reference_and_current(mlflow_store, config, frame, fs,
+                                                                                   ev.model_uri)
         ref_compared, cur_compared = (compared_rows(rows, seed=config.models.seed) for rows in (reference, current))
         out = storage.report_dir(config.name, "drift", context.run_id)
         reports = drift_reports_between(ref_compared, cur_compared, model.predict_proba(cur_compared[fs.columns])[:, 1],
                                         fs.numeric, [*fs.categorical, *fs.target_encoded], LABEL, out,
                                         promo.max_prediction_psi)
-        summary = drift_summary(reports, len(reference), len(current), context.run_id)
+        summary = drift_summary(reports, reference_rows, len(current), context.run_id)
         write_files(out, {r.html_path.name: r.html.encode("utf-8") for r in reports.values()})
         with warehouse_connection(warehouse, config) as conn:
             DRIFT_SUMMARY.write(conn, config, summary)
@@ -118,38 +119,43 @@ def build(config: ProjectConfig) -> list:
             "dagster/row_count": len(summary),
             "summary": dg.MetadataValue.md(summary[["kind", "drift_share", "psi"]].round(4).to_markdown(index=False))})
         yield dg.MaterializeResult(asset_key=reports_spec.key, metadata={**drift_page(
-            config, mlflow_store, run.info.run_id, reports, len(reference), len(current), against, out),
-            "rows_compared": rows_compared(ref_compared, reference, cur_compared, current),
+            config, mlflow_store, run.info.run_id, reports, reference_rows, len(current), against, out),
+            "rows_compared": rows_compared(len(ref_compared), reference_rows, len(cur_compared), len(current)),
             "modelling_rows": modelling_rows})
         yield from check_results(warehouse, reports_spec.key, checks)
 
     return [drift_reports]
 
 
-def reference_of(mlflow_store: MlflowStore, config: ProjectConfig, frame: pd.DataFrame, fs, challenger_uri: str):
-    """(model, reference rows, what they are): the champion and the rows it learnt from, logged
-    with its version (hashed lead ids); with no champion, one trained on another feature set or
-    logged before references were, this run's challenger and training rows."""
+def reference_and_current(mlflow_store: MlflowStore, config: ProjectConfig, frame: pd.DataFrame, fs,
+                          challenger_uri: str):
+    """(model, reference rows, how many rows the reference stands for, current rows, what the
+    reference is): the champion, the rows it learnt from (logged with its version, hashed lead
+    ids) and the leads it has not seen; with no champion, one trained on another feature set or
+    logged before references were, this run's challenger against its training split (scored on
+    the rows compared only, `compared_rows`), the other splits current."""
     name = config.registered_model_name
     client = mlflow_store.client
     champion = current_champion(client, name)
     model = load_version(name, CHAMPION, client) if champion is not None else None
     reference = mlflow_store.run_frame(champion.run_id, REFERENCE_ARTIFACT) if champion is not None else None
     if model is not None and not missing_inputs(model, frame.columns) and reference is not None:
-        return model, reference, "champion training data"
+        return model, reference, len(reference), current_rows(frame, reference), "champion training data"
     model = mlflow_store.load_model(challenger_uri)
     train = frame[frame[SPLIT] == "train"]
+    others = frame[frame[SPLIT] != "train"]
+    current = others if len(others) >= MIN_ROWS else frame[frame[SPLIT] == "test"]
+    rows, train = len(train), compared_rows(train, seed=config.models.seed)
     reference = drift_reference(train, fs.columns, LABEL, model.predict_proba(train[fs.columns])[:, 1], train[ID])
-    return model, reference, "training split (no champion yet)"
+    return model, reference, rows, current, "training split (no champion yet)"
 
 
-def rows_compared(ref_compared: pd.DataFrame, reference: pd.DataFrame, cur_compared: pd.DataFrame,
-                  current: pd.DataFrame) -> str:
+def rows_compared(ref_compared: int, reference: int, cur_compared: int, current: int) -> str:
     """What the reports compared, said on the page when a side was sampled."""
-    if len(ref_compared) == len(reference) and len(cur_compared) == len(current):
+    if ref_compared == reference and cur_compared == current:
         return "every row"
-    return (f"{len(ref_compared):,} of {len(reference):,} reference rows, {len(cur_compared):,} of {len(current):,} "
-            f"current rows (a seeded sample of each side above {COMPARED_ROWS:,})")
+    return (f"{ref_compared:,} of {reference:,} reference rows, {cur_compared:,} of {current:,} current rows "
+            f"(a seeded sample of each side above {COMPARED_ROWS:,})")
 
 
 def drift_page(config: ProjectConfig, mlflow_store: MlflowStore, run_id: str, reports: dict, reference_rows: int,

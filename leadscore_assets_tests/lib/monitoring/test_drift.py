@@ -161,7 +161,7 @@ def test_snapshot_reader_takes_score_from_value_and_verdict_from_bound_test():
 def test_a_sample_of_each_large_side_gives_the_drift_of_every_row(tmp_path):
     """Above COMPARED_ROWS a side is compared through a seeded sample in its order: the same
     columns drift and each column's distance is close to the one over every row (10,000 rows here:
-    within 10% or 0.01; the shipped 100,000 are closer)."""
+    within 10% or 0.01; the shipped 50,000 are closer)."""
     from leadscore_assets.lib.monitoring.drift import compared_rows
 
     reference, current = _leads(60_000, seed=1), _leads(60_000, seed=2, employees_mean=4.3)
