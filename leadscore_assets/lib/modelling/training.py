@@ -18,7 +18,7 @@ from sklearn.base import clone
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import Pipeline
 
-from leadscore_assets.lib.modelling.blend import BLEND, blend_pipeline, describe, greedy_weights, log_odds
+from leadscore_assets.lib.modelling.blend import BLEND, describe, fitted_blend_pipeline, greedy_weights, log_odds
 from leadscore_assets.lib.modelling.calibration import CalibrationResult, calibrate, calibrate_out_of_fold
 from leadscore_assets.lib.project.config import ProjectConfig
 from leadscore_assets.lib.evaluation.metrics import classification_metrics, selection_score
@@ -291,8 +291,7 @@ def fit_and_judge_blend(judged: dict[str, JudgedCandidate], frame: pd.DataFrame,
     if len(weights) < 2:
         return None
     p_held = expit(sum(w * log_odds(members[n].held_out) for n, w in weights.items()))
-    pipeline = blend_pipeline({n: j.candidate.pipeline for n, j in members.items()}, weights, fs.columns)
-    pipeline.fit(x_fit, y_fit)
+    pipeline = fitted_blend_pipeline({n: j.candidate.pipeline for n, j in members.items()}, weights, fs.columns, x_fit)
     params = {"blend.weights": describe(weights), **{f"blend.weight.{n}": round(w, 4) for n, w in weights.items()}}
     metrics, folds = judge_held_out(p_held, frame, fs, config, method)
     return JudgedCandidate(TrainedCandidate(BLEND, pipeline, params), metrics, folds,

@@ -9,7 +9,14 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from leadscore_assets.lib.modelling.blend import LogitBlend, blend_pipeline, describe, greedy_weights, log_odds
+from leadscore_assets.lib.modelling.blend import (
+    LogitBlend,
+    blend_pipeline,
+    describe,
+    fitted_blend_pipeline,
+    greedy_weights,
+    log_odds,
+)
 
 
 def two_signals(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -53,3 +60,8 @@ def test_a_blend_pipeline_predicts_the_weighted_log_odds_of_its_refitted_members
         + 0.75 * members["spline_logistic"].decision_function(x)
     np.testing.assert_allclose(log_odds(blend.predict_proba(x)[:, 1]), expected, atol=1e-9)
     assert clone(blend).fit(x, y).predict_proba(x).shape == (len(x), 2)  # clonable: CV refits it
+    # the members as fitted, not fitted again: the same answers (and the same objects)
+    reused = fitted_blend_pipeline(members, {"logistic_regression": 0.25, "spline_logistic": 0.75}, ["a", "b"], x)
+    assert reused.named_steps["model"].members_[0] is members["logistic_regression"]
+    np.testing.assert_array_equal(reused.predict_proba(x), blend.predict_proba(x))
+    assert clone(reused).fit(x, y).predict_proba(x).shape == (len(x), 2)
