@@ -155,3 +155,27 @@ def test_catboost_blends_in_log_odds(catboost_run):
     model = uncalibrated(final.model)
     x = frame[fs.columns].head(200)
     np.testing.assert_allclose(expit(margin(model, x)), model.predict_proba(x)[:, 1], atol=1e-12)
+
+
+def test_logistic_strength_on_many_rows_is_chosen_on_a_stratified_sample(monkeypatch):
+    """Above CHOOSE_C_ROWS the L2 strength comes from a stratified sample of that many rows, the
+    one an explicit sample gives, while every row still reaches the model's own fit."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    from leadscore_assets.lib.modelling.families import logistic_regression
+
+    rng = np.random.default_rng(5)
+    x = pd.DataFrame({"a": rng.normal(size=900), "b": rng.normal(size=900)})
+    y = (x.a + 0.3 * x.b + rng.normal(size=900) > 1.2).astype(int).to_numpy()
+    scale = lambda: ColumnTransformer([("num", StandardScaler(), ["a", "b"])])  # noqa: E731
+    monkeypatch.setattr(logistic_regression, "CHOOSE_C_ROWS", 300)
+    keep = np.sort(train_test_split(np.arange(900), train_size=300, stratify=y, random_state=3)[0])
+    monkeypatch.setattr(logistic_regression, "CHOOSE_C_ROWS", 10_000)
+    on_sample = logistic_regression.choose_c(x.iloc[keep], y[keep], scale(), seed=3)
+    on_all = logistic_regression.choose_c(x, y, scale(), seed=3)
+    monkeypatch.setattr(logistic_regression, "CHOOSE_C_ROWS", 300)
+    assert logistic_regression.choose_c(x, y, scale(), seed=3) == on_sample
+    assert y[keep].mean() == pytest.approx(y.mean(), abs=0.01)
+    assert on_all != on_sample  # so the first assertion tells the sample from every row
