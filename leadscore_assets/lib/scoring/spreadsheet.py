@@ -17,7 +17,10 @@ from __future__ import annotations
 import csv
 from typing import Iterable, TextIO
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -37,8 +40,31 @@ def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     for column in out.columns:
         if pd.api.types.is_object_dtype(out[column]) or pd.api.types.is_string_dtype(out[column]):
-            out[column] = out[column].map(neutralise_cell, na_action="ignore")
+            out[column] = neutralise_column(out[column])
     return out
+
+
+# what `str.lstrip` removes: every character Python calls whitespace (more than Unicode's White_Space)
+_WHITESPACE = "".join(c for c in map(chr, range(0x110000)) if c.isspace())
+
+
+def neutralise_column(column: pd.Series) -> pd.Series:
+    """`column.map(neutralise_cell)`, found in Arrow: a column of text (or missing values) is searched
+    for triggers at once and only the cells that need a quote are touched (a call list has millions of
+    cells; one Python call each took 7 s of 472,871 leads). Any other column goes cell by cell."""
+    values = column.to_numpy(dtype=object)
+    try:
+        text = pa.array(values, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeError):  # a number, bytes or date among the text
+        return column.map(neutralise_cell, na_action="ignore")
+    first = pc.utf8_slice_codeunits(text, 0, 1)
+    stripped_first = pc.utf8_slice_codeunits(pc.utf8_ltrim(text, characters=_WHITESPACE), 0, 1)
+    triggers = pa.array(FORMULA_TRIGGERS)
+    hit = pc.or_(pc.is_in(first, value_set=triggers), pc.is_in(stripped_first, value_set=triggers))
+    rows = np.flatnonzero(pc.fill_null(hit, False).to_numpy(zero_copy_only=False))
+    values = values.copy()  # object, as `map` gives it
+    values[rows] = ["'" + v for v in values[rows]]
+    return pd.Series(values, index=column.index, name=column.name, dtype=object)
 
 
 def spreadsheet_csv(frame: pd.DataFrame) -> str:

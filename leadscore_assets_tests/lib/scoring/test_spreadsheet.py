@@ -60,3 +60,21 @@ def test_batches_write_the_bytes_of_the_whole_frame_datetimes_included():
     write_spreadsheet_csv_batches(batches, batches_out, timestamps=witness)
     assert batches_out.getvalue().encode() == whole_out.getvalue().encode()
     assert '"\'=1+1"' in whole_out.getvalue()  # neutralised and quoted
+
+
+def test_a_column_is_neutralised_as_cell_by_cell_would_every_whitespace_and_trigger():
+    """The column route (Arrow) quotes exactly the cells `neutralise_cell` quotes: every trigger
+    behind every character Python strips as whitespace (\\x1c-\\x1f and \\x85 included, which Unicode
+    does not call whitespace), missing values, empty text, surrogates, and mixed columns."""
+    import numpy as np
+
+    from leadscore_assets.lib.scoring.spreadsheet import _WHITESPACE, FORMULA_TRIGGERS, neutralise_column
+
+    cells = [None, np.nan, "", "Acme", "a=b", "é=1", "=1", "'=1", "\u200b=1", "\ud800=1"]
+    cells += [space + trigger + "cmd" for space in _WHITESPACE for trigger in FORMULA_TRIGGERS]
+    cells += [space * 2 + "plain" for space in _WHITESPACE]
+    for column in (pd.Series(cells, dtype=object), pd.Series(cells[:9] + cells[10:], dtype="string"),
+                   pd.Series(["=1", 5, None, b"=x", "ok"], dtype=object)):
+        expected = column.map(neutralise_cell, na_action="ignore")
+        pd.testing.assert_series_equal(neutralise_column(column), expected)
+    assert neutralise_column(pd.Series(["\x1c=1"])).iloc[0] == "'\x1c=1"
