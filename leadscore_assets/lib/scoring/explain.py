@@ -149,17 +149,22 @@ def reasons(explanation: Explanation, x: pd.DataFrame, k: int = REASONS_PER_SIDE
         onto_subject[columns, j] = 1.0
     values = contributions.to_numpy() @ onto_subject
     raw_values = raw[contributions.columns].to_numpy(dtype=object)
-    said: dict[tuple, tuple[str, str]] = {}  # (reason, its raw values) -> (value, words): values repeat
+    # (reason, its raw values, direction) -> (the reason's JSON up to its contribution, its words):
+    # values repeat, so each is written once
+    said: dict[tuple, tuple[str, str]] = {}
 
-    def words(j: int, row_pos: int) -> tuple[str, str]:
+    def words(j: int, row_pos: int, direction: str, verb: str) -> tuple[str, str]:
         columns = member_columns[j]
         values = (raw_values[row_pos, columns[0]],) if len(columns) == 1 else \
             tuple(raw_values[row_pos, c] for c in columns)
-        found = said.get((j, values))
+        found = said.get((j, values, direction))
         if found is None:
             if len(said) > SAID_CACHE_SIZE:  # continuous values rarely repeat: keep memory bounded
                 said.clear()
-            found = said[j, values] = wording.phrase(subject_names[j], dict(zip(member_lists[j], values)))
+            value, phrase = wording.phrase(subject_names[j], dict(zip(member_lists[j], values)))
+            item = json.dumps({"feature": subject_names[j], "features": member_lists[j], "value": value,
+                               "direction": direction, "contribution": 0.0})
+            found = said[j, values, direction] = (item[:-len("0.0}")], f"{phrase} ({verb} the score)")
         return found
 
     out: dict[str, list] = {}
@@ -174,17 +179,22 @@ def reasons(explanation: Explanation, x: pd.DataFrame, k: int = REASONS_PER_SIDE
             for j in columns:
                 if not signed[row_pos, j] > NOISE:
                     continue
-                value, phrase = words(j, row_pos)
-                items.append({"feature": subject_names[j], "features": member_lists[j], "value": value,
-                              "direction": direction, "contribution": round(float(values[row_pos, j]), 6)})
-                texts.append(f"{phrase} ({verb} the score)")
-            as_json.append(json.dumps(items))
+                item, text = words(j, row_pos, direction, verb)
+                # what json.dumps writes for the rounded contribution (finite: it beat NOISE)
+                items.append(f"{item}{_json_number(round(float(values[row_pos, j]), 6))}}}")
+                texts.append(text)
+            as_json.append(f"[{', '.join(items)}]")  # json.dumps(list of the items), byte for byte
             for i in range(k):
                 as_text[i].append(texts[i] if i < len(texts) else None)
         out[f"reasons_{direction}"] = as_json
         out.update({f"reason_{i + 1}_{direction}": as_text[i] for i in range(k)})
     columns = ["reasons_up", "reasons_down", *(f"reason_{i}_{d}" for d in ("up", "down") for i in range(1, k + 1))]
     return pd.DataFrame(out, index=contributions.index)[columns]
+
+
+def _json_number(x: float) -> str:
+    """`json.dumps(x)` of a float: its repr when finite."""
+    return float.__repr__(x) if np.isfinite(x) else json.dumps(x)
 
 
 SAID_CACHE_SIZE = 100_000  # reasons worded once per distinct value, up to this many at a time

@@ -144,6 +144,7 @@ def test_reasons_point_the_way_shap_does_and_name_source_features(explained, dat
     for row_id, row in table.iterrows():
         for direction in ("up", "down"):
             items = json.loads(row[f"reasons_{direction}"])
+            assert row[f"reasons_{direction}"] == json.dumps(items)  # json.dumps' own text, byte for byte
             assert len(items) <= 3
             for item in items:
                 assert item["feature"] in FS.columns and item["direction"] == direction
