@@ -18,6 +18,7 @@ from leadscore_assets.lib.project.sql_rules import identifier
 from leadscore_assets.lib.sources.column_typing import infer_columns, with_columns
 from leadscore_assets.lib.validation import COLLAPSED, LINEAGE, NULL_TOKENS, REASON, ROW, validate
 from leadscore_assets.lib.validation.personal_data import personal_name_kind
+from leadscore_assets.lib.validation.rules import stripped_characters
 
 BATCH_ROWS = 500_000  # a raw table with more rows is validated in partitions of about this many (by id)
 INFER_SAMPLE_ROWS = 200_000  # rows column types are inferred from when a partitioned table declares no columns
@@ -249,7 +250,7 @@ _ID_TYPES = {"VARCHAR", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", 
 @cache
 def _whitespace_class() -> str:
     """An RE2 class of every character `str.strip` removes (Unicode whitespace, not ASCII only)."""
-    return "[" + "".join(f"\\x{{{ord(c):x}}}" for c in map(chr, range(0x110000)) if c.isspace()) + "]"
+    return "[" + "".join(f"\\x{{{ord(c):x}}}" for c in stripped_characters()) + "]"
 
 
 def _first_rows(head: pd.DataFrame | None, frame: pd.DataFrame, rows: int) -> pd.DataFrame:

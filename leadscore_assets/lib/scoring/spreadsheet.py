@@ -22,6 +22,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from leadscore_assets.lib.validation.rules import stripped_characters
+
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -44,10 +46,6 @@ def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-# what `str.lstrip` removes: every character Python calls whitespace (more than Unicode's White_Space)
-_WHITESPACE = "".join(c for c in map(chr, range(0x110000)) if c.isspace())
-
-
 def neutralise_column(column: pd.Series) -> pd.Series:
     """`column.map(neutralise_cell)`, found in Arrow: a column of text (or missing values) is searched
     for triggers at once and only the cells that need a quote are touched (a call list has millions of
@@ -58,7 +56,7 @@ def neutralise_column(column: pd.Series) -> pd.Series:
     except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeError):  # a number, bytes or date among the text
         return column.map(neutralise_cell, na_action="ignore")
     first = pc.utf8_slice_codeunits(text, 0, 1)
-    stripped_first = pc.utf8_slice_codeunits(pc.utf8_ltrim(text, characters=_WHITESPACE), 0, 1)
+    stripped_first = pc.utf8_slice_codeunits(pc.utf8_ltrim(text, characters=stripped_characters()), 0, 1)
     triggers = pa.array(FORMULA_TRIGGERS)
     hit = pc.or_(pc.is_in(first, value_set=triggers), pc.is_in(stripped_first, value_set=triggers))
     rows = np.flatnonzero(pc.fill_null(hit, False).to_numpy(zero_copy_only=False))

@@ -41,6 +41,13 @@ class ValidationResult:
 
 
 
+@lru_cache(maxsize=None)
+def stripped_characters() -> str:
+    """Every character `str.strip` removes, found once: Python's whitespace, which counts more
+    than Unicode's White_Space (\\x1c-\\x1f, \\x85), for code outside Python that must strip alike."""
+    return "".join(c for c in map(chr, range(0x110000)) if c.isspace())
+
+
 def normalise(raw: pd.DataFrame, config: ProjectConfig) -> pd.DataFrame:
     """Clean names and values: the project's column naming (the mapping its YAML went through),
     trimmed strings, blanks and written-out nulls ("NULL", "None", "N/A") as nulls."""

@@ -68,11 +68,12 @@ def test_a_column_is_neutralised_as_cell_by_cell_would_every_whitespace_and_trig
     does not call whitespace), missing values, empty text, surrogates, and mixed columns."""
     import numpy as np
 
-    from leadscore_assets.lib.scoring.spreadsheet import _WHITESPACE, FORMULA_TRIGGERS, neutralise_column
+    from leadscore_assets.lib.scoring.spreadsheet import FORMULA_TRIGGERS, neutralise_column
+    from leadscore_assets.lib.validation.rules import stripped_characters
 
     cells = [None, np.nan, "", "Acme", "a=b", "é=1", "=1", "'=1", "\u200b=1", "\ud800=1"]
-    cells += [space + trigger + "cmd" for space in _WHITESPACE for trigger in FORMULA_TRIGGERS]
-    cells += [space * 2 + "plain" for space in _WHITESPACE]
+    cells += [space + trigger + "cmd" for space in stripped_characters() for trigger in FORMULA_TRIGGERS]
+    cells += [space * 2 + "plain" for space in stripped_characters()]
     for column in (pd.Series(cells, dtype=object), pd.Series(cells[:9] + cells[10:], dtype="string"),
                    pd.Series(["=1", 5, None, b"=x", "ok"], dtype=object)):
         expected = column.map(neutralise_cell, na_action="ignore")
