@@ -30,12 +30,12 @@ from leadscore_assets.lib.project.config import ProjectConfig
 from leadscore_assets.lib.monitoring.drift import (
     REFERENCE_ARTIFACT,
     COMPARED_ROWS,
-    MIN_ROWS,
     compared_rows,
     current_rows,
     drift_reference,
     drift_reports as drift_reports_between,
     drift_summary,
+    rows_after_training,
 )
 from leadscore_assets.lib.features.frame import ID, LABEL, SPLIT
 from leadscore_assets.lib.scoring.registry import CHAMPION, current_champion, load_version, missing_inputs
@@ -143,11 +143,9 @@ def reference_and_current(mlflow_store: MlflowStore, config: ProjectConfig, fram
         return model, reference, len(reference), current_rows(frame, reference), "champion training data"
     model = mlflow_store.load_model(challenger_uri)
     train = frame[frame[SPLIT] == "train"]
-    others = frame[frame[SPLIT] != "train"]
-    current = others if len(others) >= MIN_ROWS else frame[frame[SPLIT] == "test"]
     rows, train = len(train), compared_rows(train, seed=config.models.seed)
     reference = drift_reference(train, fs.columns, LABEL, model.predict_proba(train[fs.columns])[:, 1], train[ID])
-    return model, reference, rows, current, "training split (no champion yet)"
+    return model, reference, rows, rows_after_training(frame), "training split (no champion yet)"
 
 
 def rows_compared(ref_compared: int, reference: int, cur_compared: int, current: int) -> str:

@@ -297,7 +297,16 @@ def compared_rows(rows: pd.DataFrame, at_most: int = COMPARED_ROWS, seed: int = 
 
 def current_rows(frame: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
     """The leads the reference does not hold; the test split when fewer than MIN_ROWS are new."""
-    current = not_in_reference(frame, frame[ID], reference)
+    return _or_test_split(frame, not_in_reference(frame, frame[ID], reference))
+
+
+def rows_after_training(frame: pd.DataFrame) -> pd.DataFrame:
+    """`current_rows` against a reference of the training split, without building it: the other
+    splits; the test split when fewer than MIN_ROWS."""
+    return _or_test_split(frame, frame[frame[SPLIT] != "train"])
+
+
+def _or_test_split(frame: pd.DataFrame, current: pd.DataFrame) -> pd.DataFrame:
     return current if len(current) >= MIN_ROWS else frame[frame[SPLIT] == "test"]
 
 

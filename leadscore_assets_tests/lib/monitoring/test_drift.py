@@ -174,3 +174,18 @@ def test_a_sample_of_each_large_side_gives_the_drift_of_every_row(tmp_path):
                             tmp_path / "sampled.html")
     assert sampled.drifted_columns == whole.drifted_columns == ["employees"]
     assert np.allclose(sampled.per_column.score, whole.per_column.score, rtol=0.1, atol=0.01)
+
+
+def test_rows_after_training_are_the_rows_a_training_reference_does_not_hold():
+    """With no champion the current rows are the other splits, as `current_rows` against a
+    reference of the training split gives them, without scoring every training row."""
+    from leadscore_assets.lib.features.frame import ID, SPLIT
+    from leadscore_assets.lib.monitoring.drift import current_rows, drift_reference, rows_after_training
+
+    frame = _leads(200, seed=3).assign(**{ID: [f"l{i}" for i in range(200)],
+                                           SPLIT: ["train"] * 120 + ["validation"] * 40 + ["test"] * 40, "label": 0.0})
+    train = frame[frame[SPLIT] == "train"]
+    reference = drift_reference(train, NUMERIC, "label", np.zeros(len(train)), train[ID])
+    assert rows_after_training(frame).equals(current_rows(frame, reference))
+    small = frame.iloc[:130]  # 10 rows after training: fewer than MIN_ROWS, so the test split (none here)
+    assert rows_after_training(small).equals(current_rows(small, reference)) and rows_after_training(small).empty
