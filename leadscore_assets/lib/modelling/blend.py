@@ -56,12 +56,20 @@ class LogitBlend(ClassifierMixin, BaseEstimator):
         self.weights = weights
 
     def fit(self, x, y):
-        if len(self.members) != len(self.weights) or not len(self.members):
-            raise ValueError("LogitBlend needs one weight per member and at least one member")
-        self.members_ = [clone(m).fit(x, y) for m in self.members]
+        self._check_weights()
+        return self.with_fitted([clone(m).fit(x, y) for m in self.members])
+
+    def with_fitted(self, members: list) -> LogitBlend:
+        """Fitted with `members` (already fitted, one per member, in order) as they are."""
+        self._check_weights()
+        self.members_ = list(members)
         self.weights_ = np.asarray(self.weights, dtype=float) / float(np.sum(self.weights))
         self.classes_ = np.array([0, 1])
         return self
+
+    def _check_weights(self) -> None:
+        if len(self.members) != len(self.weights) or not len(self.members):
+            raise ValueError("LogitBlend needs one weight per member and at least one member")
 
     def decision_function(self, x) -> np.ndarray:
         return sum(w * margin(m, x) for w, m in zip(self.weights_, self.members_))
@@ -113,11 +121,8 @@ def fitted_blend_pipeline(pipelines: dict[str, object], weights: dict[str, float
     fitted on `x`, without fitting them again: the members are those very pipelines, the ones whose
     held-out predictions chose the weights (at 472,871 sessions refitting them took 10 s)."""
     pipeline = blend_pipeline(pipelines, weights, features)
-    passthrough, blend = pipeline.steps[0][1], pipeline.steps[-1][1]
-    passthrough.fit(x)
-    blend.members_ = [pipelines[n] for n in pipelines if n in weights]
-    blend.weights_ = np.asarray(blend.weights, dtype=float) / float(np.sum(blend.weights))
-    blend.classes_ = np.array([0, 1])
+    pipeline.steps[0][1].fit(x)  # the passthrough of the feature columns
+    pipeline.steps[-1][1].with_fitted([pipelines[n] for n in pipelines if n in weights])
     return pipeline
 
 
