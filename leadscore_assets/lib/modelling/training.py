@@ -209,12 +209,11 @@ class JudgedCandidate:
 
 
 def fit_and_judge(name: str, frame: pd.DataFrame, fs: FeatureSet, config: ProjectConfig, method: str,
-                  on_trial=None, budget: SearchBudget | None = None) -> JudgedCandidate:
+                  budget: SearchBudget | None = None) -> JudgedCandidate:
     """Fit candidate `name` (with its search) and judge it the way `method` selects: out-of-fold
     over train + validation (cv) or on the validation split (holdout)."""
     started = time.perf_counter()
-    cand = train_candidate(name, frame, fs, config, on_trial=on_trial, splits=fit_splits(method),
-                           budget=budget)
+    cand = train_candidate(name, frame, fs, config, splits=fit_splits(method), budget=budget)
     if method == "cv":
         x_fit, y_fit = split_xy(frame, fs, *fit_splits(method))
         p_held = out_of_fold_probabilities(cand.pipeline, x_fit, y_fit, config)
