@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 
 from leadscore_assets.assets.common import (
-    DUCKDB_VECTOR,
     column_schema,
     feature_set_of,
     select_in_batches,
@@ -58,7 +57,7 @@ from leadscore_assets.resources.warehouse import Warehouse
 # DuckDB's own memory while lead_scores writes and ranks every lead with its reasons (by default 80%
 # of RAM, which it keeps using as leads grow); beyond it DuckDB spills to a file beside the warehouse
 DUCKDB_MEMORY = "1GB"  # 512 MB failed the final ORDER BY of 4.7M scored leads (two sort threads pin more); 1 GB: 19 s, 1.1 GiB
-CALL_LIST_VECTORS = 16  # the call list is written 32,768 leads at a time
+CALL_LIST_ROWS = 32_768  # the call list is written this many leads at a time (16 DuckDB vectors)
 
 
 def build(config: ProjectConfig) -> list:
@@ -159,7 +158,7 @@ def stream_call_list(conn, config: ProjectConfig, validated_contacts: StagedTabl
                                                f"{finest(quoted([c], None))} LIMIT 1").df()[c] for c in stamps}) \
         if stamps else None
     batches = with_rank(b.astype(dtypes) if dtypes else b
-                        for b in select_in_batches(conn, query, CALL_LIST_VECTORS * DUCKDB_VECTOR))
+                        for b in select_in_batches(conn, query, CALL_LIST_ROWS))
     files, top = write_call_list_files(batches, directory, run_id, config.call_list.top, timestamps)
     return files, top_of_call_list(top, config.call_list.top)
 

@@ -63,7 +63,7 @@ def _assert_same(calls, old, files, top, config):
 
 def test_streamed_call_list_is_the_whole_frame_one_with_hostile_cells(linkedin_run, linkedin_config, tmp_path,
                                                                       monkeypatch):
-    monkeypatch.setattr(scoring_asset, "CALL_LIST_VECTORS", 1)  # batches of 2,048 leads
+    monkeypatch.setattr(scoring_asset, "CALL_LIST_ROWS", 2048)  # batches of 2,048 leads
     with duckdb.connect(str(_copy(linkedin_run, tmp_path))) as conn:
         table, ids = VALIDATED_CONTACTS.of(linkedin_config), LEAD_SCORES.of(linkedin_config)
         top_ids = [r[0] for r in conn.execute(f"SELECT {ID} FROM {ids} ORDER BY rowid LIMIT 2400").fetchall()]
