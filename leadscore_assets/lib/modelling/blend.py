@@ -82,6 +82,75 @@ class LogitBlend(ClassifierMixin, BaseEstimator):
         return (self.decision_function(x) > 0).astype(int)
 
 
+class FoldBag(LogitBlend):
+    """The K models cross-validation fits, one per fold of `cv`, averaged in log-odds.
+
+    Under CV selection every candidate is fitted K times anyway, to be judged out of fold. Keeping
+    those K models as the model (bagging, as AutoGluon does) instead of fitting once more on all
+    rows costs no fit, averages away part of each fit's variance, and keeps what was judged: the
+    out-of-fold scores (`held_out_margins`) are this model's own, so calibration and the threshold
+    are chosen on them without fitting anything again. A LogitBlend with equal weights, so SHAP
+    reasons stay exact (explain sums the members') and it serves like any blend."""
+
+    def __init__(self, estimator=None, cv=None):
+        self.estimator = estimator
+        self.cv = cv
+
+    def fit(self, x, y):
+        y = np.asarray(y)
+        members = [clone(self.estimator).fit(x.iloc[rows], y[rows]) for rows, _ in self.cv.split(x, y)]
+        return self.with_fitted(members, y)
+
+    def with_fitted(self, members: list, y: np.ndarray) -> FoldBag:
+        """Fitted with `members`, the fold models in `cv.split` order, already fitted on labels `y`."""
+        if len(members) != self.cv.get_n_splits():
+            raise ValueError(f"FoldBag needs one model per fold: {len(members)} for {self.cv.get_n_splits()} folds")
+        self.members_ = list(members)
+        self.weights_ = np.full(len(members), 1.0 / len(members))
+        self.classes_ = np.array([0, 1])
+        self.fit_labels_ = _digest(y)
+        return self
+
+    def held_out_margins(self, x, y) -> np.ndarray:
+        """Each row's log-odds from the fold model that did not learn from it: `x`, `y` must be the
+        rows the bag was fitted on, in the same order (the folds are recomputed from them)."""
+        y = np.asarray(y)
+        if _digest(y) != self.fit_labels_:
+            raise ValueError("held_out_margins needs the rows the FoldBag was fitted on, in the same order")
+        out = np.empty(len(y))
+        for member, (_, rows) in zip(self.members_, self.cv.split(x, y)):
+            out[rows] = margin(member, x.iloc[rows])
+        return out
+
+
+def _digest(y) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(np.asarray(y).astype(np.int8)).tobytes()).hexdigest()
+
+
+def fold_bag_of(pipeline) -> FoldBag | None:
+    """The FoldBag a candidate pipeline ends in (passthrough -> FoldBag), if any."""
+    last = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else None
+    return last if isinstance(last, FoldBag) else None
+
+
+def passthrough(features: list[str]):
+    """A step that only passes the feature columns through, as a frame: the preprocessing of a
+    pipeline whose members each preprocess for themselves (a blend, a bag)."""
+    from sklearn.compose import ColumnTransformer
+
+    step = ColumnTransformer([("features", "passthrough", list(features))], verbose_feature_names_out=False)
+    return step.set_output(transform="pandas")
+
+
+def bag_pipeline(template, features: list[str], cv):
+    """An unfitted Pipeline(passthrough -> FoldBag of `template`, one per fold of `cv`)."""
+    from sklearn.pipeline import Pipeline
+
+    return Pipeline([("preprocess", passthrough(features)), ("model", FoldBag(template, cv))])
+
+
 def greedy_weights(y: np.ndarray, predictions: dict[str, np.ndarray], rounds: int = ROUNDS) -> tuple[dict[str, float], float]:
     """Caruana's ensemble selection on held-out probabilities: start from the best candidate,
     then repeatedly add (with replacement) whichever candidate most raises the ROC-AUC of the
@@ -105,12 +174,10 @@ def blend_pipeline(pipelines: dict[str, object], weights: dict[str, float], feat
     """An unfitted Pipeline(preprocess -> LogitBlend) from candidate pipelines (cloned with their
     tuned parameters). The preprocess step only passes the feature columns through, as a frame, so
     the pipeline has the shape every other candidate has; each member preprocesses for itself."""
-    from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
 
     names = [n for n in pipelines if n in weights]
-    passthrough = ColumnTransformer([("features", "passthrough", list(features))], verbose_feature_names_out=False)
-    return Pipeline([("preprocess", passthrough.set_output(transform="pandas")),
+    return Pipeline([("preprocess", passthrough(features)),
                      ("model", LogitBlend(members=[clone(pipelines[n]) for n in names],
                                           weights=[weights[n] for n in names]))])
 
@@ -124,6 +191,29 @@ def fitted_blend_pipeline(pipelines: dict[str, object], weights: dict[str, float
     pipeline.steps[0][1].fit(x)  # the passthrough of the feature columns
     pipeline.steps[-1][1].with_fitted([pipelines[n] for n in pipelines if n in weights])
     return pipeline
+
+
+def fitted_bag_pipeline(template, members: list, features: list[str], cv, x: pd.DataFrame, y: np.ndarray):
+    """`bag_pipeline(template, features, cv).fit(x, y)` from fold models already fitted (in
+    `cv.split(x, y)` order), without fitting them again."""
+    pipeline = bag_pipeline(template, features, cv)
+    pipeline.steps[0][1].fit(x)
+    pipeline.steps[-1][1].with_fitted(members, y)
+    return pipeline
+
+
+def fitted_blend_of_bags(pipelines: dict[str, object], weights: dict[str, float], features: list[str],
+                         x: pd.DataFrame, y: np.ndarray):
+    """The blend of candidates that are fold bags on the same folds, as one bag: its fold-k model
+    is the blend of the candidates' fold-k models. Sums and averages commute, so its margin is
+    the weighted blend of the bags' margins, and its out-of-fold margins are the blend of theirs
+    (the held-out predictions that chose the weights)."""
+    bags = {n: fold_bag_of(p) for n, p in pipelines.items() if n in weights}
+    cv = next(iter(bags.values())).cv
+    template = blend_pipeline({n: b.estimator for n, b in bags.items()}, weights, features)
+    folds = [fitted_blend_pipeline({n: b.members_[k] for n, b in bags.items()}, weights, features, x)
+             for k in range(cv.get_n_splits())]
+    return fitted_bag_pipeline(template, folds, features, cv, x, y)
 
 
 def describe(weights: dict[str, float]) -> str:

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from sklearn.calibration import CalibratedClassifierCV, calibration_curve
 from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import brier_score_loss
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import train_test_split
 
 from leadscore_assets.lib.modelling.thresholds import ProbabilityPassthrough
@@ -49,16 +49,11 @@ class CalibrationResult:
     calibration_rows: int
     reason: str
     brier_by_method: dict[str, float] = field(default_factory=dict)  # every method compared, incl. "none"
+    calibrated_p: np.ndarray | None = None  # `pipeline`'s P(positive) on the calibration rows
 
 
 def positive_probability(classifier, x: pd.DataFrame) -> np.ndarray:
     return np.asarray(classifier.predict_proba(x))[:, 1]
-
-
-def fit_calibrator(pipeline, x: pd.DataFrame, y: np.ndarray, method: str) -> CalibratedClassifierCV:
-    """A calibrator around the frozen (not refitted) pipeline; predicts from readable rows."""
-    calibrated = CalibratedClassifierCV(FrozenEstimator(pipeline), method=method, cv=_FROZEN_FOLDS)
-    return calibrated.fit(x, y)
 
 
 def candidate_methods(method: str, rows: int, min_isotonic_rows: int) -> tuple[list[str], str]:
@@ -78,6 +73,14 @@ def candidate_methods(method: str, rows: int, min_isotonic_rows: int) -> tuple[l
     return ["sigmoid"], f"auto: {too_small}"
 
 
+def model_response(pipeline, x: pd.DataFrame) -> np.ndarray:
+    """What a calibrator reads from `pipeline`, as CalibratedClassifierCV reads it: its decision
+    function when it has one (logistic models, blends), else P(positive)."""
+    if hasattr(pipeline, "decision_function"):
+        return np.asarray(pipeline.decision_function(x), dtype=float)
+    return positive_probability(pipeline, x)
+
+
 def calibrate(
     pipeline,
     x_cal: pd.DataFrame,
@@ -94,22 +97,42 @@ def calibrate(
     uncalibrated pipeline. The best candidate is kept only if its Brier is strictly lower,
     and is then refitted on all calibration rows. The returned pipeline is either the
     original one or a `CalibratedClassifierCV` wrapping it (predict_proba on readable rows,
-    picklable).
+    picklable). The pipeline predicts the calibration rows once (its response and its
+    probabilities); every calibrator is fitted and judged on those numbers.
     """
     if method not in METHODS:
         raise ValueError(f"unknown calibration method {method!r}; expected one of {METHODS}")
     y_cal = np.asarray(y_cal).astype(int)
+    if len(x_cal) != len(y_cal):
+        raise ValueError(f"x_cal has {len(x_cal)} rows but y_cal has {len(y_cal)}")
+    if not len(y_cal):
+        return calibrate_scores(pipeline, np.zeros(0), np.zeros(0), y_cal, method, min_isotonic_rows, seed)
+    p = positive_probability(pipeline, x_cal)
+    response = model_response(pipeline, x_cal) if hasattr(pipeline, "decision_function") else p
+    return calibrate_scores(pipeline, response, p, y_cal, method, min_isotonic_rows, seed)
+
+
+def _calibrator_on(scores: np.ndarray, y: np.ndarray, method: str) -> CalibratedClassifierCV:
+    """A `method` calibrator fitted on `scores` (a model's response): predict_proba(scores)."""
+    scores = np.asarray(scores, dtype=float).reshape(-1, 1)
+    return CalibratedClassifierCV(FrozenEstimator(_ScoreColumn().fit(scores, y)), method=method,
+                                  cv=_FROZEN_FOLDS).fit(scores, y)
+
+
+def calibrate_scores(
+    pipeline, response: np.ndarray, p: np.ndarray, y_cal: np.ndarray, method: str = "auto",
+    min_isotonic_rows: int = MIN_ISOTONIC_ROWS, seed: int = 0,
+) -> CalibrationResult:
+    """`calibrate` from the pipeline's response (`model_response`) and P(positive) `p` on the
+    calibration rows `y_cal` labels: nothing is predicted here."""
+    y_cal = np.asarray(y_cal).astype(int)
     rows = len(y_cal)
-    if len(x_cal) != rows:
-        raise ValueError(f"x_cal has {len(x_cal)} rows but y_cal has {rows}")
     class_counts = np.bincount(y_cal, minlength=2)
     if len(class_counts) > 2:
         raise ValueError("calibration labels must be binary 0/1")
 
     if class_counts.min() < MIN_ROWS_PER_CLASS:
-        brier = float("nan")
-        if rows:
-            brier = float(brier_score_loss(y_cal, positive_probability(pipeline, x_cal), labels=[0, 1]))
+        brier = float(brier_score_loss(y_cal, p, labels=[0, 1])) if rows else float("nan")
         return CalibrationResult(
             pipeline=pipeline, method="none", brier_before=brier, brier_after=brier, calibration_rows=rows,
             reason=(
@@ -117,18 +140,16 @@ def calibrate(
                 f"at least {MIN_ROWS_PER_CLASS} of each are needed to fit and judge a calibrator "
                 "(Brier measured on all calibration rows)"
             ),
-            brier_by_method={"none": brier},
+            brier_by_method={"none": brier}, calibrated_p=np.asarray(p, dtype=float),
         )
 
     candidates, considered = candidate_methods(method, rows, min_isotonic_rows)
     fit_idx, eval_idx = train_test_split(np.arange(rows), test_size=0.5, stratify=y_cal, random_state=seed)
-    x_fit, y_fit = x_cal.iloc[fit_idx], y_cal[fit_idx]
-    x_eval, y_eval = x_cal.iloc[eval_idx], y_cal[eval_idx]
-
-    brier_by_method = {"none": float(brier_score_loss(y_eval, positive_probability(pipeline, x_eval)))}
+    brier_by_method = {"none": float(brier_score_loss(y_cal[eval_idx], p[eval_idx]))}
     for name in candidates:
-        calibrated = fit_calibrator(pipeline, x_fit, y_fit, name)
-        brier_by_method[name] = float(brier_score_loss(y_eval, positive_probability(calibrated, x_eval)))
+        calibrator = _calibrator_on(response[fit_idx], y_cal[fit_idx], name)
+        p_eval = calibrator.predict_proba(response[eval_idx].reshape(-1, 1))[:, 1]
+        brier_by_method[name] = float(brier_score_loss(y_cal[eval_idx], p_eval))
 
     best = min(brier_by_method, key=brier_by_method.get)  # dicts keep order: ties go to "none"
     before, after = brier_by_method["none"], brier_by_method[best]
@@ -136,36 +157,71 @@ def calibrate(
     judged_on = f"Brier on {len(eval_idx)} held-out calibration rows ({compared}), calibrators fitted on {len(fit_idx)}"
     if best == "none":
         reason = f"{considered}; no calibrator improved {judged_on}" if candidates else considered
-        return CalibrationResult(pipeline, "none", before, after, rows, reason, brier_by_method)
+        return CalibrationResult(pipeline, "none", before, after, rows, reason, brier_by_method,
+                                 np.asarray(p, dtype=float))
 
-    final = fit_calibrator(pipeline, x_cal, y_cal, best)
+    final, calibrated_p = calibrated_on_scores(pipeline, response, y_cal, best)
     reason = f"{considered}; {best} lowered {judged_on}; refitted on all {rows} calibration rows"
-    return CalibrationResult(final, best, before, after, rows, reason, brier_by_method)
+    return CalibrationResult(final, best, before, after, rows, reason, brier_by_method, calibrated_p)
 
 
 def calibrate_out_of_fold(
-    pipeline, x: pd.DataFrame, y: np.ndarray, p_oof: np.ndarray, folds, method: str = "auto",
+    pipeline, y: np.ndarray, p_oof: np.ndarray, response_oof: np.ndarray, method: str = "auto",
     min_isotonic_rows: int = MIN_ISOTONIC_ROWS, seed: int = 0,
 ) -> tuple[CalibrationResult, np.ndarray]:
-    """Calibration for a pipeline fitted on all of `x` (model chosen by cross-validation).
+    """Calibration for a model chosen by cross-validation (fitted on all rows, or a fold bag).
 
-    Its own scores on `x` are optimistic, so calibrators are judged, as in `calibrate`, on the
-    out-of-fold probabilities `p_oof`. When one helps, the model is refitted as
-    `CalibratedClassifierCV(ensemble=False)`: the calibrator learns from out-of-fold
-    predictions and the estimator from every row. Returns the result and the calibrated
-    out-of-fold probabilities (for choosing a threshold on rows no model was fitted on).
-    """
+    Its own scores on its rows are optimistic, so calibrators are judged, as in `calibrate`, on
+    the out-of-fold probabilities `p_oof`. When one helps, it is fitted on the out-of-fold
+    response `response_oof` (`model_response` of each fold's model on its held-out rows) around
+    the model as it is: what `CalibratedClassifierCV(ensemble=False)` fits, without fitting the
+    folds and the model again. Returns the result and the calibrated out-of-fold probabilities
+    (for choosing a threshold on rows no model was fitted on)."""
     scores = pd.DataFrame({"p": np.asarray(p_oof, dtype=float)})
     y = np.asarray(y).astype(int)
     judged = calibrate(ProbabilityPassthrough().fit(scores, y), scores, y, method, min_isotonic_rows, seed)
-    p_calibrated = positive_probability(judged.pipeline, scores)
     reason = f"{judged.reason} (judged on {len(y)} out-of-fold probabilities)"
     if judged.method == "none":
         return CalibrationResult(pipeline, "none", judged.brier_before, judged.brier_after, len(y), reason,
-                                 judged.brier_by_method), p_calibrated
-    final = CalibratedClassifierCV(clone(pipeline), method=judged.method, cv=folds, ensemble=False).fit(x, y)
+                                 judged.brier_by_method), judged.calibrated_p
+    final, _ = calibrated_on_scores(pipeline, response_oof, y, judged.method)
     return CalibrationResult(final, judged.method, judged.brier_before, judged.brier_after, len(y), reason,
-                             judged.brier_by_method), p_calibrated
+                             judged.brier_by_method), judged.calibrated_p
+
+
+class _ScoreColumn(ClassifierMixin, BaseEstimator):
+    """A classifier whose decision function is its single input column: lets CalibratedClassifierCV
+    fit a calibrator on scores computed elsewhere."""
+
+    def fit(self, x, y):
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def decision_function(self, x):
+        return np.asarray(x, dtype=float).reshape(-1)
+
+    def predict(self, x):
+        return (self.decision_function(x) > 0).astype(int)
+
+
+def calibrated_on_scores(pipeline, response: np.ndarray, y: np.ndarray, method: str
+                         ) -> tuple[CalibratedClassifierCV, np.ndarray]:
+    """`pipeline`, fitted and frozen, behind a `method` calibrator fitted on `response`: its
+    response (`model_response`) on the rows `y` labels, rows it did not learn from (validation
+    rows, or a fold bag's out-of-fold margins). The same object CalibratedClassifierCV builds
+    around a frozen pipeline (one calibrated classifier whose estimator is the pipeline), without
+    predicting again; with its calibrated P(positive) on those rows."""
+    y = np.asarray(y).astype(int)
+    calibrated = _calibrator_on(response, y, method)
+    p = calibrated.predict_proba(np.asarray(response, dtype=float).reshape(-1, 1))[:, 1]
+    frozen = FrozenEstimator(pipeline)
+    calibrated.estimator = calibrated.calibrated_classifiers_[0].estimator = frozen
+    for name in ("n_features_in_", "feature_names_in_"):
+        if hasattr(pipeline, name):
+            setattr(calibrated, name, getattr(pipeline, name))
+        elif hasattr(calibrated, name):
+            delattr(calibrated, name)
+    return calibrated, p
 
 
 def reliability_plot(y: np.ndarray, curves: dict[str, np.ndarray], title: str) -> Figure:

@@ -15,11 +15,15 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 from sklearn.base import clone
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 
-from leadscore_assets.lib.modelling.blend import BLEND, describe, fitted_blend_pipeline, greedy_weights, log_odds
-from leadscore_assets.lib.modelling.calibration import CalibrationResult, calibrate, calibrate_out_of_fold
+from leadscore_assets.lib.modelling.blend import (
+    BLEND, bag_pipeline, describe, fitted_blend_of_bags, fitted_blend_pipeline, fold_bag_of, greedy_weights, log_odds,
+)
+from leadscore_assets.lib.modelling.calibration import (
+    CalibrationResult, calibrate, calibrate_out_of_fold, model_response, positive_probability,
+)
 from leadscore_assets.lib.project.config import ProjectConfig
 from leadscore_assets.lib.evaluation.metrics import classification_metrics, selection_score
 from leadscore_assets.lib.features.frame import LABEL, SPLIT, FeatureSet, preprocessor
@@ -61,10 +65,19 @@ def cv_folds(config: ProjectConfig, seed: int) -> StratifiedKFold:
     return StratifiedKFold(config.models.cv_folds, shuffle=True, random_state=seed)
 
 
-def out_of_fold_probabilities(pipeline, x: pd.DataFrame, y: np.ndarray, config: ProjectConfig) -> np.ndarray:
-    """P(positive) for every row from a copy of `pipeline` fitted without that row's fold."""
-    folds = cv_folds(config, config.models.seed)
-    return cross_val_predict(clone(pipeline), x, y, cv=folds, method="predict_proba")[:, 1]
+def out_of_fold_scores(pipeline, x: pd.DataFrame, y: np.ndarray, config: ProjectConfig) -> tuple[np.ndarray, np.ndarray]:
+    """P(positive) and the calibrator's response (calibration.model_response) for every row, from
+    a copy of `pipeline` fitted without that row's fold (what cross_val_predict fits): for a fold
+    bag, its own fold models, with no fit."""
+    if (bag := fold_bag_of(pipeline)) is not None:
+        margins = bag.held_out_margins(x, y)
+        return expit(margins), margins
+    p, response = np.empty(len(y)), np.empty(len(y))
+    for rows, held in cv_folds(config, config.models.seed).split(x, y):
+        fold = clone(pipeline).fit(x.iloc[rows], y[rows])
+        p[held] = positive_probability(fold, x.iloc[held])
+        response[held] = model_response(fold, x.iloc[held]) if hasattr(fold, "decision_function") else p[held]
+    return p, response
 
 
 def fold_scores(p_oof: np.ndarray, x: pd.DataFrame, y: np.ndarray, config: ProjectConfig) -> list[float]:
@@ -134,13 +147,21 @@ class SearchBudget:
             self._spent += seconds
 
 
+def bagged(name: str, config: ProjectConfig, method: str) -> bool:
+    """Whether candidate `name` is registered as its fold models (FoldBag) rather than refitted:
+    under CV selection with `models.cv_model: fold_models`, for the families that explain in
+    log-odds (a bag averages its folds' log-odds; the random forest's trees hold probabilities)."""
+    return method == "cv" and config.models.cv_model == "fold_models" and FAMILIES[name].blendable
+
+
 def train_candidate(
     name: str, frame: pd.DataFrame, fs: FeatureSet, config: ProjectConfig, on_trial=None,
-    splits: tuple[str, ...] = ("train",), budget: SearchBudget | None = None,
+    splits: tuple[str, ...] = ("train",), budget: SearchBudget | None = None, folds: StratifiedKFold | None = None,
 ) -> TrainedCandidate:
     """Fit one candidate on `splits`, after an Optuna search on the same rows when the project
     sets a trial budget and the candidate is tunable (limited to the project's `search.timeout_s`
-    and to its share of `budget` when given); imbalance handling as configured."""
+    and to its share of `budget` when given); imbalance handling as configured. With `folds`,
+    the candidate is those folds' models (blend.FoldBag), one fitted per fold."""
     x_train, y_train = split_xy(frame, fs, *splits)
     if len(np.unique(y_train)) < 2:
         raise ValueError(f"project '{config.name}': the training split has a single class; cannot train")
@@ -159,8 +180,10 @@ def train_candidate(
         params = tuning.best_params
     imbalance = spec.imbalance if fam.class_weighted else "none"
     pipeline = build_model(name, params, preprocessor(fs, config, splines), y_train, seed, imbalance)
-    pipeline.fit(x_train, y_train)
     estimator = pipeline.named_steps["model"]
+    if folds is not None:
+        pipeline = bag_pipeline(pipeline, fs.columns, folds)
+    pipeline.fit(x_train, y_train)
     logged = {f"model.{k}": v for k, v in estimator.get_params().items() if isinstance(v, (int, float, str, bool))}
     logged["imbalance"] = imbalance
     return TrainedCandidate(name=name, pipeline=pipeline, params=logged, tuning=tuning)
@@ -185,14 +208,13 @@ def finalise(fitted, frame: pd.DataFrame, fs: FeatureSet, config: ProjectConfig,
                   value_per_conversion=t.value_per_conversion, cost_per_contact=t.cost_per_contact)
     x_fit, y_fit = split_xy(frame, fs, *fit_splits(method))
     if method == "cv":
-        p_oof = out_of_fold_probabilities(fitted, x_fit, y_fit, config)
-        cal, p_judged = calibrate_out_of_fold(fitted, x_fit, y_fit, p_oof, cv_folds(config, seed),
-                                              method=spec.calibration, seed=seed)
+        p_oof, response_oof = out_of_fold_scores(fitted, x_fit, y_fit, config)
+        cal, p_judged = calibrate_out_of_fold(fitted, y_fit, p_oof, response_oof, method=spec.calibration, seed=seed)
         decision = choose_threshold(y_fit, p_judged, t.policy, **policy)
     else:
         x_val, y_val = split_xy(frame, fs, "validation")
         cal = calibrate(fitted, x_val, y_val, method=spec.calibration, seed=seed)
-        decision = choose_threshold(y_val, None, t.policy, classifier=cal.pipeline, x_val=x_val, **policy)
+        decision = choose_threshold(y_val, cal.calibrated_p, t.policy, **policy)  # cal.pipeline's, predicted once
     return FinalModel(model=cal.pipeline, calibration=cal, threshold=decision, fit_rows=x_fit)
 
 
@@ -213,10 +235,11 @@ def fit_and_judge(name: str, frame: pd.DataFrame, fs: FeatureSet, config: Projec
     """Fit candidate `name` (with its search) and judge it the way `method` selects: out-of-fold
     over train + validation (cv) or on the validation split (holdout)."""
     started = time.perf_counter()
-    cand = train_candidate(name, frame, fs, config, splits=fit_splits(method), budget=budget)
+    folds = cv_folds(config, config.models.seed) if bagged(name, config, method) else None
+    cand = train_candidate(name, frame, fs, config, splits=fit_splits(method), budget=budget, folds=folds)
     if method == "cv":
         x_fit, y_fit = split_xy(frame, fs, *fit_splits(method))
-        p_held = out_of_fold_probabilities(cand.pipeline, x_fit, y_fit, config)
+        p_held, _ = out_of_fold_scores(cand.pipeline, x_fit, y_fit, config)
     else:
         x_val, _ = split_xy(frame, fs, "validation")
         p_held = cand.pipeline.predict_proba(x_val)[:, 1]
@@ -290,7 +313,11 @@ def fit_and_judge_blend(judged: dict[str, JudgedCandidate], frame: pd.DataFrame,
     if len(weights) < 2:
         return None
     p_held = expit(sum(w * log_odds(members[n].held_out) for n, w in weights.items()))
-    pipeline = fitted_blend_pipeline({n: j.candidate.pipeline for n, j in members.items()}, weights, fs.columns, x_fit)
+    pipelines = {n: j.candidate.pipeline for n, j in members.items()}
+    if all(fold_bag_of(p) is not None for n, p in pipelines.items() if n in weights):
+        pipeline = fitted_blend_of_bags(pipelines, weights, fs.columns, x_fit, y_fit)
+    else:
+        pipeline = fitted_blend_pipeline(pipelines, weights, fs.columns, x_fit)
     params = {"blend.weights": describe(weights), **{f"blend.weight.{n}": round(w, 4) for n, w in weights.items()}}
     metrics, folds = judge_held_out(p_held, frame, fs, config, method)
     return JudgedCandidate(TrainedCandidate(BLEND, pipeline, params), metrics, folds,

@@ -233,6 +233,10 @@ class ModelSpec(StrictModel):
     selection: Literal["auto", "holdout", "cv"] = "auto"
     cv_folds: int = 5
     cv_below_validation_positives: int = 300
+    # Under CV selection, the model registered: the K fold models averaged in log-odds
+    # (`fold_models`: fitted anyway to judge the candidate, no further fit; its out-of-fold scores
+    # calibrate it and choose its threshold) or one more fit on all rows (`refit`).
+    cv_model: Literal["fold_models", "refit"] = "refit"
 
     @field_validator("max_rows")
     @classmethod

@@ -65,3 +65,51 @@ def test_a_blend_pipeline_predicts_the_weighted_log_odds_of_its_refitted_members
     assert reused.named_steps["model"].members_[0] is members["logistic_regression"]
     np.testing.assert_array_equal(reused.predict_proba(x), blend.predict_proba(x))
     assert clone(reused).fit(x, y).predict_proba(x).shape == (len(x), 2)
+
+
+def scaled_logistic(columns: list[str], c: float = 1.0) -> Pipeline:
+    return Pipeline([("preprocess", ColumnTransformer([("num", StandardScaler(), columns)])),
+                     ("model", LogisticRegression(C=c))])
+
+
+def test_a_fold_bag_is_the_cross_validation_models_and_knows_their_out_of_fold_scores():
+    """What CV fits to judge a candidate is kept as the model: its held-out margins are exactly
+    what cross_val_predict gives, its answer the average of the fold models' log-odds."""
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    from leadscore_assets.lib.modelling.blend import FoldBag, bag_pipeline, fold_bag_of, margin
+
+    x, y = two_signals(1500, 5)
+    folds = StratifiedKFold(5, shuffle=True, random_state=3)
+    bag = bag_pipeline(scaled_logistic(["a", "b"]), ["a", "b"], folds).fit(x, y)
+    fitted = fold_bag_of(bag)
+    assert isinstance(fitted, FoldBag) and isinstance(fitted, LogitBlend) and len(fitted.members_) == 5
+    expected_oof = cross_val_predict(scaled_logistic(["a", "b"]), x, y, cv=folds, method="decision_function")
+    np.testing.assert_allclose(fitted.held_out_margins(x, y), expected_oof, atol=1e-12)
+    mean_margin = np.mean([margin(m, x) for m in fitted.members_], axis=0)
+    np.testing.assert_allclose(bag.decision_function(x), mean_margin, atol=1e-12)
+    try:
+        fitted.held_out_margins(x, y[::-1])
+        raise AssertionError("other rows were accepted")
+    except ValueError as err:
+        assert "rows the FoldBag was fitted on" in str(err)
+    assert clone(bag).fit(x, y).predict_proba(x).shape == (len(x), 2)
+
+
+def test_a_blend_of_fold_bags_is_one_bag_of_the_folds_blends():
+    """Blending bags fold by fold gives the weighted blend of the bags' answers and, out of fold,
+    the weighted blend of their held-out margins: the scores the weights were chosen on."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from leadscore_assets.lib.modelling.blend import bag_pipeline, fitted_blend_of_bags, fold_bag_of
+
+    x, y = two_signals(1500, 6)
+    folds = StratifiedKFold(5, shuffle=True, random_state=4)
+    bags = {"logistic_regression": bag_pipeline(scaled_logistic(["a", "b"]), ["a", "b"], folds).fit(x, y),
+            "spline_logistic": bag_pipeline(scaled_logistic(["a"], c=0.05), ["a", "b"], folds).fit(x, y)}
+    weights = {"logistic_regression": 0.6, "spline_logistic": 0.4}
+    blended = fitted_blend_of_bags(bags, weights, ["a", "b"], x, y)
+    expected = sum(w * bags[n].decision_function(x) for n, w in weights.items())
+    np.testing.assert_allclose(blended.decision_function(x), expected, atol=1e-9)
+    expected_oof = sum(w * fold_bag_of(bags[n]).held_out_margins(x, y) for n, w in weights.items())
+    np.testing.assert_allclose(fold_bag_of(blended).held_out_margins(x, y), expected_oof, atol=1e-9)

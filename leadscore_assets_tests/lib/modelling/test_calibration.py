@@ -116,3 +116,60 @@ def test_reliability_plot_draws_one_line_per_curve_and_the_diagonal(splits):
     assert isinstance(fig, Figure)
     (ax,) = fig.axes
     assert len(ax.lines) == 3 and ax.get_title() == "linkedin"
+
+
+def test_a_calibrator_on_given_out_of_fold_margins_is_the_one_cross_validation_fits():
+    """calibrated_on_scores builds, from margins already at hand, the very model
+    CalibratedClassifierCV(ensemble=False) fits (calibrator on cross-validated margins, around
+    the estimator fitted on all rows) without fitting anything again."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.base import clone
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from leadscore_assets.lib.modelling.calibration import calibrated_on_scores, uncalibrated
+
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame({"a": rng.normal(size=2000), "b": rng.normal(size=2000)})
+    y = (rng.random(2000) < 1 / (1 + np.exp(-(3 * x.a - 2)))).astype(int).to_numpy()
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, class_weight="balanced"))
+    folds = StratifiedKFold(5, shuffle=True, random_state=1)
+    for method in ("sigmoid", "isotonic"):
+        reference = CalibratedClassifierCV(clone(model), method=method, cv=folds, ensemble=False).fit(x, y)
+        margins = cross_val_predict(clone(model), x, y, cv=folds, method="decision_function")
+        fitted = clone(model).fit(x, y)
+        built, p_built = calibrated_on_scores(fitted, margins, y, method)
+        np.testing.assert_allclose(built.predict_proba(x), reference.predict_proba(x), atol=1e-9)
+        assert uncalibrated(built) is fitted
+        assert p_built.shape == (len(x),) and ((p_built >= 0) & (p_built <= 1)).all()
+        assert list(built.feature_names_in_) == ["a", "b"]
+
+
+@pytest.mark.parametrize("family", ["logistic (decision function)", "boosted trees (probabilities)"])
+def test_calibrating_on_one_prediction_of_the_rows_gives_the_calibrator_sklearn_fits_around_the_model(
+        linkedin_config, splits, family):
+    """The pipeline predicts the calibration rows once; the calibrator chosen and fitted on those
+    numbers is the one CalibratedClassifierCV fits around the frozen pipeline, and the calibrated
+    probabilities returned with it are the returned pipeline's own on those rows."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.frozen import FrozenEstimator
+
+    x_train, y_train = splits["train"]
+    if family.startswith("logistic"):
+        pipeline = fitted_pipeline(linkedin_config, x_train, y_train, class_weight="balanced")
+    else:
+        model = HistGradientBoostingClassifier(max_iter=30, class_weight="balanced", random_state=0)
+        pipeline = Pipeline([("preprocess", preprocessor(FEATURES, linkedin_config)), ("model", model)]).fit(x_train, y_train)
+    x_val, y_val = splits["validation"]
+    result = calibrate(pipeline, x_val, y_val, method="sigmoid")
+    assert result.method == "sigmoid"
+    reference = CalibratedClassifierCV(FrozenEstimator(pipeline), method="sigmoid", cv=2).fit(x_val, y_val)
+    x_test, _ = splits["test"]
+    np.testing.assert_allclose(result.pipeline.predict_proba(x_test), reference.predict_proba(x_test), atol=1e-9)
+    np.testing.assert_allclose(result.calibrated_p, result.pipeline.predict_proba(x_val)[:, 1], atol=1e-12)
+    assert pickle.loads(pickle.dumps(result.pipeline)).predict_proba(x_test).shape == (len(x_test), 2)

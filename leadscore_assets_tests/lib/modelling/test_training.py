@@ -124,3 +124,36 @@ def test_a_search_beside_one_that_finished_early_inherits_what_it_left(linkedin_
     assert not budget.spent_enough(14.9) and budget.spent_enough(15.0)
     budget.finished("xgboost", 5.0)
     assert budget.share() == 20.0 and not budget.spent_enough(15.0)
+
+
+def test_under_cv_the_fold_models_are_the_model_judged_as_before_and_finalised_without_a_fit(linkedin_config):
+    """`cv_model: fold_models` keeps the K models CV fitted: the candidate is judged on the same
+    out-of-fold scores a refitted one is (the same selection), and calibrating it and choosing
+    its threshold fits nothing more (a refitted model costs 2K + 1 fits there)."""
+    from unittest import mock
+
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    from leadscore_assets.lib.modelling.blend import fold_bag_of
+    from leadscore_assets.lib.modelling.calibration import uncalibrated
+    from leadscore_assets.lib.modelling.training import fit_and_judge
+
+    bagging = linkedin_config.model_copy(update={"models": linkedin_config.models.model_copy(update={"cv_model": "fold_models"})})
+    frame, fs = _frame(linkedin_config)
+    refit = fit_and_judge("logistic_regression", frame, fs, linkedin_config, "cv")
+    bagged = fit_and_judge("logistic_regression", frame, fs, bagging, "cv")
+    assert fold_bag_of(refit.candidate.pipeline) is None
+    assert len(fold_bag_of(bagged.candidate.pipeline).members_) == linkedin_config.models.cv_folds
+    np.testing.assert_allclose(bagged.held_out, refit.held_out, atol=1e-9)
+    assert bagged.metrics["roc_auc"] == refit.metrics["roc_auc"]
+
+    fit = LogisticRegression.fit
+    with mock.patch.object(LogisticRegression, "fit", autospec=True, side_effect=fit) as fits:
+        final = finalise(bagged.candidate.pipeline, frame, fs, bagging, "cv")
+    assert fits.call_count == 0
+    assert uncalibrated(final.model) is bagged.candidate.pipeline
+    x_fit, y_fit = split_xy(frame, fs, *fit_splits("cv"))
+    assert final.threshold.details["rows"] == len(y_fit)
+    x_test, y_test = split_xy(frame, fs, "test")
+    assert roc_auc_score(y_test, final.model.predict_proba(x_test)[:, 1]) > 0.6
