@@ -322,6 +322,7 @@ class SplitResult:
     skipped_steps: list[str] = field(default_factory=list)
     not_materialized: list[str] = field(default_factory=list)
     failed_checks: list[str] = field(default_factory=list)
+    step_seconds: dict[str, float] = field(default_factory=dict)  # STEP_START -> STEP_SUCCESS / FAILURE
     candidate: str | None = None
     features: list[str] = field(default_factory=list)
     leaked: list[str] = field(default_factory=list)
@@ -391,6 +392,20 @@ def run_events(result) -> tuple[list[str], list[str], list[str]]:
     return failed, skipped, checks
 
 
+def step_seconds(instance, run_id: str) -> dict[str, float]:
+    """Seconds each step took (its op's name, project prefix dropped), slowest first, from the
+    run's event log."""
+    started, took = {}, {}
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        kind = event.event_type_value if event is not None else None
+        if kind == "STEP_START":
+            started[event.step_key] = entry.timestamp
+        elif kind in ("STEP_SUCCESS", "STEP_FAILURE") and event.step_key in started:
+            took[event.step_key.split("__")[-1]] = round(entry.timestamp - started[event.step_key], 2)
+    return dict(sorted(took.items(), key=lambda kv: -kv[1]))
+
+
 def run_pipeline(table: RealTable, split: int, split_seed: int, data_dir: Path, csv_text: str) -> tuple[SplitResult, object]:
     """Write the CSV, build the project from its YAML dict, run its job in-process. Returns the
     run's SplitResult (timings, failures) and the validated config (None when invalid)."""
@@ -419,12 +434,14 @@ def run_pipeline(table: RealTable, split: int, split_seed: int, data_dir: Path, 
                 dg.Definitions(resources=build_resources(data_dir), executor=dg.in_process_executor),
             )
             job = defs.resolve_job_def(f"{config.name}_pipeline")
+            instance = dg.DagsterInstance.ephemeral()
             result = job.execute_in_process(
-                instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
+                instance=instance, raise_on_error=False,
                 run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
             )
         out.success = bool(result.success)
         out.failed_steps, out.skipped_steps, out.failed_checks = run_events(result)
+        out.step_seconds = step_seconds(instance, result.run_id)
         done = {e.event_specific_data.materialization.asset_key for e in result.get_asset_materialization_events()}
         out.not_materialized = sorted(k.path[-1] for k in defs.resolve_all_asset_keys()
                                       if k.path[0] == config.name and k not in done)
@@ -702,6 +719,8 @@ def split_line(r: SplitResult, splits: int, log: Path | None = None) -> str:
         parts.append(f"decision {r.decision or '-'} (champion alias: "
                      f"{'v' + r.champion_alias_version if r.champion_alias_version else 'none'})")
     lines = [", ".join(parts)]
+    if r.step_seconds:
+        lines.append("    slowest steps: " + ", ".join(f"{k} {v:.1f} s" for k, v in list(r.step_seconds.items())[:4]))
     lines += [f"    failed step: {s}" for s in r.failed_steps]
     if r.skipped_steps:
         lines.append(f"    skipped steps ({len(r.skipped_steps)}): {', '.join(r.skipped_steps)}")
