@@ -94,6 +94,35 @@ def build_model(
     return ResamplingPipeline([("preprocess", preprocess), ("smote", sampler), ("model", estimator)])
 
 
+# Folds of at most this many rows are encoded once per search rather than once per trial (the
+# preprocessing does not depend on a trial's parameters; encoded folds are kept in memory).
+ENCODE_ONCE_MAX_ROWS = 100_000
+
+
+class EncodedFolds:
+    """A search's CV folds, each encoded once: the preprocessor fitted on the fold's training rows
+    (fit_transform, as a Pipeline fits it, so target encoding stays cross-fitted) and applied to
+    its held-out rows, on the fold's first use. Every trial then fits only its estimator: on the
+    20,000-lead export, re-encoding the categoricals was 40% of a boosted model's search. Above
+    ENCODE_ONCE_MAX_ROWS rows each trial encodes its own folds, as the memory would not be bounded."""
+
+    def __init__(self, x: pd.DataFrame, y: np.ndarray, folds: list, preprocess_factory: Callable[[], object]):
+        self._x, self._y, self._folds, self._factory = x, y, folds, preprocess_factory
+        self._once = len(x) <= ENCODE_ONCE_MAX_ROWS
+        self._encoded: dict[int, tuple] = {}
+
+    def get(self, step: int) -> tuple[tuple, object]:
+        """((rows to fit on, held-out rows), the preprocess step a model on them needs)."""
+        fit_rows, val_rows = self._folds[step]
+        if not self._once:
+            return (self._x.iloc[fit_rows], self._x.iloc[val_rows]), self._factory()
+        if step not in self._encoded:
+            preprocess = self._factory()
+            x_fit = preprocess.fit_transform(self._x.iloc[fit_rows], self._y[fit_rows])
+            self._encoded[step] = (x_fit, preprocess.transform(self._x.iloc[val_rows]))
+        return self._encoded[step], "passthrough"
+
+
 def tune(
     name: str,
     x_train: pd.DataFrame,
@@ -151,14 +180,16 @@ def tune(
 
     folds = list(StratifiedKFold(n_splits=cv_folds, shuffle=True, random_state=seed).split(x, y))
     scorer = get_scorer(scoring)
+    fold_rows = EncodedFolds(x, y, folds, preprocess_factory)
 
     def objective(trial: optuna.Trial) -> float:
         params = fam.search_space(trial)
         fold_scores: list[float] = []
         for step, (fit_rows, val_rows) in enumerate(folds):
-            model = build_model(name, params, preprocess_factory(), y[fit_rows], seed, imbalance, n_jobs=n_jobs)
-            model.fit(x.iloc[fit_rows], y[fit_rows])
-            fold_scores.append(float(scorer(model, x.iloc[val_rows], y[val_rows])))
+            (x_fit, x_val), preprocess = fold_rows.get(step)
+            model = build_model(name, params, preprocess, y[fit_rows], seed, imbalance, n_jobs=n_jobs)
+            model.fit(x_fit, y[fit_rows])
+            fold_scores.append(float(scorer(model, x_val, y[val_rows])))
             running_mean = float(np.mean(fold_scores))
             trial.set_user_attr("fold_scores", list(fold_scores))
             trial.report(running_mean, step)

@@ -177,3 +177,35 @@ def test_param_importances_fall_back_with_a_single_trial():
     title = figures["param_importances"].axes[0].get_title()
     assert "complete trial" in title or "single tuned parameter" in title
     figures["param_importances"].savefig(io.BytesIO(), format="png")
+
+
+@pytest.mark.parametrize("imbalance", ["class_weight", "smote"])
+def test_folds_encoded_once_give_the_search_that_encodes_them_every_trial(monkeypatch, imbalance):
+    """Encoding each fold once per search (not once per trial) changes nothing a user sees: the
+    same trials, scores and best parameters, SMOTE still resampling encoded training folds only;
+    and the preprocessor is fitted once per fold, not once per trial and fold."""
+    fits = []
+
+    def counted_preprocess():
+        pre = make_preprocess()
+        original = pre.fit_transform
+
+        def fit_transform(x, y=None, **kw):
+            fits.append(len(x))
+            return original(x, y, **kw)
+
+        pre.fit_transform = fit_transform
+        return pre
+
+    def search():
+        return tune("lightgbm", X_TRAIN, Y_TRAIN, counted_preprocess, n_trials=6, timeout_s=None, seed=SEED,
+                    imbalance=imbalance)
+
+    once = search()
+    fitted_once = len(fits)
+    monkeypatch.setattr(tuning, "ENCODE_ONCE_MAX_ROWS", 0)
+    fits.clear()
+    every = search()
+    assert fitted_once == 3 and len(fits) == every.trials.folds_scored.sum() > 3
+    pd.testing.assert_frame_equal(once.trials.drop(columns="duration_s"), every.trials.drop(columns="duration_s"))
+    assert once.best_params == every.best_params and once.best_value == every.best_value
