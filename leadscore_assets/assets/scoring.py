@@ -41,6 +41,7 @@ from leadscore_assets.assets.effectiveness import record_score_history
 from leadscore_assets.lib.project.config import ProjectConfig
 from leadscore_assets.lib.features.frame import ID, SPLIT
 from leadscore_assets.lib.scoring.registry import current_champion, load_serving_parts, load_version
+from leadscore_assets.lib.scoring.workers import scoring_workers
 from leadscore_assets.lib.scoring.scorer import BATCH_ROWS, REVENUE_COLUMNS, Scorer, decile_cut_points
 from leadscore_assets.lib.scoring.call_list import (
     NULLABLE_INTEGERS,
@@ -98,7 +99,9 @@ def build(config: ProjectConfig) -> list:
                      "scored_at": datetime.now(timezone.utc).replace(tzinfo=None)}
             written = []  # the first batch as written: the asset page's column schema
             rows = config.models.explain_max_rows
-            batches = scored_batches(scorer, feature_batches(conn, features, fs.columns, rows), stamp, rows, written)
+            leads = conn.execute(f"SELECT count(*) FROM {features.sql}").fetchall()[0][0]
+            batches = scored_batches(scorer, feature_batches(conn, features, fs.columns, rows), stamp, rows, written,
+                                     workers=scoring_workers(leads))
             rows = LEAD_SCORES.write_batches(conn, config, batches, order_by="probability DESC")
             history = record_score_history(conn, config, LEAD_SCORES.of(config), context.run_id)
             files, top = stream_call_list(conn, config, validated_contacts,
@@ -213,10 +216,12 @@ def feature_batches(conn, features: StagedTable, columns: list[str], rows: int =
         yield batch.assign(**{ID: batch[ID].astype(str)})
 
 
-def scored_batches(scorer: Scorer, batches, stamp: dict, rows: int, written: list) -> Iterator[pd.DataFrame]:
-    """Each batch's `lead_scores` rows: id, the scorer's answers (explained `rows` leads at a time),
-    the threshold and which model scored them when; the first one is kept in `written`."""
-    for scored in scorer.score_batches(batches, rows=rows):
+def scored_batches(scorer: Scorer, batches, stamp: dict, rows: int, written: list, workers: int = 1
+                   ) -> Iterator[pd.DataFrame]:
+    """Each batch's `lead_scores` rows: id, the scorer's answers (explained `rows` leads at a time,
+    in `workers` processes), the threshold and which model scored them when; the first one is kept
+    in `written`."""
+    for scored in scorer.score_batches(batches, rows=rows, workers=workers):
         scored.insert(scored.columns.get_loc("contact") + 1, "threshold", stamp["threshold"])
         out = scored.assign(**{k: v for k, v in stamp.items() if k != "threshold"})
         if not written:

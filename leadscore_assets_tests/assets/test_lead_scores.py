@@ -66,3 +66,22 @@ def test_a_version_without_serving_parts_is_scored_by_the_same_scorer_with_parts
         new = scoring_asset.champion_scorer(conn, linkedin_config, fs, parts, version, 0.4, store, features, None)
     np.testing.assert_allclose(old.cut_points, new.cut_points, rtol=0, atol=1e-12)
     pd.testing.assert_frame_equal(old.score(frame), new.score(frame))
+
+
+def test_many_leads_are_scored_in_worker_processes_to_the_same_rows(linkedin_run, linkedin_config):
+    """What lead_scores writes when it spreads the champion's pieces over two processes (from
+    PARALLEL_FROM_LEADS leads): the rows it writes in one, in the same order."""
+    data_dir, version, parts = champion_of(linkedin_run, linkedin_config)
+    with duckdb.connect(str(warehouse_file(data_dir, "linkedin")), read_only=True) as conn:
+        fs = load_feature_set(conn, linkedin_config)
+        features = StagedTable("linkedin", FEATURES.name, warehouse=None)  # read through `conn` by its name
+        batches = list(scoring_asset.feature_batches(conn, features, fs.columns, rows=700))
+    scorer = Scorer.of(linkedin_config, fs.columns, parts["model"], float(version.tags["leadscore.threshold"]),
+                       parts["cut_points"], parts["background"])
+    stamp = {"threshold": 0.4, "model_name": "m", "model_version": "1", "scored_at": pd.Timestamp("2026-01-01")}
+    one, two = ([], []), ([], [])
+    for workers, (written, out) in zip((1, 2), (one, two)):
+        out.extend(scoring_asset.scored_batches(scorer, iter(batches), stamp, 300, written, workers=workers))
+    assert len(two[1]) == len(one[1]) > 2
+    pd.testing.assert_frame_equal(pd.concat(two[1]), pd.concat(one[1]))
+    pd.testing.assert_frame_equal(two[0][0], one[0][0])

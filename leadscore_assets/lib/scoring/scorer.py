@@ -123,11 +123,21 @@ class Scorer:
             out.update({c: np.full(len(p), None, dtype=object) for c in [*REASON_COLUMNS, *REASON_JSON_COLUMNS]})
         return pd.DataFrame(out, index=x.index)[self.columns]
 
+    def answer(self, piece: pd.DataFrame, with_reasons: bool = True) -> pd.DataFrame:
+        """`piece`'s own columns besides the features (its id), then its answer columns."""
+        return pd.concat([piece.drop(columns=self.features), self.score(piece, with_reasons)], axis=1)
+
     def score_batches(self, batches: Iterable[pd.DataFrame], with_reasons: bool = True,
-                      rows: int = BATCH_ROWS) -> Iterator[pd.DataFrame]:
-        """`score` over frames as they come (e.g. read from the warehouse batch by batch), each cut
-        into pieces of at most `rows`: memory holds one piece's answers and reasons, never all."""
-        for batch in batches:
-            for start in range(0, max(len(batch), 1), rows):
-                piece = batch.iloc[start:start + rows]
-                yield pd.concat([piece.drop(columns=self.features), self.score(piece, with_reasons)], axis=1)
+                      rows: int = BATCH_ROWS, workers: int = 1) -> Iterator[pd.DataFrame]:
+        """`answer` over frames as they come (e.g. read from the warehouse batch by batch), each cut
+        into pieces of at most `rows`: memory holds `workers` pieces' answers and reasons, never
+        all. With `workers` > 1 the pieces are scored in that many processes (lib/scoring/workers.py),
+        the answers yielded in the same order."""
+        pieces = (batch.iloc[start:start + rows] for batch in batches for start in range(0, max(len(batch), 1), rows))
+        if workers > 1:
+            from leadscore_assets.lib.scoring.workers import score_in_processes
+
+            yield from score_in_processes(self, pieces, with_reasons, workers)
+            return
+        for piece in pieces:
+            yield self.answer(piece, with_reasons)

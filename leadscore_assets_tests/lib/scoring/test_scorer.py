@@ -99,6 +99,27 @@ def test_batches_answer_as_the_whole_and_without_reasons_only_the_reasons_are_le
     assert bare[REASON_COLUMNS].isna().all(axis=None)
 
 
+def test_batches_scored_in_two_processes_answer_as_in_one_in_the_same_order(champion):
+    """Spread over worker processes (the many-leads path of lead_scores), the pieces come back in
+    the order they went in, each answered exactly as the calling process answers it."""
+    s = scorer(champion)
+    frames = [champion.x.iloc[:333].assign(lead_id="a"), champion.x.iloc[333:].assign(lead_id="b")]
+    here = pd.concat(list(s.score_batches(frames, rows=100)))
+    spread = list(s.score_batches(frames, rows=100, workers=2))
+    assert [len(piece) for piece in spread] == [100, 100, 100, 33, 100, 100, 100, 67]
+    pd.testing.assert_frame_equal(pd.concat(spread), here)
+
+
+def test_many_leads_are_scored_in_two_processes_few_in_one(monkeypatch):
+    from leadscore_assets.lib.scoring import workers
+
+    monkeypatch.setattr(workers.os, "cpu_count", lambda: 2)
+    assert workers.scoring_workers(workers.PARALLEL_FROM_LEADS - 1) == 1
+    assert workers.scoring_workers(workers.PARALLEL_FROM_LEADS) == 2
+    monkeypatch.setattr(workers.os, "cpu_count", lambda: 1)
+    assert workers.scoring_workers(10 * workers.PARALLEL_FROM_LEADS) == 1
+
+
 def test_no_leads_give_no_answers_with_every_column(champion):
     s = scorer(champion)
     empty = s.score(champion.x.iloc[:0])
