@@ -10,6 +10,7 @@ import time
 from datetime import datetime, timezone
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from leadscore_assets.assets.common import config_with_columns, feature_set_of, read_modelling_rows, warehouse_connection
@@ -72,12 +73,15 @@ def build(config: ProjectConfig) -> list:
         served = served_model_parts(config, **served_from)
         champion = current_champion(client, name)
         challenger_model = mlflow_store.load_model(ev.model_uri)
-        version = register_served_challenger(context, mlflow_store, config, ev, frame, fs, challenger_model, served)
+        # its scores on every row, once: the served model's deciles, the drift reference (train rows)
+        # and the comparison (test rows) all read them (each had predicted its rows again)
+        scores = challenger_model.predict_proba(frame[fs.columns])[:, 1] if len(frame) else np.zeros(0)
+        version = register_served_challenger(context, mlflow_store, config, ev, frame, fs, scores, served)
         champion_model_ = load_version(name, CHAMPION, client) if champion is not None else None
         gone = missing_inputs(champion_model_, frame.columns) if champion_model_ is not None else None
         unusable = f"its input columns {gone} are no longer features" if gone else None
         comparison = compare_on_held_out(frame, fs, challenger_model, None if unusable else champion_model_,
-                                         metric, config.models.seed)
+                                         metric, config.models.seed, p_challenger=scores[(frame[SPLIT] == "test").to_numpy()])
         challenger_metric = selection_score(comparison.metrics["challenger"], metric)
         champion_metric = selection_score(comparison.metrics["champion"], metric) if "champion" in comparison.metrics else None
         decision = decide(
@@ -123,20 +127,20 @@ def served_model_parts(config: ProjectConfig, column_types: StagedTable, raw_con
 
 
 def register_served_challenger(context, mlflow_store: MlflowStore, config: ProjectConfig, ev, frame: pd.DataFrame,
-                               fs, challenger_model, served: dict) -> str:
+                               fs, scores: np.ndarray, served: dict) -> str:
     """Log the serving pyfunc around the evaluated sklearn pipeline (lib/scoring/serving.py) in a run of its
     own next to the evaluation run it wraps, with the drift reference, and register it as the
-    challenger; returns its version."""
-    train = frame[frame[SPLIT] == "train"]
+    challenger; returns its version. `scores`: the pipeline's P(positive) on `frame`'s rows."""
+    is_train = (frame[SPLIT] == "train").to_numpy()
+    train = frame[is_train]
     with mlflow_store.run(config.name, f"serving: {ev.candidate}", role="serving",
                           tags={"leadscore.evaluation_run_id": str(ev.run_id)}):
         serving_uri = mlflow_store.log_serving_model(
             config=served["config"], fs=fs, raw_cols=served["raw_cols"], sklearn_model_uri=ev.model_uri, frame=frame,
             threshold=float(f"{ev.threshold:.6f}"),  # as tagged below, as lead_scores reads it
-            references=served["references"], revenue_model_uri=served["revenue_uri"])
+            references=served["references"], revenue_model_uri=served["revenue_uri"], scores=scores)
         # what drift is judged against while this version is champion (monitoring.py)
-        mlflow_store.log_frame(drift_reference(train, fs.columns, LABEL, challenger_model.predict_proba(
-            train[fs.columns])[:, 1], train[ID]), REFERENCE_ARTIFACT)
+        mlflow_store.log_frame(drift_reference(train, fs.columns, LABEL, scores[is_train], train[ID]), REFERENCE_ARTIFACT)
     return register_challenger(mlflow_store.client, config.registered_model_name, serving_uri, tags={
         "leadscore.project": config.name, "leadscore.candidate": str(ev.candidate),
         "leadscore.threshold": f"{ev.threshold:.6f}", "leadscore.threshold_policy": str(ev.threshold_policy),

@@ -224,16 +224,18 @@ class MlflowStore(dg.ConfigurableResource):
         return mlflow.sklearn.log_model(model, **regressor_logging(model, x_example)).model_uri
 
     def log_serving_model(self, *, config, fs, raw_cols: list[str], sklearn_model_uri: str, frame, threshold: float,
-                          references: dict[str, str], revenue_model_uri: str | None = None) -> str:
+                          references: dict[str, str], revenue_model_uri: str | None = None, scores=None) -> str:
         """Log the project's serving pyfunc (lib/scoring/registry.py `serving_model`) around the
-        logged sklearn pipeline at `sklearn_model_uri` in the active run; its model URI."""
+        logged sklearn pipeline at `sklearn_model_uri` in the active run; its model URI. `scores`:
+        that pipeline's P(positive) on `frame`'s rows, when the caller has them."""
         client = self.client
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             sub = model_files(client, sklearn_model_uri, tmp / "downloads" / "clf")
             revenue = model_files(client, revenue_model_uri, tmp / "downloads" / "rev") if revenue_model_uri else None
             logged = serving_model(tmp, config=config, fs=fs, raw_cols=raw_cols, sklearn_model_dir=sub, frame=frame,
-                                   threshold=threshold, references=references, revenue_model_dir=revenue)
+                                   threshold=threshold, references=references, revenue_model_dir=revenue,
+                                   scores=scores)
             # no input example, on purpose (see `serving_model`): MLflow's nag about it is dropped
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*An input example was not provided", category=UserWarning)

@@ -272,11 +272,13 @@ class HeldOutComparison:
 
 
 def compare_on_held_out(frame: pd.DataFrame, fs: FeatureSet, challenger, champion, metric: str,
-                        seed: int) -> HeldOutComparison:
+                        seed: int, p_challenger: np.ndarray | None = None) -> HeldOutComparison:
     """Score the challenger (and the champion, when there is a usable one) on the test split, and
-    both on the newest CRM feedback's held-out outcomes when they hold both classes."""
+    both on the newest CRM feedback's held-out outcomes when they hold both classes.
+    `p_challenger`: the challenger's P(positive) on the test rows, when the caller has them."""
     x_test, y_test = split_xy(frame, fs, "test")
-    p_challenger = challenger.predict_proba(x_test)[:, 1]
+    if p_challenger is None:
+        p_challenger = challenger.predict_proba(x_test)[:, 1]
     metrics = {"challenger": classification_metrics(y_test, p_challenger)}
     intervals = {"challenger": bootstrap_ci(y_test, p_challenger, ("roc_auc",), seed=seed)}
     fed = frame[FEEDBACK].astype(bool)

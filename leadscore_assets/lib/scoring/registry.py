@@ -116,7 +116,7 @@ def promote(client: MlflowClient, name: str, version: str) -> None:
 
 def serving_model(directory: Path, *, config, fs, raw_cols: list[str], sklearn_model_dir: Path,
                   frame: pd.DataFrame, threshold: float, references: dict[str, str],
-                  revenue_model_dir: Path | None = None) -> dict:
+                  revenue_model_dir: Path | None = None, scores=None) -> dict:
     """The project's serving pyfunc (lib/scoring/serving.py) written under `directory`: the
     `mlflow.pyfunc.log_model` keywords that log it (`MlflowStore.log_serving_model`).
 
@@ -132,7 +132,7 @@ def serving_model(directory: Path, *, config, fs, raw_cols: list[str], sklearn_m
     artifacts = serving.write_artifacts(
         directory / "serving", config=config, fs=fs, raw_cols=raw_cols, pipeline=pipeline,
         sklearn_model_dir=sklearn_model_dir, frame=frame, threshold=threshold, references=references,
-        revenue_model_dir=revenue_model_dir)
+        revenue_model_dir=revenue_model_dir, scores=scores)
     code = directory / "leadscore_serving_model.py"
     code.write_text(serving.MODEL_CODE)
     return {"name": "serving_model", "python_model": str(code), "artifacts": artifacts,

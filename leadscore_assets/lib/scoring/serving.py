@@ -149,17 +149,21 @@ def write_artifacts(
     threshold: float,
     references: dict[str, str],
     revenue_model_dir: Path | None = None,
+    scores: np.ndarray | None = None,
 ) -> dict[str, str]:
     """Write the serving model's artifacts under `directory`; return the pyfunc `artifacts` map.
 
     `frame` is the run's features table (every lead, labelled or not): the decile cut points are
-    taken from `pipeline`'s scores on all of it, the explainer background from its training rows.
+    taken from `pipeline`'s scores on all of it (`scores`, when the caller has them already), the
+    explainer background from its training rows.
     `config` must be resolved (columns declared or inferred). Personal data never gets here:
     the features frame holds none, and the config only names the columns.
     """
     directory.mkdir(parents=True, exist_ok=True)
     x = frame[fs.columns]
-    p = pipeline.predict_proba(x)[:, 1] if len(x) else np.zeros(0)
+    if scores is not None and len(scores) != len(x):
+        raise ValueError(f"{len(scores)} scores for {len(x)} leads")
+    p = scores if scores is not None else pipeline.predict_proba(x)[:, 1] if len(x) else np.zeros(0)
     background = background_rows(x, frame[SPLIT], config.models.seed)
 
     background_file = write_background(uncalibrated(pipeline), background, directory)
