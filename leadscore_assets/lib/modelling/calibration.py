@@ -73,12 +73,14 @@ def candidate_methods(method: str, rows: int, min_isotonic_rows: int) -> tuple[l
     return ["sigmoid"], f"auto: {too_small}"
 
 
-def model_response(pipeline, x: pd.DataFrame) -> np.ndarray:
-    """What a calibrator reads from `pipeline`, as CalibratedClassifierCV reads it: its decision
-    function when it has one (logistic models, blends), else P(positive)."""
+def probability_and_response(pipeline, x: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """`pipeline`'s P(positive) on `x` and its response, what a calibrator reads from it as
+    CalibratedClassifierCV reads it: its decision function when it has one (logistic models,
+    blends), else that same P(positive), predicted once."""
+    p = positive_probability(pipeline, x)
     if hasattr(pipeline, "decision_function"):
-        return np.asarray(pipeline.decision_function(x), dtype=float)
-    return positive_probability(pipeline, x)
+        return p, np.asarray(pipeline.decision_function(x), dtype=float)
+    return p, p
 
 
 def calibrate(
@@ -107,8 +109,7 @@ def calibrate(
         raise ValueError(f"x_cal has {len(x_cal)} rows but y_cal has {len(y_cal)}")
     if not len(y_cal):
         return calibrate_scores(pipeline, np.zeros(0), np.zeros(0), y_cal, method, min_isotonic_rows, seed)
-    p = positive_probability(pipeline, x_cal)
-    response = model_response(pipeline, x_cal) if hasattr(pipeline, "decision_function") else p
+    p, response = probability_and_response(pipeline, x_cal)
     return calibrate_scores(pipeline, response, p, y_cal, method, min_isotonic_rows, seed)
 
 
@@ -123,7 +124,7 @@ def calibrate_scores(
     pipeline, response: np.ndarray, p: np.ndarray, y_cal: np.ndarray, method: str = "auto",
     min_isotonic_rows: int = MIN_ISOTONIC_ROWS, seed: int = 0,
 ) -> CalibrationResult:
-    """`calibrate` from the pipeline's response (`model_response`) and P(positive) `p` on the
+    """`calibrate` from the pipeline's response and P(positive) (`probability_and_response`) `p` on the
     calibration rows `y_cal` labels: nothing is predicted here."""
     y_cal = np.asarray(y_cal).astype(int)
     rows = len(y_cal)
@@ -173,7 +174,7 @@ def calibrate_out_of_fold(
 
     Its own scores on its rows are optimistic, so calibrators are judged, as in `calibrate`, on
     the out-of-fold probabilities `p_oof`. When one helps, it is fitted on the out-of-fold
-    response `response_oof` (`model_response` of each fold's model on its held-out rows) around
+    response `response_oof` (`probability_and_response` of each fold's model on its held-out rows) around
     the model as it is: what `CalibratedClassifierCV(ensemble=False)` fits, without fitting the
     folds and the model again. Returns the result and the calibrated out-of-fold probabilities
     (for choosing a threshold on rows no model was fitted on)."""
@@ -207,7 +208,7 @@ class _ScoreColumn(ClassifierMixin, BaseEstimator):
 def calibrated_on_scores(pipeline, response: np.ndarray, y: np.ndarray, method: str
                          ) -> tuple[CalibratedClassifierCV, np.ndarray]:
     """`pipeline`, fitted and frozen, behind a `method` calibrator fitted on `response`: its
-    response (`model_response`) on the rows `y` labels, rows it did not learn from (validation
+    response (`probability_and_response`) on the rows `y` labels, rows it did not learn from (validation
     rows, or a fold bag's out-of-fold margins). The same object CalibratedClassifierCV builds
     around a frozen pipeline (one calibrated classifier whose estimator is the pipeline), without
     predicting again; with its calibrated P(positive) on those rows."""

@@ -22,7 +22,7 @@ from leadscore_assets.lib.modelling.blend import (
     BLEND, bag_pipeline, describe, fitted_blend_of_bags, fitted_blend_pipeline, fold_bag_of, greedy_weights, log_odds,
 )
 from leadscore_assets.lib.modelling.calibration import (
-    CalibrationResult, calibrate, calibrate_out_of_fold, model_response, positive_probability,
+    CalibrationResult, calibrate, calibrate_out_of_fold, probability_and_response,
 )
 from leadscore_assets.lib.project.config import ProjectConfig
 from leadscore_assets.lib.evaluation.metrics import classification_metrics, selection_score
@@ -66,17 +66,16 @@ def cv_folds(config: ProjectConfig, seed: int) -> StratifiedKFold:
 
 
 def out_of_fold_scores(pipeline, x: pd.DataFrame, y: np.ndarray, config: ProjectConfig) -> tuple[np.ndarray, np.ndarray]:
-    """P(positive) and the calibrator's response (calibration.model_response) for every row, from
-    a copy of `pipeline` fitted without that row's fold (what cross_val_predict fits): for a fold
-    bag, its own fold models, with no fit."""
+    """P(positive) and the calibrator's response (calibration.probability_and_response) for every
+    row, from a copy of `pipeline` fitted without that row's fold (what cross_val_predict fits):
+    for a fold bag, its own fold models, with no fit."""
     if (bag := fold_bag_of(pipeline)) is not None:
         margins = bag.held_out_margins(x, y)
         return expit(margins), margins
     p, response = np.empty(len(y)), np.empty(len(y))
     for rows, held in cv_folds(config, config.models.seed).split(x, y):
         fold = clone(pipeline).fit(x.iloc[rows], y[rows])
-        p[held] = positive_probability(fold, x.iloc[held])
-        response[held] = model_response(fold, x.iloc[held]) if hasattr(fold, "decision_function") else p[held]
+        p[held], response[held] = probability_and_response(fold, x.iloc[held])
     return p, response
 
 
