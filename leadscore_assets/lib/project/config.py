@@ -7,6 +7,7 @@ Unknown keys are rejected so a typo in a YAML file fails loudly instead of being
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Literal
 
@@ -386,6 +387,15 @@ class ProjectConfig(StrictModel):
 
     _written: dict[str, str] = PrivateAttr(default_factory=dict)  # canonical name -> as the YAML wrote it
 
+    @field_validator("name")
+    @classmethod
+    def _usable_as_a_schema(cls, v: str) -> str:
+        if not holds_tables_as_a_schema(v):
+            raise ValueError(
+                f"name {v!r} is a word DuckDB keeps for itself, and the warehouse keeps the project's tables in a "
+                f"schema named after the project ({v}.features, ...); choose another name, e.g. '{v}_leads'")
+        return v
+
     @model_validator(mode="after")
     def _canonical_names(self) -> ProjectConfig:
         """Every column the YAML names, in its normalised form: the one mapping the data gets too."""
@@ -514,6 +524,24 @@ class ProjectConfig(StrictModel):
 
 class ProjectConfigError(ValueError):
     """A project YAML that cannot be used, with the file and line of what is wrong."""
+
+
+@functools.cache
+def holds_tables_as_a_schema(name: str) -> bool:
+    """Whether DuckDB takes `name` bare as a schema (`name.features`): not its reserved words, nor
+    the words that may only name a type or function (`join`, `like`), nor a built-in catalog
+    (`temp`, `system`). Asked of DuckDB itself, in memory, so the answer moves with its version."""
+    import duckdb
+
+    conn = duckdb.connect()
+    try:
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {name}")  # as the warehouse does
+        conn.execute(f"CREATE OR REPLACE TABLE {name}.features AS SELECT 1 AS lead_id")
+        return conn.execute(f"SELECT lead_id FROM {name}.features").fetchall() == [(1,)]
+    except duckdb.Error:
+        return False
+    finally:
+        conn.close()
 
 
 def yaml_line(path: str | Path, key: tuple[str, ...]) -> int | None:

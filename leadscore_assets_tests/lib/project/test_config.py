@@ -202,3 +202,17 @@ def test_not_reasons_takes_columns_as_exported_and_refuses_unknown_ones():
     with pytest.raises(ValidationError, match=r"features.not_reasons names unknown column 'createdAtt' \(normalised: 'created_att'\)"):
         ProjectConfig.model_validate(attrs)
     assert ProjectConfig.model_validate(_attrs()).features.not_reasons == []  # by default every feature may be a reason
+
+
+def test_a_project_named_like_a_duckdb_keyword_is_refused_with_another_name_to_use():
+    with pytest.raises(ValidationError, match=r"name 'default' is a word DuckDB keeps for itself.*e\.g\. 'default_leads'"):
+        ProjectConfig.model_validate(_attrs() | {"name": "default"})
+    assert ProjectConfig.model_validate(_attrs() | {"name": "default_leads"}).name == "default_leads"
+
+
+def test_only_names_duckdb_cannot_hold_as_a_schema_are_refused():
+    for name in ("default", "order", "group", "select", "join", "like", "temp", "system"):
+        with pytest.raises(ValidationError, match=f"name '{name}' is a word DuckDB keeps for itself"):
+            ProjectConfig.model_validate(_attrs() | {"name": name})
+    for name in ("call", "data", "user", "struct", "main", "leads"):  # keywords DuckDB takes bare
+        assert ProjectConfig.model_validate(_attrs() | {"name": name}).name == name
