@@ -8,7 +8,6 @@ import json
 
 import dagster as dg
 import numpy as np
-import optuna
 import pandas as pd
 
 from leadscore_assets.assets.common import (
@@ -52,7 +51,7 @@ from leadscore_assets.lib.evaluation.targets import (
     targets_markdown,
     targets_met,
 )
-from leadscore_assets.lib.modelling.tuning import FINISHED_STATES, history_plots
+from leadscore_assets.lib.modelling.tuning import finished_trials, history_plots
 from leadscore_assets.resources.mlflow_store import MlflowStore
 from leadscore_assets.resources.storage import LeadscoreStorage, write_files
 from leadscore_assets.resources.warehouse import Warehouse
@@ -149,12 +148,12 @@ def track_candidate(name: str, judged: JudgedCandidate, frame: pd.DataFrame, fs,
     search_md = None
     with mlflow_store.run(config.name, name, role="candidate", tags={"leadscore.candidate": name}) as run:
         if judged.candidate.tuning is not None:
-            for trial in judged.candidate.tuning.study.get_trials(deepcopy=False, states=FINISHED_STATES):
-                with mlflow_store.nested_run(f"{name} trial {trial.number}", tags={"leadscore.role": "search_trial"}):
-                    mlflow_store.log_params(dict(trial.params))
-                    mlflow_store.set_tag("optuna.state", trial.state.name)
-                    if trial.state == optuna.trial.TrialState.COMPLETE:
-                        mlflow_store.log_metrics({"cv_score": trial.value})
+            for number, params, state, cv_score in finished_trials(judged.candidate.tuning):
+                with mlflow_store.nested_run(f"{name} trial {number}", tags={"leadscore.role": "search_trial"}):
+                    mlflow_store.log_params(params)
+                    mlflow_store.set_tag("optuna.state", state)
+                    if cv_score is not None:
+                        mlflow_store.log_metrics({"cv_score": cv_score})
         cand, metrics = judged.candidate, judged.metrics
         mlflow_store.log_params({"candidate": name, "features": ",".join(fs.columns), "selection": method,
                            "selection_metric": config.models.selection_metric,

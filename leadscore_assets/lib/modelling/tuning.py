@@ -54,6 +54,13 @@ class TuningResult:
     study: optuna.Study
 
 
+def finished_trials(result: TuningResult) -> list[tuple[int, dict, str, float | None]]:
+    """The search's completed and pruned trials as plain values, for logging without Optuna:
+    (number, params, state name, mean CV score, or None for a pruned trial)."""
+    return [(t.number, dict(t.params), t.state.name, t.value if t.state == optuna.trial.TrialState.COMPLETE else None)
+            for t in result.study.get_trials(deepcopy=False, states=FINISHED_STATES)]
+
+
 def build_model(
     name: str,
     params: dict,

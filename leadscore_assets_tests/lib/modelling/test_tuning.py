@@ -137,6 +137,13 @@ def test_on_trial_reports_every_trial_once(pruned_run):
             assert value == row.value
 
 
+def test_finished_trials_are_the_searchs_trials_as_plain_values(pruned_run):
+    result, calls = pruned_run
+    finished = tuning.finished_trials(result)
+    assert [(n, p, s, v) for n, p, s, v in finished] == [(n, p, s, v) for n, p, v, s in calls]
+    assert {s for _, _, s, _ in finished} == {"COMPLETE", "PRUNED"}
+
+
 def test_smote_resamples_only_the_training_part_of_each_fold(monkeypatch):
     resampled_sizes = []
 
