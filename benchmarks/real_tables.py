@@ -1,6 +1,6 @@
 """Bring-your-own path on real public tables: champion vs AutoML peers and references, same rows.
 
-    python benchmarks/real_tables.py [--set tuning|held_out|all] [--tables oj credit_card] [--splits 3] \
+    python benchmarks/real_tables.py [--set tuning|held_out|fresh|all] [--tables oj credit_card] [--splits 3] \
         [--max-gap 0.01] [--peers | --no-peers] [--seed 1] [--json out.json] [--data-root DIR] [--keep]
 
 The promise under test: "describe your table in five lines of YAML and trust the scores".
@@ -13,10 +13,12 @@ value for a text label, `y = 1` for a numeric one), no
 (stratified random split). The YAML is built as a dict, validated by `ProjectConfig` and turned
 into Dagster definitions by `project_definitions`, exactly as the component does.
 
-The tables come in two named halves. TUNING (7 tables) may be looked at while changing the
-model defaults; HELD_OUT (8 tables) is only for reporting: a default tuned until HELD_OUT looks
-good is tuned on it. `--set tuning|held_out|all` picks one (default all); the summary reports each
-half on its own and both together.
+The tables come in named sets. TUNING (7 tables) may be looked at while changing the model
+defaults; HELD_OUT (9 tables) is only for reporting: a default tuned until HELD_OUT looks good is
+tuned on it. FRESH (6 tables) was added once HELD_OUT had been looked at closely (a failing table
+studied), chosen from the tables' descriptions alone, so that some tables stay never seen.
+`--set tuning|held_out|fresh|all` picks one (default all); the summary reports each set on its
+own and all together.
 
 Per table, per split (a different `split.seed` each time, fresh DuckDB + MLflow stores each
 time), the `<project>_pipeline` job runs in-process (in-process executor, ephemeral instance).
@@ -105,6 +107,8 @@ class RealTable:
     exclude_reason: str = ""
     id_column: str = "rownames"
     numeric_label: bool = False  # the label column holds numbers (e.g. 0/1): `spam = 1`, unquoted
+    # a strong feature the leakage check blocked, accepted as its error says to (`features.accept_leaky`)
+    accept_leaky: tuple[str, ...] = ()
 
     @property
     def source(self) -> str:
@@ -130,6 +134,8 @@ class RealTable:
         }
         if self.exclude:
             doc["features"] = {"exclude": list(self.exclude)}
+        if self.accept_leaky:
+            doc.setdefault("features", {})["accept_leaky"] = list(self.accept_leaky)
         if split_seed is not None:
             doc["split"] = {"seed": split_seed}
         if MODEL_OVERRIDES:  # --models: an A/B of a model default, never part of the user's YAML
@@ -196,14 +202,43 @@ TABLES: dict[str, RealTable] = {t.key: t for t in (
     RealTable("cells", "modeldata", "cells", "class", "WS", "PS",
               note="cell-image segmentation quality: well- vs poorly segmented; 58 columns, one of them named "
                    "`case` (an SQL keyword)"),
+    # ---- FRESH: added 2026-12-07 after the held-out half had been looked at (loanapp's gap); chosen
+    # by their descriptions only and measured once, with the defaults as they stood
+    # named `credit_default`: the project name `default` is refused (DuckDB reserves the word and the
+    # project's tables live in a schema of its name); its first run, before the refusal, failed in load_source
+    # and with `accept_leaky: [balance]`: its first run blocked 2 of 3 splits in no_label_leakage ("'balance'
+    # (AUC 0.954) alone separates the training labels above 0.95 ... or accept it under features.accept_leaky");
+    # the balance on the card is the textbook predictor of default, known before the outcome
+    RealTable("credit_default", "ISLR", "Default", "default", "Yes", "No", accept_leaky=("balance",),
+              note="credit-card holders (ISLR Default): did the holder default; 10,000 rows, rare positives (3.3%), "
+                   "3 features, a label column named `default` (an SQL keyword), one feature (`balance`) separating "
+                   "the labels at AUC ~0.95 on its own"),
+    RealTable("stackoverflow", "modeldata", "stackoverflow", "Remote", "Remote", "Not remote",
+              note="Stack Overflow developer survey: does the developer work remotely; 5,594 rows, rare positives "
+                   "(10%), 0/1 role columns and a `Country` text column"),
+    RealTable("benefits", "Ecdat", "Benefits", "ui", "yes", "no",
+              note="displaced blue-collar workers (Ecdat Benefits): did the worker apply for unemployment insurance; "
+                   "4,877 rows, 68% positive, state codes as numbers"),
+    RealTable("swisslabor", "AER", "SwissLabor", "participation", "yes", "no",
+              note="Swiss women: does she participate in the labour force; small (872 rows), 6 features"),
+    RealTable("rwm5yr", "COUNT", "rwm5yr", "outwork", "1", "0", numeric_label=True, exclude=("id",),
+              note="German health-survey panel (COUNT rwm5yr): is the person out of work; larger (19,609 rows), "
+                   "numeric 0/1 label, 34% positive, one-hot education columns beside `edlevel`",
+              exclude_reason="`id` is the person's identifier in the panel (a user lists it as not a feature)"),
+    RealTable("smoking", "openintro", "smoking", "smoke", "Yes", "No", exclude=("amt_weekends", "amt_weekdays", "type"),
+              note="UK smoking survey: does the respondent smoke; 1,691 rows, 25% positive, income bands as text, "
+                   "missing values",
+              exclude_reason="`amt_weekends`, `amt_weekdays` (cigarettes smoked) and `type` (of tobacco) exist only "
+                             "for smokers: the outcome itself"),
 )}
 TUNING: tuple[str, ...] = ("oj", "mlc_churn", "attrition", "hmda", "caravan", "credit_data", "resume")
-HELD_OUT: tuple[str, ...] = tuple(k for k in TABLES if k not in TUNING)
-SETS: dict[str, tuple[str, ...]] = {"tuning": TUNING, "held_out": HELD_OUT, "all": tuple(TABLES)}
+FRESH: tuple[str, ...] = ("credit_default", "stackoverflow", "benefits", "swisslabor", "rwm5yr", "smoking")
+HELD_OUT: tuple[str, ...] = tuple(k for k in TABLES if k not in TUNING and k not in FRESH)
+SETS: dict[str, tuple[str, ...]] = {"tuning": TUNING, "held_out": HELD_OUT, "fresh": FRESH, "all": tuple(TABLES)}
 
 
 def half_of(key: str) -> str:
-    return "tuning" if key in TUNING else "held_out"
+    return "tuning" if key in TUNING else "fresh" if key in FRESH else "held_out"
 
 
 # ---------------------------------------------------------------- pure helpers
@@ -839,6 +874,7 @@ def overall_report(summaries: list[dict]) -> str:
     lines = []
     for name, group in (("tuning", [s for s in summaries if s["half"] == "tuning"]),
                         ("held out", [s for s in summaries if s["half"] == "held_out"]),
+                        ("fresh", [s for s in summaries if s["half"] == "fresh"]),
                         ("all", summaries)):
         if not group:
             continue
@@ -923,8 +959,8 @@ def run_table(table: RealTable, splits: int, base_seed: int, data_root: Path, ma
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", choices=list(SETS), default="all", dest="table_set",
-                        help=f"which half: tuning ({', '.join(TUNING)}), held_out ({', '.join(HELD_OUT)}) or all "
-                             f"(default); --tables overrides it")
+                        help=f"which set: tuning ({', '.join(TUNING)}), held_out ({', '.join(HELD_OUT)}), fresh "
+                             f"({', '.join(FRESH)}) or all (default); --tables overrides it")
     parser.add_argument("--tables", nargs="+", choices=list(TABLES), default=None,
                         help=f"these tables instead of a --set (any of: {', '.join(TABLES)})")
     parser.add_argument("--splits", type=int, default=DEFAULT_SPLITS, help="pipeline runs per table, one split seed each")
