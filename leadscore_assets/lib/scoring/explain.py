@@ -27,6 +27,7 @@ workaround is needed; tests pin this with an additivity check against the XGBoos
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -43,11 +44,12 @@ from sklearn.pipeline import Pipeline
 from leadscore_assets.lib.modelling.blend import LogitBlend
 from leadscore_assets.lib.project.config import DatePart
 from leadscore_assets.lib.modelling.families import LOG_ODDS, family_of
-from leadscore_assets.lib.scoring.tree_shap import pattern_shap
+from leadscore_assets.lib.scoring.tree_shap import native_shap, pattern_shap
 
 MISSING = "missing"
 BACKGROUND_ROWS = 500  # rows of background used by the linear explainer
 NOISE = 1e-9  # contributions this small are float noise, not a reason
+THREADED_FROM_ROWS = 1_000  # native TreeSHAP on more than one thread from this many rows
 
 
 @dataclass
@@ -411,8 +413,11 @@ def _split_pipeline(pipeline: Pipeline):
 
 def _tree_shap(model, encoded: np.ndarray, output: str) -> tuple[np.ndarray, float, str]:
     """Exact TreeSHAP: by branch pattern for shallow XGBoost / LightGBM trees (lib/scoring/tree_shap.py, the
-    same values ~5-10x faster, checked against the model on every call), else SHAP's TreeExplainer."""
+    same values ~5-10x faster, checked against the model on every call), the libraries' own TreeSHAP
+    on every core this process may use for deeper ones, else SHAP's TreeExplainer."""
     fast = pattern_shap(model, encoded)
+    if fast is None:
+        fast = native_shap(model, encoded, explain_threads(len(encoded)))
     if fast is not None:
         return fast[0], fast[1], output
     import shap  # heavy import (and import-time warnings), only when a model is explained
@@ -432,6 +437,18 @@ def _tree_shap(model, encoded: np.ndarray, output: str) -> tuple[np.ndarray, flo
         values = values[:, :, -1]
     values = values[: len(encoded)]
     return values, float(base[-1]), output
+
+
+def explain_threads(rows: int) -> int:
+    """Threads for the libraries' own TreeSHAP: one for a few rows (a served lead: starting threads
+    costs more than it saves), else the OpenMP threads this process may use (one inside a scoring
+    worker, which limits itself so that two workers share two cores; the cores otherwise)."""
+    if rows < THREADED_FROM_ROWS:
+        return 1
+    from threadpoolctl import threadpool_info
+
+    limits = [int(pool["num_threads"]) for pool in threadpool_info() if pool.get("user_api") == "openmp"]
+    return max(1, min(limits) if limits else len(os.sched_getaffinity(0)))
 
 
 def _linear_shap(model, encoded: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, float, str]:

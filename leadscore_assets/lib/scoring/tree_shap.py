@@ -139,6 +139,48 @@ def pattern_shap(model, encoded: np.ndarray, seed: int = 0) -> tuple[np.ndarray,
     return out, base
 
 
+def native_shap(model, encoded: np.ndarray, threads: int) -> tuple[np.ndarray, float] | None:
+    """(contributions per encoded column, base value) from XGBoost's or LightGBM's own TreeSHAP
+    (`pred_contribs`): what SHAP's TreeExplainer calls for these models too, without its parse of
+    every tree on each call and on `threads` threads, where the model predicts on its own `n_jobs`
+    (1 for the small tables' models, fitted two at a time). The values do not depend on the threads.
+    None for anything else, or a model that stopped early (the trees used are not all the trees)."""
+    name = type(model).__module__.split(".")[0]
+    if len(encoded) == 0 or name not in ("xgboost", "lightgbm"):
+        return None
+    x = np.ascontiguousarray(encoded, dtype=float)
+    if name == "xgboost":
+        import xgboost
+
+        booster = model.get_booster()
+        if getattr(model, "best_iteration", None) is not None and booster.num_boosted_rounds() != model.best_iteration + 1:
+            return None
+        phi = _threaded_booster(model, threads).predict(xgboost.DMatrix(x, nthread=threads), pred_contribs=True,
+                                                         validate_features=False)
+    else:
+        if getattr(model, "best_iteration_", None) and model.booster_.current_iteration() != model.best_iteration_:
+            return None
+        phi = model.booster_.predict(x, pred_contrib=True, num_threads=threads)
+    phi = np.asarray(phi, dtype=float)
+    if phi.ndim != 2 or phi.shape[1] != x.shape[1] + 1:
+        return None  # more than one output (not a binary classifier)
+    return phi[:, :-1], float(phi[0, -1])
+
+
+_THREADED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # XGBClassifier -> {threads: booster copy}
+
+
+def _threaded_booster(model, threads: int):
+    """A copy of the model's booster predicting on `threads` threads (its own `nthread` is the
+    fitted n_jobs; the model itself is left as it is: it may be serving other requests)."""
+    copies = _THREADED.setdefault(model, {})
+    if threads not in copies:
+        booster = model.get_booster().copy()
+        booster.set_param({"nthread": threads})
+        copies[threads] = booster
+    return copies[threads]
+
+
 def _compiled(read: _Model | None) -> _Model | None:
     """`read` with each tree's table of contributions for every branch pattern (2^splits rows), or
     None when a tree has more than MAX_TREE_SPLITS splits (deep trees: native TreeSHAP)."""

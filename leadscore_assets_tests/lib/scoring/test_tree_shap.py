@@ -1,6 +1,8 @@
 """TreeSHAP by branch pattern gives what native TreeSHAP (SHAP's TreeExplainer, i.e. XGBoost's and
 LightGBM's own `pred_contribs`) gives, on real fitted models, missing values included."""
 
+import json
+
 import numpy as np
 import pytest
 import shap
@@ -100,3 +102,34 @@ def test_empty_rows_give_the_native_path_its_empty_answer():
     assert pattern_shap(model, x[:0]) is None
     values, _, _ = _tree_shap(model, x[:0], "log_odds")
     assert values.shape == (0, x.shape[1])
+
+
+@pytest.mark.parametrize("make", [
+    lambda: XGBClassifier(n_estimators=40, max_depth=7, n_jobs=1, random_state=0),
+    lambda: LGBMClassifier(n_estimators=40, num_leaves=60, min_child_samples=5, n_jobs=1, verbose=-1, random_state=0),
+], ids=["xgboost_depth_7", "lightgbm_60_leaves"])
+def test_deep_trees_get_the_libraries_own_treeshap_on_more_threads_with_the_same_figures(make):
+    x, y = leads(3000, 0)
+    model = make().fit(x, y)
+    scoring, _ = leads(1500, 1)
+    assert pattern_shap(model, scoring) is None, "too deep for the pattern tables"
+    one, base_one = tree_shap.native_shap(model, scoring, threads=1)
+    two, base_two = tree_shap.native_shap(model, scoring, threads=2)
+    np.testing.assert_array_equal(one, two)  # threads split the rows, never a row's sum
+    assert base_one == base_two
+    expected, expected_base = native(model, scoring)  # SHAP's TreeExplainer
+    np.testing.assert_array_equal(one, expected)
+    assert base_one == pytest.approx(expected_base, abs=1e-12)
+    assert model.get_params()["n_jobs"] == 1  # the model itself still predicts on its own threads
+    if isinstance(model, XGBClassifier):
+        assert json.loads(model.get_booster().save_config())["learner"]["generic_param"]["nthread"] == "1"
+
+
+def test_few_rows_explain_on_one_thread_and_a_limited_process_on_its_limit():
+    from threadpoolctl import threadpool_limits
+
+    from leadscore_assets.lib.scoring.explain import THREADED_FROM_ROWS, explain_threads
+
+    assert explain_threads(1) == 1 and explain_threads(THREADED_FROM_ROWS - 1) == 1
+    with threadpool_limits(1):  # a scoring worker
+        assert explain_threads(50_000) == 1
