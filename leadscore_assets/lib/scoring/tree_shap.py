@@ -146,25 +146,29 @@ def native_shap(model, encoded: np.ndarray, threads: int) -> tuple[np.ndarray, f
     (1 for the small tables' models, fitted two at a time). The values do not depend on the threads.
     None for anything else, or a model that stopped early (the trees used are not all the trees)."""
     name = type(model).__module__.split(".")[0]
-    if len(encoded) == 0 or name not in ("xgboost", "lightgbm"):
+    if len(encoded) == 0 or name not in ("xgboost", "lightgbm") or not _uses_every_tree(model):
         return None
     x = np.ascontiguousarray(encoded, dtype=float)
     if name == "xgboost":
         import xgboost
 
-        booster = model.get_booster()
-        if getattr(model, "best_iteration", None) is not None and booster.num_boosted_rounds() != model.best_iteration + 1:
-            return None
         phi = _threaded_booster(model, threads).predict(xgboost.DMatrix(x, nthread=threads), pred_contribs=True,
                                                          validate_features=False)
     else:
-        if getattr(model, "best_iteration_", None) and model.booster_.current_iteration() != model.best_iteration_:
-            return None
         phi = model.booster_.predict(x, pred_contrib=True, num_threads=threads)
     phi = np.asarray(phi, dtype=float)
     if phi.ndim != 2 or phi.shape[1] != x.shape[1] + 1:
         return None  # more than one output (not a binary classifier)
     return phi[:, :-1], float(phi[0, -1])
+
+
+def _uses_every_tree(model) -> bool:
+    """Whether the model predicts with all its trees (False after early stopping kept fewer)."""
+    if type(model).__module__.startswith("xgboost"):
+        best = getattr(model, "best_iteration", None)
+        return best is None or model.get_booster().num_boosted_rounds() == best + 1
+    best = getattr(model, "best_iteration_", None)
+    return not best or model.booster_.current_iteration() == best
 
 
 _THREADED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # XGBClassifier -> {threads: booster copy}
@@ -252,7 +256,7 @@ def _read(model) -> _Model | None:
 
 def _read_xgboost(model) -> _Model | None:
     booster = model.get_booster()
-    if getattr(model, "best_iteration", None) is not None and booster.num_boosted_rounds() != model.best_iteration + 1:
+    if not _uses_every_tree(model):
         return None  # early stopping: the trees used are not all the trees
     learner = json.loads(booster.save_raw("json"))["learner"]
     gbm = learner["gradient_booster"]
@@ -280,7 +284,7 @@ def _read_lightgbm(model) -> _Model | None:
         return None
     if not str(dump.get("objective", "")).startswith("binary"):
         return None
-    if getattr(model, "best_iteration_", None) and booster.current_iteration() != model.best_iteration_:
+    if not _uses_every_tree(model):
         return None
     missing_types = {"None": 0, "Zero": 1, "NaN": 2}
     trees = []
