@@ -24,7 +24,6 @@ from sklearn.metrics import brier_score_loss
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import train_test_split
 
-from leadscore_assets.lib.modelling.thresholds import ProbabilityPassthrough
 
 METHODS = ("auto", "sigmoid", "isotonic", "none")
 # Isotonic regression is a step function: it ties leads the model ranked apart, which costs
@@ -188,6 +187,25 @@ def calibrate_out_of_fold(
     final, _ = calibrated_on_scores(pipeline, response_oof, y, judged.method)
     return CalibrationResult(final, judged.method, judged.brier_before, judged.brier_after, len(y), reason,
                              judged.brier_by_method), judged.calibrated_p
+
+
+class ProbabilityPassthrough(ClassifierMixin, BaseEstimator):
+    """Identity classifier: its single input column is already P(converts).
+
+    Lets `calibrate` judge calibrators on precomputed out-of-fold probabilities when no one
+    classifier produced them.
+    """
+
+    def fit(self, X, y):
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict_proba(self, X):
+        p = np.asarray(X, dtype=float).reshape(-1)
+        return np.column_stack([1 - p, p])
+
+    def predict(self, X):
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
 
 
 class _ScoreColumn(ClassifierMixin, BaseEstimator):

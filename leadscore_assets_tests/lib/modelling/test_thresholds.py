@@ -1,10 +1,13 @@
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import f1_score
+from sklearn.metrics import f1_score, make_scorer
+from sklearn.model_selection import TunedThresholdClassifierCV
 
-from leadscore_assets.lib.modelling.thresholds import choose_threshold, grades
+from leadscore_assets.lib.modelling.calibration import ProbabilityPassthrough
+from leadscore_assets.lib.modelling.thresholds import candidate_thresholds, choose_threshold, expected_value_per_lead, grades
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +36,32 @@ def test_max_f1_beats_the_default_cut_and_is_close_to_brute_force(validation):
     assert decision.f1 == pytest.approx(decision.details["tuned_score"])
     assert decision.expected_value is None
     assert decision.contacted_share == pytest.approx((p >= decision.threshold).mean())
+
+
+def sklearn_tuned(y: np.ndarray, p: np.ndarray, scoring) -> TunedThresholdClassifierCV:
+    """scikit-learn's own tuner on the same rows and candidates: the reference the counts must equal."""
+    x = p.reshape(-1, 1)
+    return TunedThresholdClassifierCV(FrozenEstimator(ProbabilityPassthrough().fit(x, y)), scoring=scoring,
+                                      response_method="predict_proba", thresholds=candidate_thresholds(p), cv="prefit",
+                                      refit=False).fit(x, y)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("policy", ["max_f1", "expected_value"])
+def test_the_threshold_is_the_one_scikit_learns_tuner_chooses(policy, seed):
+    """Scores with many ties (rounded, as a calibrated step function gives them) and without,
+    rare and common positives: the counted search keeps exactly the threshold and score that
+    TunedThresholdClassifierCV finds scoring each candidate with the metric itself."""
+    rng = np.random.default_rng(seed)
+    p = rng.beta(1.0 + seed, 6, size=3000)
+    p = np.round(p, 2) if seed == 1 else p
+    y = (rng.random(len(p)) < p).astype(int)
+    gains = {"value_per_conversion": 90.0 + seed, "cost_per_contact": 12.0}
+    scoring = "f1" if policy == "max_f1" else make_scorer(expected_value_per_lead, **gains)
+    reference = sklearn_tuned(y, p, scoring)
+    decision = choose_threshold(y, p, policy, **(gains if policy == "expected_value" else {}))
+    assert decision.threshold == reference.best_threshold_
+    assert decision.details["tuned_score"] == pytest.approx(reference.best_score_, rel=1e-12)
 
 
 def test_capacity_contacts_the_share_the_team_can_handle(validation):
