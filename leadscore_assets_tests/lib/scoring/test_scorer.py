@@ -99,15 +99,20 @@ def test_batches_answer_as_the_whole_and_without_reasons_only_the_reasons_are_le
     assert bare[REASON_COLUMNS].isna().all(axis=None)
 
 
-def test_batches_scored_in_two_processes_answer_as_in_one_in_the_same_order(champion):
+def test_batches_scored_in_two_processes_answer_as_in_one_in_the_same_order(champion, tmp_path, monkeypatch):
     """Spread over worker processes (the many-leads path of lead_scores), the pieces come back in
-    the order they went in, each answered exactly as the calling process answers it."""
+    the order they went in, each answered exactly as the calling process answers it; the file
+    the workers read the scorer from is gone afterwards."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     s = scorer(champion)
     frames = [champion.x.iloc[:333].assign(lead_id="a"), champion.x.iloc[333:].assign(lead_id="b")]
     here = pd.concat(list(s.score_batches(frames, rows=100)))
     spread = list(s.score_batches(frames, rows=100, workers=2))
     assert [len(piece) for piece in spread] == [100, 100, 100, 33, 100, 100, 100, 67]
     pd.testing.assert_frame_equal(pd.concat(spread), here)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_many_leads_are_scored_in_two_processes_few_in_one(monkeypatch):
