@@ -22,7 +22,7 @@ from leadscore_assets.lib.evaluation.metrics import (
 from leadscore_assets.lib.scoring.explain import explain, global_importance, summary_plot
 from leadscore_assets.lib.features.frame import SPLIT, FeatureSet
 from leadscore_assets.lib.evaluation.model_card import model_card
-from leadscore_assets.lib.modelling.calibration import uncalibrated
+from leadscore_assets.lib.modelling.calibration import raw_and_calibrated, uncalibrated
 from leadscore_assets.lib.scoring.spreadsheet import spreadsheet_csv
 from leadscore_assets.lib.modelling.training import FinalModel, finalise, split_xy
 
@@ -79,8 +79,7 @@ def evaluate_challenger(
     x_test, y_test = split_xy(frame, fs, "test")
     final = finalise(fitted, frame, fs, config, selection_method)
     cal, decision, model = final.calibration, final.threshold, final.model
-    p_raw = fitted.predict_proba(x_test)[:, 1]
-    p = model.predict_proba(x_test)[:, 1]
+    p_raw, p = raw_and_calibrated(model, x_test)  # `fitted` and the calibrated model, one prediction
     metrics = classification_metrics(y_test, p, threshold=decision.threshold)
     intervals = bootstrap_ci(y_test, p, seed=seed)
     dummy_auc = classification_metrics(y_test, dummy.predict_proba(x_test)[:, 1])["roc_auc"]

@@ -8,7 +8,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss
 from sklearn.pipeline import Pipeline
 
-from leadscore_assets.lib.modelling.calibration import calibrate, reliability_plot
+from leadscore_assets.lib.modelling.calibration import calibrate, raw_and_calibrated, reliability_plot
 from leadscore_assets.lib.features.frame import FeatureSet, preprocessor
 
 FEATURES = FeatureSet(numeric=["seniority", "visits"], categorical=["industry"])
@@ -95,6 +95,19 @@ def test_calibrated_pipeline_is_a_picklable_drop_in_on_readable_rows(linkedin_co
     assert proba.shape == (3, 2) and np.allclose(proba.sum(axis=1), 1) and ((proba >= 0) & (proba <= 1)).all()
     restored = pickle.loads(pickle.dumps(calibrated))
     np.testing.assert_allclose(restored.predict_proba(unseen), proba)
+
+
+@pytest.mark.parametrize("method", ["sigmoid", "isotonic", "none"])
+def test_raw_and_calibrated_probabilities_from_one_prediction_are_the_models_own(linkedin_config, splits, method):
+    """What evaluation reports for the uncalibrated and the calibrated model on the test rows,
+    predicted once, is bit for bit what each model's predict_proba says."""
+    pipeline = fitted_pipeline(linkedin_config, *splits["train"], class_weight="balanced")
+    calibrated = calibrate(pipeline, *splits["validation"], method=method).pipeline
+    x_test, _ = splits["test"]
+    p_raw, p = raw_and_calibrated(calibrated, x_test)
+    np.testing.assert_array_equal(p_raw, pipeline.predict_proba(x_test)[:, 1])
+    np.testing.assert_array_equal(p, calibrated.predict_proba(x_test)[:, 1])
+    assert (method == "none") == np.array_equal(p, p_raw)
 
 
 def test_too_few_positives_or_no_calibration_requested_returns_the_original(linkedin_config, splits):
