@@ -112,6 +112,28 @@ def test_candidates_fitted_two_at_a_time_equal_those_fitted_one_at_a_time(linked
     assert one["xgboost"].candidate.tuning.best_params == two["xgboost"].candidate.tuning.best_params
 
 
+def test_candidates_sharing_one_fitted_preprocessing_are_the_ones_fitted_each_alone(linkedin_config):
+    """Judged together, the candidates fit the preprocessing once per kind (with and without
+    splines) and each holds its own copy of it: every candidate predicts exactly what the same
+    pipeline fitted on its own predicts, on rows it never saw, and no two share an object."""
+    from leadscore_assets.lib.modelling.training import SharedPreprocessing, judge_candidates
+
+    frame, fs = _frame(linkedin_config)
+    x_test, _ = split_xy(frame, fs, "test")
+    names = ["dummy", "logistic_regression", "spline_logistic", "xgboost", "lightgbm"]
+    shared = SharedPreprocessing()
+    together = {n: train_candidate(n, frame, fs, linkedin_config, shared=shared) for n in names}
+    assert set(shared._encoded) == {False, True}
+    for name in names:
+        alone = train_candidate(name, frame, fs, linkedin_config)
+        assert np.array_equal(together[name].pipeline.predict_proba(x_test), alone.pipeline.predict_proba(x_test)), name
+    preprocessing = [id(c.pipeline.named_steps["preprocess"]) for c in together.values()]
+    assert len(set(preprocessing)) == len(names)
+    judged = judge_candidates(names, frame, fs, linkedin_config, "holdout")
+    assert all(np.array_equal(judged[n].candidate.pipeline.predict_proba(x_test),
+                              together[n].pipeline.predict_proba(x_test)) for n in names)
+
+
 def test_a_search_beside_one_that_finished_early_inherits_what_it_left(linkedin_config):
     """Two searches at once spend what two in a row would: each may run its even share (15 s of
     30), and once one finishes after 5 s the other may run the 20 s cap (25 s left)."""
