@@ -8,7 +8,9 @@ Then the blend's margin is exactly the weighted sum of its members' margins, so 
 stay exact and additive (explain sums each member's contributions with its weight), calibration
 and the threshold apply to the blend as to any pipeline, and the served model is one sklearn
 pipeline (the feature columns passed through -> LogitBlend of whole candidate pipelines, each
-with its own preprocessing) logged like every other.
+with its own preprocessing) logged like every other. Candidates judged together hold one fitted
+preprocessing object (training.SharedPreprocessing), and a pickle keeps that sharing: the blend
+then encodes a row once for all its members (`margin`'s `encoded`), not once per member.
 
 Only members whose family explains in log-odds can join (`ModelFamily.blendable`: logistic
 regression with or without splines and the boosted trees; not the random forest, whose trees
@@ -34,12 +36,19 @@ def log_odds(p: np.ndarray) -> np.ndarray:
     return logit(np.clip(np.asarray(p, dtype=float), EPS, 1 - EPS))
 
 
-def margin(model, x) -> np.ndarray:
+def margin(model, x, encoded: dict | None = None) -> np.ndarray:
     """A member's raw log-odds, read from the model itself: recovering it from a probability loses
     precision past |log-odds| ~ 30, where SHAP contributions (computed on the margin) still add up.
-    A pipeline's is its last step's margin on what the steps before it make of `x`."""
+    A pipeline's is its last step's margin on what the steps before it make of `x`; given
+    `encoded` (a dict kept for one `x`), steps that are the very objects another member already
+    ran on `x` are not run again."""
     if hasattr(model, "steps"):
-        return margin(model.steps[-1][1], model[:-1].transform(x))
+        if encoded is None:
+            return margin(model.steps[-1][1], model[:-1].transform(x))
+        key = tuple(id(step) for _, step in model.steps[:-1])
+        if key not in encoded:
+            encoded[key] = model[:-1].transform(x)
+        return margin(model.steps[-1][1], encoded[key])
     fam = family_of(model)
     if fam is not None and fam.margin is not None:  # boosted trees: their raw score
         return fam.margin(model, x)
@@ -72,7 +81,8 @@ class LogitBlend(ClassifierMixin, BaseEstimator):
             raise ValueError("LogitBlend needs one weight per member and at least one member")
 
     def decision_function(self, x) -> np.ndarray:
-        return sum(w * margin(m, x) for w, m in zip(self.weights_, self.members_))
+        encoded: dict = {}  # members sharing a fitted preprocessing encode `x` once
+        return sum(w * margin(m, x, encoded) for w, m in zip(self.weights_, self.members_))
 
     def predict_proba(self, x) -> np.ndarray:
         p = expit(self.decision_function(x))

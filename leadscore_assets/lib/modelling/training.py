@@ -5,7 +5,6 @@ Tuned by Optuna when the project sets a budget; imbalance handled as configured.
 
 from __future__ import annotations
 
-import copy
 import os
 import threading
 import time
@@ -163,8 +162,10 @@ class SharedPreprocessing:
 
     `fit` does what `Pipeline.fit` does for a (preprocess, model) pipeline, the preprocessing's
     `fit_transform` then the model's `fit` on its output, with the preprocessing fitted the first
-    time only and each pipeline given its own copy of it: the same fitted objects, the same
-    predictions (the tests hold them equal). Safe for candidates fitted on threads."""
+    time only: the same predictions (the tests hold them equal). The pipelines hold that one
+    fitted object, so a blend of them encodes rows once for all its members (blend.margin,
+    explain); nothing fits it again in place (out-of-fold scoring and blends fit clones). Safe
+    for candidates fitted on threads."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -181,7 +182,7 @@ class SharedPreprocessing:
                 preprocess = pipeline.named_steps["preprocess"]
                 self._encoded[splines] = (preprocess, preprocess.fit_transform(x, y))
         preprocess, encoded = self._encoded[splines]
-        pipeline.steps = [("preprocess", copy.deepcopy(preprocess)), pipeline.steps[1]]
+        pipeline.steps = [("preprocess", preprocess), pipeline.steps[1]]
         pipeline.named_steps["model"].fit(encoded, y)
         return pipeline
 

@@ -75,6 +75,7 @@ def explain(
     background: pd.DataFrame | np.ndarray | None = None,
     max_rows: int | None = None,
     seed: int = 0,
+    _encoded: dict | None = None,
 ) -> Explanation:
     """SHAP contributions of each source feature for the rows of ``x``.
 
@@ -89,6 +90,7 @@ def explain(
         or already encoded rows (array of the preprocessor's output). Without it the explained
         rows are used. At most 500 rows are kept (seeded sample).
     max_rows: explain a seeded random sample of at most this many rows (index order kept).
+    A blend's members that hold one fitted preprocessing object encode the rows once between them.
     """
     preprocess, model = _split_pipeline(pipeline)
     features = list(features)
@@ -97,7 +99,9 @@ def explain(
         keep = np.sort(np.random.default_rng(seed).choice(len(rows), size=max_rows, replace=False))
         rows = rows.iloc[keep]
     if isinstance(model, LogitBlend):  # margins add with the weights, and so do contributions
-        parts = [explain(member, rows, features, background=background, seed=seed) for member in model.members_]
+        shared: dict = {}  # id of a member's preprocessing -> the rows it encoded
+        parts = [explain(member, rows, features, background=background, seed=seed, _encoded=shared)
+                 for member in model.members_]
         contributions = sum(w * part.contributions for w, part in zip(model.weights_, parts))
         return Explanation(contributions=contributions, base_value=float(sum(
             w * part.base_value for w, part in zip(model.weights_, parts))), output=LOG_ODDS)
@@ -105,7 +109,12 @@ def explain(
     if unknown := sorted(set(owners) - set(features)):
         raise ValueError(f"the preprocessor reads columns not in features: {unknown}")
     # imputers refuse empty frames; an empty chunk still gets its (empty) explanation
-    encoded = _dense(preprocess.transform(rows)) if len(rows) else np.zeros((0, len(owners)))
+    if _encoded is not None and id(preprocess) in _encoded:
+        encoded = _encoded[id(preprocess)]
+    else:
+        encoded = _dense(preprocess.transform(rows)) if len(rows) else np.zeros((0, len(owners)))
+        if _encoded is not None:
+            _encoded[id(preprocess)] = encoded
     values, base, output = _shap_values(model, encoded, preprocess, background, rows, seed)
     # sum each encoded column onto its source feature: (rows x encoded) @ (encoded x features)
     onto_feature = np.zeros((len(owners), len(features)))

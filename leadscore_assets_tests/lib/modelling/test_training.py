@@ -114,8 +114,8 @@ def test_candidates_fitted_two_at_a_time_equal_those_fitted_one_at_a_time(linked
 
 def test_candidates_sharing_one_fitted_preprocessing_are_the_ones_fitted_each_alone(linkedin_config):
     """Judged together, the candidates fit the preprocessing once per kind (with and without
-    splines) and each holds its own copy of it: every candidate predicts exactly what the same
-    pipeline fitted on its own predicts, on rows it never saw, and no two share an object."""
+    splines) and hold that one fitted object: every candidate predicts exactly what the same
+    pipeline fitted on its own predicts, on rows it never saw."""
     from leadscore_assets.lib.modelling.training import SharedPreprocessing, judge_candidates
 
     frame, fs = _frame(linkedin_config)
@@ -127,11 +127,44 @@ def test_candidates_sharing_one_fitted_preprocessing_are_the_ones_fitted_each_al
     for name in names:
         alone = train_candidate(name, frame, fs, linkedin_config)
         assert np.array_equal(together[name].pipeline.predict_proba(x_test), alone.pipeline.predict_proba(x_test)), name
-    preprocessing = [id(c.pipeline.named_steps["preprocess"]) for c in together.values()]
-    assert len(set(preprocessing)) == len(names)
+    preprocessing = {n: id(c.pipeline.named_steps["preprocess"]) for n, c in together.items()}
+    assert len(set(preprocessing.values())) == 2 and preprocessing["xgboost"] == preprocessing["lightgbm"]
     judged = judge_candidates(names, frame, fs, linkedin_config, "holdout")
     assert all(np.array_equal(judged[n].candidate.pipeline.predict_proba(x_test),
                               together[n].pipeline.predict_proba(x_test)) for n in names)
+
+
+def test_a_blend_of_members_sharing_preprocessing_encodes_once_and_answers_as_one_of_separate_fits(linkedin_config):
+    """The served blend of candidates fitted together encodes each row once for all its members,
+    in predictions and in SHAP reasons, and a pickle keeps the sharing; its probabilities and
+    contributions are exactly those of the same blend of candidates each fitted alone."""
+    import pickle
+
+    from leadscore_assets.lib.modelling.blend import fitted_blend_pipeline
+    from leadscore_assets.lib.modelling.training import SharedPreprocessing
+    from leadscore_assets.lib.scoring.explain import explain
+
+    frame, fs = _frame(linkedin_config)
+    x_train, _ = split_xy(frame, fs, "train")
+    x_test, _ = split_xy(frame, fs, "test")
+    names, weights = ["logistic_regression", "xgboost", "lightgbm"], {"logistic_regression": 0.2, "xgboost": 0.5, "lightgbm": 0.3}
+    shared = SharedPreprocessing()
+    together = {n: train_candidate(n, frame, fs, linkedin_config, shared=shared).pipeline for n in names}
+    alone = {n: train_candidate(n, frame, fs, linkedin_config).pipeline for n in names}
+    blend = pickle.loads(pickle.dumps(fitted_blend_pipeline(together, weights, fs.columns, x_train)))
+    reference = fitted_blend_pipeline(alone, weights, fs.columns, x_train)
+    members = blend.named_steps["model"].members_
+    preprocess = members[0].named_steps["preprocess"]
+    assert all(m.named_steps["preprocess"] is preprocess for m in members)
+    calls = []
+    original = preprocess.transform
+    preprocess.transform = lambda x: calls.append(len(x)) or original(x)
+    np.testing.assert_array_equal(blend.predict_proba(x_test), reference.predict_proba(x_test))
+    assert calls == [len(x_test)]
+    ours, theirs = (explain(b, x_test, fs.columns, background=x_train, seed=1) for b in (blend, reference))
+    assert calls == [len(x_test)] * 2 + [min(len(x_train), 500)]  # the rows once; the logistic's background
+    np.testing.assert_array_equal(ours.contributions.to_numpy(), theirs.contributions.to_numpy())
+    assert ours.base_value == theirs.base_value
 
 
 def test_a_search_beside_one_that_finished_early_inherits_what_it_left(linkedin_config):
