@@ -276,9 +276,10 @@ def raw_and_calibrated(model, x: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     if inner is model:
         p = positive_probability(model, x)
         return p, p
+    if len(model.calibrated_classifiers_) != 1:  # an ensemble of fold calibrators: each predicts for itself
+        return positive_probability(inner, x), positive_probability(model, x)
     p_raw, response = probability_and_response(inner, x)
-    [fitted] = model.calibrated_classifiers_
-    on_response = copy.copy(fitted)
+    on_response = copy.copy(model.calibrated_classifiers_[0])
     on_response.estimator = _ScoreColumn().fit(None, None)
     return p_raw, on_response.predict_proba(np.asarray(response, dtype=float).reshape(-1, 1))[:, 1]
 
