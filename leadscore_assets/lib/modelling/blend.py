@@ -43,18 +43,26 @@ def margin(model, x, encoded: dict | None = None) -> np.ndarray:
     `encoded` (a dict kept for one `x`), steps that are the very objects another member already
     ran on `x` are not run again."""
     if hasattr(model, "steps"):
-        if encoded is None:
-            return margin(model.steps[-1][1], model[:-1].transform(x))
-        key = tuple(id(step) for _, step in model.steps[:-1])
-        if key not in encoded:
-            encoded[key] = model[:-1].transform(x)
-        return margin(model.steps[-1][1], encoded[key])
+        head = [step for _, step in model.steps[:-1]]
+        return margin(model.steps[-1][1], encoded_once(encoded, head, lambda: model[:-1].transform(x)))
     fam = family_of(model)
     if fam is not None and fam.margin is not None:  # boosted trees: their raw score
         return fam.margin(model, x)
     if hasattr(model, "decision_function"):
         return np.asarray(model.decision_function(x), dtype=float)
     return log_odds(model.predict_proba(x)[:, 1])
+
+
+def encoded_once(encoded: dict | None, steps: list, encode):
+    """`encode()`, or what it gave earlier for these very fitted `steps` (the same objects): `encoded`
+    is kept for one set of rows, so members sharing a fitted preprocessing encode them once. No
+    dict, no sharing: `encode()` every time."""
+    if encoded is None:
+        return encode()
+    key = tuple(id(step) for step in steps)
+    if key not in encoded:
+        encoded[key] = encode()
+    return encoded[key]
 
 
 class LogitBlend(ClassifierMixin, BaseEstimator):

@@ -41,7 +41,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
-from leadscore_assets.lib.modelling.blend import LogitBlend
+from leadscore_assets.lib.modelling.blend import LogitBlend, encoded_once
 from leadscore_assets.lib.project.config import DatePart
 from leadscore_assets.lib.modelling.families import LOG_ODDS, family_of
 from leadscore_assets.lib.scoring.tree_shap import native_shap, pattern_shap
@@ -99,7 +99,7 @@ def explain(
         keep = np.sort(np.random.default_rng(seed).choice(len(rows), size=max_rows, replace=False))
         rows = rows.iloc[keep]
     if isinstance(model, LogitBlend):  # margins add with the weights, and so do contributions
-        shared: dict = {}  # id of a member's preprocessing -> the rows it encoded
+        shared: dict = {}  # the rows as each fitted preprocessing of the members encoded them
         parts = [explain(member, rows, features, background=background, seed=seed, _encoded=shared)
                  for member in model.members_]
         contributions = sum(w * part.contributions for w, part in zip(model.weights_, parts))
@@ -109,12 +109,8 @@ def explain(
     if unknown := sorted(set(owners) - set(features)):
         raise ValueError(f"the preprocessor reads columns not in features: {unknown}")
     # imputers refuse empty frames; an empty chunk still gets its (empty) explanation
-    if _encoded is not None and id(preprocess) in _encoded:
-        encoded = _encoded[id(preprocess)]
-    else:
-        encoded = _dense(preprocess.transform(rows)) if len(rows) else np.zeros((0, len(owners)))
-        if _encoded is not None:
-            _encoded[id(preprocess)] = encoded
+    encoded = encoded_once(_encoded, [preprocess], lambda: _dense(preprocess.transform(rows)) if len(rows)
+                           else np.zeros((0, len(owners))))
     values, base, output = _shap_values(model, encoded, preprocess, background, rows, seed)
     # sum each encoded column onto its source feature: (rows x encoded) @ (encoded x features)
     onto_feature = np.zeros((len(owners), len(features)))

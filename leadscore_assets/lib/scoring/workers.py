@@ -13,8 +13,8 @@ region. Each worker reads the scorer once, from a file the caller pickled it int
 libraries on one thread, and then receives only pieces. (Handed over as a start-up argument, the
 scorer travelled inside the pickled process object, which the caller writes into a pipe that the
 child empties only once its own imports are done: the caller waited for each worker's start-up in
-turn, 1.8 s each, before handing out a piece. On 200,000 leads: 13.8-14.2 s -> 11.3-11.5 s.) Starting one costs its imports, so this pays only for
-many leads (`scoring_workers`). As with any spawned process, a script that reaches this must
+turn, 1.8 s each, before handing out a piece. On 200,000 leads: 13.8-14.2 s -> 11.3-11.5 s.)
+Starting one costs its imports, so this pays only for many leads (`scoring_workers`). As with any spawned process, a script that reaches this must
 guard its entry point (`if __name__ == "__main__":`); Dagster's and pytest's do.
 """
 
