@@ -27,10 +27,12 @@ workaround is needed; tests pin this with an additivity check against the XGBoos
 from __future__ import annotations
 
 import json
+import math
 import os
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import repeat
 from typing import get_args
 
 import numpy as np
@@ -156,55 +158,74 @@ def reasons(explanation: Explanation, x: pd.DataFrame, k: int = REASONS_PER_SIDE
         onto_subject[columns, j] = 1.0
     values = contributions.to_numpy() @ onto_subject
     raw_values = raw[contributions.columns].to_numpy(dtype=object)
-    # (reason, its raw values, direction) -> (the reason's JSON up to its contribution, its words):
-    # values repeat, so each is written once
-    said: dict[tuple, tuple[str, str]] = {}
+    # rows holding the same raw values of a reason share a code: each value is worded once
+    value_codes = [_value_codes(raw_values[:, columns]) for columns in member_columns]
 
-    def words(j: int, row_pos: int, direction: str, verb: str) -> tuple[str, str]:
-        columns = member_columns[j]
-        values = (raw_values[row_pos, columns[0]],) if len(columns) == 1 else \
-            tuple(raw_values[row_pos, c] for c in columns)
-        found = said.get((j, values, direction))
-        if found is None:
-            if len(said) > SAID_CACHE_SIZE:  # continuous values rarely repeat: keep memory bounded
-                said.clear()
-            value, phrase = wording.phrase(subject_names[j], dict(zip(member_lists[j], values)))
-            item = json.dumps({"feature": subject_names[j], "features": member_lists[j], "value": value,
-                               "direction": direction, "contribution": 0.0})
-            found = said[j, values, direction] = (item[:-len("0.0}")], f"{phrase} ({verb} the score)")
-        return found
-
-    out: dict[str, list] = {}
+    out: dict[str, np.ndarray] = {}
     for direction, sign, verb in (("up", 1.0, "raises"), ("down", -1.0, "lowers")):
         signed = values * sign
         # contributions within float noise (NOISE) of each other tie, and a tie goes to the earlier
         # reason: the same model on another thread count (or machine) gives the same reasons
         strongest = np.argsort(-np.rint(signed / NOISE), axis=1, kind="stable")[:, :k]
-        as_json, as_text = [], [[] for _ in range(k)]
-        for row_pos, columns in enumerate(strongest):
-            items, texts = [], []
-            for j in columns:
-                if not signed[row_pos, j] > NOISE:
-                    continue
-                item, text = words(j, row_pos, direction, verb)
-                # what json.dumps writes for the rounded contribution (finite: it beat NOISE)
-                items.append(f"{item}{_json_number(round(float(values[row_pos, j]), 6))}}}")
-                texts.append(text)
-            as_json.append(f"[{', '.join(items)}]")  # json.dumps(list of the items), byte for byte
-            for i in range(k):
-                as_text[i].append(texts[i] if i < len(texts) else None)
-        out[f"reasons_{direction}"] = as_json
-        out.update({f"reason_{i + 1}_{direction}": as_text[i] for i in range(k)})
+        given = np.take_along_axis(signed, strongest, axis=1) > NOISE
+        rows, slots = np.nonzero(given)  # row by row, strongest first: every reason given
+        subject = strongest[rows, slots]
+        rank = np.cumsum(given, axis=1)[rows, slots] - 1  # its place among the row's reasons
+        item, text = np.empty(len(rows), dtype=object), np.empty(len(rows), dtype=object)
+        for j in np.unique(subject):
+            about = np.flatnonzero(subject == j)
+            _, first, inverse = np.unique(value_codes[j][rows[about]], return_index=True, return_inverse=True)
+            worded = [_worded(wording, subject_names[j], member_lists[j], raw_values[rows[about[i]], member_columns[j]],
+                              direction, verb) for i in first]
+            item[about] = np.array([w[0] for w in worded], dtype=object)[inverse]
+            text[about] = np.array([w[1] for w in worded], dtype=object)[inverse]
+        # what json.dumps writes for each rounded contribution (finite: it beat NOISE)
+        numbers = np.array(_json_numbers(values[rows, subject]), dtype=object)
+        items = np.full((len(signed), k), "", dtype=object)
+        texts = np.full((len(signed), k), None, dtype=object)
+        items[rows, rank] = item + numbers + "}"
+        texts[rows, rank] = text
+        given_per_row = given.sum(axis=1)
+        joined = items[:, 0] if k else np.full(len(signed), "", dtype=object)
+        for i in range(1, k):
+            joined = np.where(given_per_row > i, joined + ", " + items[:, i], joined)
+        out[f"reasons_{direction}"] = "[" + joined + "]"  # json.dumps(list of the items), byte for byte
+        out.update({f"reason_{i + 1}_{direction}": texts[:, i] for i in range(k)})
     columns = ["reasons_up", "reasons_down", *(f"reason_{i}_{d}" for d in ("up", "down") for i in range(1, k + 1))]
     return pd.DataFrame(out, index=contributions.index)[columns]
 
 
-def _json_number(x: float) -> str:
-    """`json.dumps(x)` of a float: its repr when finite."""
-    return float.__repr__(x) if np.isfinite(x) else json.dumps(x)
+def _worded(wording: ReasonWording, subject: str, members: list[str], raw: np.ndarray, direction: str,
+            verb: str) -> tuple[str, str]:
+    """(a reason's JSON up to its contribution, its words) for one row's raw values of it."""
+    value, phrase = wording.phrase(subject, dict(zip(members, raw.tolist())))
+    item = json.dumps({"feature": subject, "features": members, "value": value, "direction": direction,
+                       "contribution": 0.0})
+    return item[:-len("0.0}")], f"{phrase} ({verb} the score)"
 
 
-SAID_CACHE_SIZE = 100_000  # reasons worded once per distinct value, up to this many at a time
+def _value_codes(raw: np.ndarray) -> np.ndarray:
+    """One code per row of `raw` (rows x columns, Python objects): rows with equal values in every
+    column share it. Missing values (None, NaN, NaT, NA) are told apart by their type."""
+    combined = np.zeros(len(raw), dtype=np.int64)
+    for column in raw.T:
+        codes, uniques = pd.factorize(column)
+        missing = codes < 0
+        if missing.any():
+            kinds, _ = pd.factorize(np.array([type(v).__name__ for v in column[missing]], dtype=object))
+            codes[missing] = len(uniques) + kinds
+        combined = pd.factorize(combined * (int(codes.max(initial=0)) + 1) + codes)[0]
+    return combined
+
+
+def _json_numbers(x: np.ndarray) -> list[str]:
+    """What `json.dumps` writes for each of `x` rounded to 6 decimals (Python's `round`, exact in
+    decimal): the float's repr when finite."""
+    if np.isfinite(x).all():
+        return list(map(float.__repr__, map(round, x.tolist(), repeat(6))))
+    return [float.__repr__(round(v, 6)) if math.isfinite(v) else json.dumps(v) for v in x.tolist()]
+
+
 # the parts lib/features/frame.py expands a date column into, each a feature named <column>_<part>
 DATE_PARTS = tuple(get_args(DatePart))
 # the order a date's parts are read in, whatever order the model has them: "Sunday, 08:00"
