@@ -19,6 +19,9 @@ hold probabilities).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 import numpy as np
 import pandas as pd
 from scipy.special import expit, logit
@@ -36,18 +39,46 @@ def log_odds(p: np.ndarray) -> np.ndarray:
     return logit(np.clip(np.asarray(p, dtype=float), EPS, 1 - EPS))
 
 
+_SHARED_WORK: ContextVar[dict | None] = ContextVar("leadscore_shared_work", default=None)
+_MARGIN = object()  # the key part that marks a member's margin (not an encoding) in a memo
+
+
+@contextmanager
+def shared_work():
+    """Inside the block, one set of rows is both predicted and explained (`Scorer.score`): what a
+    blend's members make of those rows (each fitted preprocessing's encoding, each member's
+    margin) is computed once for the probability and the reasons together, not once for each.
+    Per thread (a context variable): a served model's concurrent requests never share."""
+    token = _SHARED_WORK.set({})
+    try:
+        yield
+    finally:
+        _SHARED_WORK.reset(token)
+
+
+def work_memo() -> dict:
+    """The memo of the enclosing `shared_work` block, else a fresh one (shared within one call)."""
+    memo = _SHARED_WORK.get()
+    return {} if memo is None else memo
+
+
+def known_margin(encoded: dict | None, model) -> np.ndarray | None:
+    """The margin `margin` already computed for the fitted estimator `model` on the memo's rows."""
+    return None if encoded is None else encoded.get((id(_MARGIN), id(model)))
+
+
 def margin(model, x, encoded: dict | None = None) -> np.ndarray:
     """A member's raw log-odds, read from the model itself: recovering it from a probability loses
     precision past |log-odds| ~ 30, where SHAP contributions (computed on the margin) still add up.
     A pipeline's is its last step's margin on what the steps before it make of `x`; given
     `encoded` (a dict kept for one `x`), steps that are the very objects another member already
-    ran on `x` are not run again."""
+    ran on `x` are not run again, and a boosted model's margin is kept there for its explanation."""
     if hasattr(model, "steps"):
         head = [step for _, step in model.steps[:-1]]
-        return margin(model.steps[-1][1], encoded_once(encoded, head, lambda: model[:-1].transform(x)))
+        return margin(model.steps[-1][1], encoded_once(encoded, head, lambda: model[:-1].transform(x)), encoded)
     fam = family_of(model)
     if fam is not None and fam.margin is not None:  # boosted trees: their raw score
-        return fam.margin(model, x)
+        return encoded_once(encoded, [_MARGIN, model], lambda: fam.margin(model, x))
     if hasattr(model, "decision_function"):
         return np.asarray(model.decision_function(x), dtype=float)
     return log_odds(model.predict_proba(x)[:, 1])
@@ -89,7 +120,7 @@ class LogitBlend(ClassifierMixin, BaseEstimator):
             raise ValueError("LogitBlend needs one weight per member and at least one member")
 
     def decision_function(self, x) -> np.ndarray:
-        encoded: dict = {}  # members sharing a fitted preprocessing encode `x` once
+        encoded = work_memo()  # members sharing a fitted preprocessing encode `x` once
         return sum(w * margin(m, x, encoded) for w, m in zip(self.weights_, self.members_))
 
     def predict_proba(self, x) -> np.ndarray:

@@ -43,7 +43,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
-from leadscore_assets.lib.modelling.blend import LogitBlend, encoded_once
+from leadscore_assets.lib.modelling.blend import LogitBlend, encoded_once, known_margin, work_memo
 from leadscore_assets.lib.project.config import DatePart
 from leadscore_assets.lib.modelling.families import LOG_ODDS, family_of
 from leadscore_assets.lib.scoring.tree_shap import native_shap, pattern_shap
@@ -101,7 +101,9 @@ def explain(
         keep = np.sort(np.random.default_rng(seed).choice(len(rows), size=max_rows, replace=False))
         rows = rows.iloc[keep]
     if isinstance(model, LogitBlend):  # margins add with the weights, and so do contributions
-        shared: dict = {}  # the rows as each fitted preprocessing of the members encoded them
+        # the rows as each fitted preprocessing of the members encoded them (and, inside
+        # blend.shared_work, as the probability's prediction already encoded them)
+        shared = work_memo() if _encoded is None else _encoded
         parts = [explain(member, rows, features, background=background, seed=seed, _encoded=shared)
                  for member in model.members_]
         contributions = sum(w * part.contributions for w, part in zip(model.weights_, parts))
@@ -111,9 +113,11 @@ def explain(
     if unknown := sorted(set(owners) - set(features)):
         raise ValueError(f"the preprocessor reads columns not in features: {unknown}")
     # imputers refuse empty frames; an empty chunk still gets its (empty) explanation
-    encoded = encoded_once(_encoded, [preprocess], lambda: _dense(preprocess.transform(rows)) if len(rows)
-                           else np.zeros((0, len(owners))))
-    values, base, output = _shap_values(model, encoded, preprocess, background, rows, seed)
+    encoded = encoded_once(_encoded, [preprocess, _DENSE], lambda: _dense(
+        encoded_once(_encoded, [preprocess], lambda: preprocess.transform(rows))) if len(rows)
+        else np.zeros((0, len(owners))))
+    values, base, output = _shap_values(model, encoded, preprocess, background, rows, seed,
+                                        known_margin(_encoded, model))
     # sum each encoded column onto its source feature: (rows x encoded) @ (encoded x features)
     onto_feature = np.zeros((len(owners), len(features)))
     onto_feature[np.arange(len(owners)), [features.index(owner) for owner in owners]] = 1.0
@@ -413,15 +417,16 @@ def readable_value(value) -> str:
 
 
 def _shap_values(model, encoded: np.ndarray, preprocess, background, rows: pd.DataFrame,
-                 seed: int) -> tuple[np.ndarray, float, str]:
+                 seed: int, margin: np.ndarray | None = None) -> tuple[np.ndarray, float, str]:
     """(contributions per encoded column, base value, output scale) of one fitted estimator, as
-    its family says SHAP explains it (an estimator of no family is tried as trees)."""
+    its family says SHAP explains it (an estimator of no family is tried as trees); `margin`: the
+    model's raw output on these rows, when the caller has it."""
     fam = family_of(model)
     if fam is not None and fam.explainer == "prior":
         return np.zeros(encoded.shape), _prior_log_odds(model), LOG_ODDS
     if fam is not None and fam.explainer == "linear":
         return _linear_shap(model, encoded, _encoded_background(preprocess, background, rows, seed))
-    return _tree_shap(model, encoded, fam.output if fam is not None else LOG_ODDS)
+    return _tree_shap(model, encoded, fam.output if fam is not None else LOG_ODDS, margin)
 
 
 def _split_pipeline(pipeline: Pipeline):
@@ -437,11 +442,12 @@ def _split_pipeline(pipeline: Pipeline):
     return steps[0], model
 
 
-def _tree_shap(model, encoded: np.ndarray, output: str) -> tuple[np.ndarray, float, str]:
+def _tree_shap(model, encoded: np.ndarray, output: str, margin: np.ndarray | None = None
+               ) -> tuple[np.ndarray, float, str]:
     """Exact TreeSHAP: by branch pattern for shallow XGBoost / LightGBM trees (lib/scoring/tree_shap.py, the
     same values ~5-10x faster, checked against the model on every call), the libraries' own TreeSHAP
     on every core this process may use for deeper ones, else SHAP's TreeExplainer."""
-    fast = pattern_shap(model, encoded)
+    fast = pattern_shap(model, encoded, margin=margin)
     if fast is None:
         fast = native_shap(model, encoded, explain_threads(len(encoded)))
     if fast is not None:
@@ -537,6 +543,9 @@ def _inputs_of(preprocess: ColumnTransformer, transformer, columns) -> list[str]
     if isinstance(columns, slice) or callable(columns):
         raise TypeError("explain needs ColumnTransformer columns given as lists, not slices or selectors")
     return [str(preprocess.feature_names_in_[c]) if isinstance(c, (int, np.integer)) else str(c) for c in columns]
+
+
+_DENSE = object()  # the key part that marks an encoding made dense for the explainers in a memo
 
 
 def _dense(matrix) -> np.ndarray:

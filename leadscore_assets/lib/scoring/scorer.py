@@ -22,6 +22,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import pandas as pd
 
+from leadscore_assets.lib.modelling.blend import shared_work
 from leadscore_assets.lib.modelling.calibration import uncalibrated
 from leadscore_assets.lib.scoring.explain import REASON_COLUMNS, ReasonWording, explain, reasons
 from leadscore_assets.lib.modelling.thresholds import grades
@@ -104,6 +105,10 @@ class Scorer:
         Without reasons the reason columns are None (explaining is most of the cost)."""
         x = x[self.features]
         positional = x.reset_index(drop=True)  # explain/reasons align rows by index: one that is unique
+        with shared_work():  # a blend's members encode and predict these rows once, for both
+            return self._score(x, positional, with_reasons)
+
+    def _score(self, x: pd.DataFrame, positional: pd.DataFrame, with_reasons: bool) -> pd.DataFrame:
         p = self.probabilities(positional)
         out = {
             "probability": p,

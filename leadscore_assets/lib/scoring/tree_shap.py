@@ -108,11 +108,13 @@ class _Model:
 _READ: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # estimator -> its trees, read once
 
 
-def pattern_shap(model, encoded: np.ndarray, seed: int = 0) -> tuple[np.ndarray, float] | None:
+def pattern_shap(model, encoded: np.ndarray, seed: int = 0, margin: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, float] | None:
     """(contributions per encoded column, base value) of `model` (an XGBClassifier or
     LGBMClassifier) on the rows of `encoded`, exact, or None where this way does not apply (the
     caller then runs native TreeSHAP). Whether it applies depends on the model alone, never on
-    the rows, so a lead gets the same figures scored alone or among a million."""
+    the rows, so a lead gets the same figures scored alone or among a million. `margin`: the
+    model's raw output on these rows, when the caller already predicted them (the check uses it)."""
     try:
         read = _READ[model] if model in _READ else _READ.setdefault(model, _read(model))
     except TypeError:  # not weak-referenceable
@@ -133,7 +135,7 @@ def pattern_shap(model, encoded: np.ndarray, seed: int = 0) -> tuple[np.ndarray,
             out[column] += table[codes, k]
     out = out.T
     base = float(read.contributions(x[:1])[0, -1])
-    if not _checks(read, x, out, base, seed):
+    if not _checks(read, x, out, base, seed, margin):
         warnings.warn("pattern TreeSHAP disagreed with the model; native TreeSHAP used instead", RuntimeWarning)
         return None
     return out, base
@@ -230,9 +232,11 @@ def _shapley(tree: Tree, nodes: np.ndarray, used: np.ndarray, left: np.ndarray) 
     return out
 
 
-def _checks(read: _Model, x: np.ndarray, out: np.ndarray, base: float, seed: int) -> bool:
-    """Contributions + base give the margin of every row; sampled rows equal native TreeSHAP."""
-    margin = read.margin(x)
+def _checks(read: _Model, x: np.ndarray, out: np.ndarray, base: float, seed: int,
+            margin: np.ndarray | None = None) -> bool:
+    """Contributions + base give the margin of every row (`margin`: the model's, when the caller
+    already predicted these rows); sampled rows equal native TreeSHAP."""
+    margin = read.margin(x) if margin is None else margin
     scale = max(1.0, float(np.abs(margin).max()))
     if not np.allclose(out.sum(axis=1) + base, margin, rtol=0, atol=1e-4 * scale):
         return False

@@ -152,3 +152,51 @@ def test_written_in_batches_the_table_is_ranked_with_ties_in_arrival_order():
         table.write_batches(conn, config, iter([frames[0], frames[1].drop(columns="probability")]))
     with pytest.raises(ValueError, match="no frame"):
         table.write_batches(conn, config, iter([]))
+
+
+def test_a_blend_champion_encodes_and_predicts_each_row_once_for_its_probability_and_reasons(champion):
+    """A blend's members (sharing one fitted preprocessing, as candidates judged together do)
+    encode the rows once and each boosted member predicts its margin once for the whole answer,
+    the reasons' additivity check included; the answer is, bit for bit, the probability and the
+    reasons computed apart."""
+    from leadscore_assets.lib.modelling.blend import fitted_blend_pipeline
+    from leadscore_assets.lib.scoring import tree_shap
+
+    x, y = leads(3000, 0)
+    x_cal, y_cal = leads(800, 1)
+    shared = preprocessor(FS, CONFIG).fit(x, y)
+    members = {name: Pipeline([("preprocess", shared), ("model", family(name).estimator(y, seed=0, threads=1).fit(
+        shared.transform(x), y))]) for name in ("logistic_regression", "xgboost", "lightgbm")}
+    blend = fitted_blend_pipeline(members, {"logistic_regression": 0.2, "xgboost": 0.5, "lightgbm": 0.3}, FS.columns, x)
+    calibrated = CalibratedClassifierCV(FrozenEstimator(blend), method="sigmoid").fit(x_cal, y_cal)
+    s = Scorer(pipeline=calibrated, features=FS.columns, threshold=0.3, cut_points=champion.cut_points,
+               background=champion.background, seed=7, wording=ReasonWording())
+    rows = champion.x.reset_index(drop=True)
+    p = calibrated.predict_proba(rows)[:, 1]
+    why = reasons(explain(blend, rows, FS.columns, background=champion.background, seed=7), rows,
+                  wording=ReasonWording())
+
+    encodings, margins = [], []
+    transform, margin = shared.transform, tree_shap._Model.margin
+    shared.transform = lambda frame: encodings.append(len(frame)) or transform(frame)
+    tree_shap._Model.margin = lambda read, encoded: margins.append(read.kind) or margin(read, encoded)
+    try:
+        answers = s.score(champion.x)
+    finally:
+        del shared.transform
+        tree_shap._Model.margin = margin
+    assert encodings.count(len(rows)) == 1  # (the logistic member's explainer also encodes its background)
+    assert margins == []  # both boosters' checks took the margin their probability already gave
+    np.testing.assert_array_equal(answers.probability, p)
+    for column in [*REASON_COLUMNS, "reasons_up", "reasons_down"]:
+        assert answers[column].tolist() == why[column].tolist(), column
+    assert answers.reason_1_up.notna().any()
+    # outside Scorer.score, nothing is kept between calls
+    again = []
+    shared.transform = lambda frame: again.append(len(frame)) or transform(frame)
+    try:
+        calibrated.predict_proba(rows)
+        calibrated.predict_proba(rows)
+    finally:
+        del shared.transform
+    assert again == [len(rows)] * 2
