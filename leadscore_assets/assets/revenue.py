@@ -53,10 +53,8 @@ def build(config: ProjectConfig) -> list:
                       evaluation_report: StagedTable) -> dg.MaterializeResult:
         fs = feature_set_of(feature_schema)
         with features.connection() as conn:
-            frame = conn.execute(f"""
-                SELECT f.*, v.{column} AS _revenue FROM {features.sql} f
-                JOIN {validated_contacts.sql} v ON v.{identifier(config.id_column)} = f.{ID}
-                WHERE f.{LABEL} = 1 AND v.{column} > 0""").df()
+            frame = conn.execute(converting_rows_sql(features.sql, validated_contacts.sql, config.id_column,
+                                                     column)).df()
         train, test = frame[frame[SPLIT] == "train"], frame[frame[SPLIT] == "test"]
         model = LogRevenueRegressor(preprocessor(fs, config), seed=config.models.seed)
         model.fit(train[fs.columns], train._revenue.to_numpy())
@@ -86,3 +84,15 @@ def build(config: ProjectConfig) -> list:
         })
 
     return [revenue_model]
+
+
+def converting_rows_sql(features_sql: str, validated_sql: str, id_column: str, column: str) -> str:
+    """The converting leads' feature rows with their `column` (revenue) as `_revenue`, in the
+    features table's order. The order is the model's: LightGBM subsamples rows by position with
+    its seed, and a parallel join returns rows in whatever order its threads finish, so without
+    ORDER BY the same data and seed gave a different revenue model from run to run."""
+    return f"""
+        SELECT f.*, v.{identifier(column)} AS _revenue FROM {features_sql} f
+        JOIN {validated_sql} v ON v.{identifier(id_column)} = f.{ID}
+        WHERE f.{LABEL} = 1 AND v.{identifier(column)} > 0
+        ORDER BY f.rowid"""
