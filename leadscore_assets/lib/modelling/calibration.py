@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 from sklearn.calibration import CalibratedClassifierCV, calibration_curve
 from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import brier_score_loss
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import train_test_split
+
+if TYPE_CHECKING:  # drawn only by the evaluation: a scoring process never imports matplotlib
+    from matplotlib.figure import Figure
 
 
 METHODS = ("auto", "sigmoid", "isotonic", "none")
@@ -251,6 +254,8 @@ def reliability_plot(y: np.ndarray, curves: dict[str, np.ndarray], title: str) -
     number of leads even when scores crowd near the base rate.
     """
     y = np.asarray(y).astype(int)
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(5, 4), dpi=80)
     ax = fig.subplots()
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfectly calibrated")

@@ -33,11 +33,10 @@ import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import repeat
-from typing import get_args
+from typing import TYPE_CHECKING, get_args
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.frozen import FrozenEstimator
@@ -47,6 +46,9 @@ from leadscore_assets.lib.modelling.blend import LogitBlend, encoded_once, known
 from leadscore_assets.lib.project.config import DatePart
 from leadscore_assets.lib.modelling.families import LOG_ODDS, family_of
 from leadscore_assets.lib.scoring.tree_shap import native_shap, pattern_shap
+
+if TYPE_CHECKING:  # drawn only by the evaluation: a scoring process never imports matplotlib
+    from matplotlib.figure import Figure
 
 MISSING = "missing"
 BACKGROUND_ROWS = 500  # rows of background used by the linear explainer
@@ -348,6 +350,8 @@ def summary_plot(explanation: Explanation, x: pd.DataFrame, max_features: int = 
         keep = np.sort(np.random.default_rng(0).choice(len(contributions), size=max_points, replace=False))
         contributions, raw = contributions.iloc[keep], raw.iloc[keep]
     top = global_importance(explanation).feature.head(max_features).tolist()[::-1]  # strongest on top
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(8, 0.45 * len(top) + 1.6))
     ax = fig.add_subplot()
     jitter = np.random.default_rng(1)
