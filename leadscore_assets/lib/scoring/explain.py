@@ -114,10 +114,11 @@ def explain(
     owners = source_features(preprocess)
     if unknown := sorted(set(owners) - set(features)):
         raise ValueError(f"the preprocessor reads columns not in features: {unknown}")
-    # imputers refuse empty frames; an empty chunk still gets its (empty) explanation
-    encoded = encoded_once(_encoded, [preprocess, _DENSE], lambda: _dense(
-        encoded_once(_encoded, [preprocess], lambda: preprocess.transform(rows))) if len(rows)
-        else np.zeros((0, len(owners))))
+    if len(rows):  # the rows as the prediction encodes them (maybe already), made dense once
+        as_predicted = encoded_once(_encoded, [preprocess], lambda: preprocess.transform(rows))
+        encoded = encoded_once(_encoded, [preprocess, _DENSE], lambda: _dense(as_predicted))
+    else:  # imputers refuse empty frames; an empty chunk still gets its (empty) explanation
+        encoded = np.zeros((0, len(owners)))
     values, base, output = _shap_values(model, encoded, preprocess, background, rows, seed,
                                         known_margin(_encoded, model))
     # sum each encoded column onto its source feature: (rows x encoded) @ (encoded x features)
@@ -151,19 +152,7 @@ def reasons(explanation: Explanation, x: pd.DataFrame, k: int = REASONS_PER_SIDE
     than were explained.
     """
     contributions = explanation.contributions
-    raw = _rows_explained(x, contributions)
-    names = [str(c) for c in contributions.columns]
-    wording = wording if wording is not None else ReasonWording.from_names(names)
-    subjects = wording.subjects(names)
-    subject_names = list(subjects)
-    member_lists = [list(members) for members in subjects.values()]
-    member_columns = [[names.index(m) for m in members] for members in member_lists]
-    # one column per reason: (features x reasons) 0/1, so a date's parts add up to one contribution
-    onto_subject = np.zeros((len(names), len(subjects)))
-    for j, columns in enumerate(member_columns):
-        onto_subject[columns, j] = 1.0
-    values = contributions.to_numpy() @ onto_subject
-    raw_values = raw[contributions.columns].to_numpy(dtype=object)
+    wording, subject_names, member_lists, member_columns, values, raw_values = _reason_matrix(explanation, x, wording)
     # rows holding the same raw values of a reason share a code: each value is worded once
     value_codes = [_value_codes(raw_values[:, columns]) for columns in member_columns]
 
@@ -199,6 +188,26 @@ def reasons(explanation: Explanation, x: pd.DataFrame, k: int = REASONS_PER_SIDE
         out.update({f"reason_{i + 1}_{direction}": texts[:, i] for i in range(k)})
     columns = ["reasons_up", "reasons_down", *(f"reason_{i}_{d}" for d in ("up", "down") for i in range(1, k + 1))]
     return pd.DataFrame(out, index=contributions.index)[columns]
+
+
+def _reason_matrix(explanation: Explanation, x: pd.DataFrame, wording: ReasonWording | None):
+    """What `reasons` ranks and words: (the wording, the reasons' names, the model features each
+    sums, their column positions, each row's contribution per reason, the rows' raw values of the
+    explained features as objects)."""
+    contributions = explanation.contributions
+    raw = _rows_explained(x, contributions)
+    names = [str(c) for c in contributions.columns]
+    wording = wording if wording is not None else ReasonWording.from_names(names)
+    subjects = wording.subjects(names)
+    member_lists = [list(members) for members in subjects.values()]
+    member_columns = [[names.index(m) for m in members] for members in member_lists]
+    # one column per reason: (features x reasons) 0/1, so a date's parts add up to one contribution
+    onto_subject = np.zeros((len(names), len(subjects)))
+    for j, columns in enumerate(member_columns):
+        onto_subject[columns, j] = 1.0
+    values = contributions.to_numpy() @ onto_subject
+    return (wording, list(subjects), member_lists, member_columns, values,
+            raw[contributions.columns].to_numpy(dtype=object))
 
 
 def _worded(wording: ReasonWording, subject: str, members: list[str], raw: np.ndarray, direction: str,

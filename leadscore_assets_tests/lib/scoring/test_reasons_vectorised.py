@@ -7,25 +7,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadscore_assets.lib.scoring.explain import NOISE, Explanation, ReasonWording, _rows_explained, reasons
+from leadscore_assets.lib.scoring.explain import NOISE, Explanation, ReasonWording, _reason_matrix, reasons
 
 
 def reasons_row_by_row(explanation, x, k=3, wording=None):
     """The loop `reasons` was before it was vectorised (2026-12-07), verbatim but for its cache
-    bound: one row, one reason at a time, each distinct (reason, values, direction) worded once."""
+    bound, over the same ranked matrix (`_reason_matrix`, unchanged by the vectorising): one row,
+    one reason at a time, each distinct (reason, values, direction) worded once."""
     contributions = explanation.contributions
-    raw = _rows_explained(x, contributions)
-    names = [str(c) for c in contributions.columns]
-    wording = wording if wording is not None else ReasonWording.from_names(names)
-    subjects = wording.subjects(names)
-    subject_names = list(subjects)
-    member_lists = [list(members) for members in subjects.values()]
-    member_columns = [[names.index(m) for m in members] for members in member_lists]
-    onto_subject = np.zeros((len(names), len(subjects)))
-    for j, columns in enumerate(member_columns):
-        onto_subject[columns, j] = 1.0
-    values = contributions.to_numpy() @ onto_subject
-    raw_values = raw[contributions.columns].to_numpy(dtype=object)
+    wording, subject_names, member_lists, member_columns, values, raw_values = _reason_matrix(explanation, x, wording)
     said = {}
 
     def words(j, row_pos, direction, verb):
