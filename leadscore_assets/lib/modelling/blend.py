@@ -62,38 +62,39 @@ def work_memo() -> dict:
     return {} if memo is None else memo
 
 
-def known_margin(encoded: dict | None, model) -> np.ndarray | None:
+def known_margin(memo: dict | None, model) -> np.ndarray | None:
     """The margin `margin` already computed for the fitted estimator `model` on the memo's rows."""
-    return None if encoded is None else encoded.get((id(_MARGIN), id(model)))
+    return None if memo is None else memo.get((id(_MARGIN), id(model)))
 
 
-def margin(model, x, encoded: dict | None = None) -> np.ndarray:
+def margin(model, x, memo: dict | None = None) -> np.ndarray:
     """A member's raw log-odds, read from the model itself: recovering it from a probability loses
     precision past |log-odds| ~ 30, where SHAP contributions (computed on the margin) still add up.
     A pipeline's is its last step's margin on what the steps before it make of `x`; given
-    `encoded` (a dict kept for one `x`), steps that are the very objects another member already
+    `memo` (a dict kept for one `x`), steps that are the very objects another member already
     ran on `x` are not run again, and a boosted model's margin is kept there for its explanation."""
     if hasattr(model, "steps"):
         head = [step for _, step in model.steps[:-1]]
-        return margin(model.steps[-1][1], encoded_once(encoded, head, lambda: model[:-1].transform(x)), encoded)
+        return margin(model.steps[-1][1], computed_once(memo, head, lambda: model[:-1].transform(x)), memo)
     fam = family_of(model)
     if fam is not None and fam.margin is not None:  # boosted trees: their raw score
-        return encoded_once(encoded, [_MARGIN, model], lambda: fam.margin(model, x))
+        return computed_once(memo, [_MARGIN, model], lambda: fam.margin(model, x))
     if hasattr(model, "decision_function"):
         return np.asarray(model.decision_function(x), dtype=float)
     return log_odds(model.predict_proba(x)[:, 1])
 
 
-def encoded_once(encoded: dict | None, steps: list, encode):
-    """`encode()`, or what it gave earlier for these very fitted `steps` (the same objects): `encoded`
-    is kept for one set of rows, so members sharing a fitted preprocessing encode them once. No
-    dict, no sharing: `encode()` every time."""
-    if encoded is None:
-        return encode()
-    key = tuple(id(step) for step in steps)
-    if key not in encoded:
-        encoded[key] = encode()
-    return encoded[key]
+def computed_once(memo: dict | None, parts: list, compute):
+    """`compute()`, or what it gave earlier for these very `parts` (the same objects: the fitted
+    steps of an encoding, or a model and the margin marker): `memo` is kept for one set of rows,
+    so members sharing a fitted preprocessing encode them once and a margin is predicted once. No
+    memo, no sharing: `compute()` every time."""
+    if memo is None:
+        return compute()
+    key = tuple(id(part) for part in parts)
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
 
 
 class LogitBlend(ClassifierMixin, BaseEstimator):
@@ -120,8 +121,8 @@ class LogitBlend(ClassifierMixin, BaseEstimator):
             raise ValueError("LogitBlend needs one weight per member and at least one member")
 
     def decision_function(self, x) -> np.ndarray:
-        encoded = work_memo()  # members sharing a fitted preprocessing encode `x` once
-        return sum(w * margin(m, x, encoded) for w, m in zip(self.weights_, self.members_))
+        memo = work_memo()  # members sharing a fitted preprocessing encode `x` once
+        return sum(w * margin(m, x, memo) for w, m in zip(self.weights_, self.members_))
 
     def predict_proba(self, x) -> np.ndarray:
         p = expit(self.decision_function(x))

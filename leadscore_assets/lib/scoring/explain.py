@@ -13,9 +13,12 @@ all its outputs, and only a transformer with several inputs needs its output nam
 multi-hot tag encoders) therefore need no change here as long as they follow sklearn's naming
 conventions (``<input>`` or ``<input>_<level>``).
 
-Cost (2 cores, 28 encoded columns): a 300-tree XGBoost model takes about 0.7 s per 10k rows
-and 7 s per 100k rows, ``reasons`` another 0.2 s / 2.5 s; logistic regression is near free; the
-300-tree random forest is exact but slow, 4-14 s per 1k rows (deep trees).
+Cost is measured by the benchmarks, never asserted here (README, `stage_profile.py
+web_sessions`: `lead_scores` scores, explains and writes all 471,402 leads of its XGBoost
+champion in about 25 s on 2 cores; answers with reasons run at 29,000-32,000 leads/s). It
+grows with the trees' count and depth (a deep tuned booster explains at hundreds to a few
+thousand leads/s); logistic regression is near free; a random forest's deep trees are exact
+but slow.
 The scoring asset calls ``explain`` on all rows for small sources and chunk by chunk for large
 ones (``max_rows`` samples rows when only a picture of the whole is needed, e.g. for the global
 importance plot). ``reasons`` works for whichever rows were explained.
@@ -42,7 +45,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
-from leadscore_assets.lib.modelling.blend import LogitBlend, encoded_once, known_margin, work_memo
+from leadscore_assets.lib.modelling.blend import LogitBlend, computed_once, known_margin, work_memo
 from leadscore_assets.lib.project.config import DatePart
 from leadscore_assets.lib.modelling.families import LOG_ODDS, family_of
 from leadscore_assets.lib.scoring.tree_shap import native_shap, pattern_shap
@@ -79,7 +82,7 @@ def explain(
     background: pd.DataFrame | np.ndarray | None = None,
     max_rows: int | None = None,
     seed: int = 0,
-    _encoded: dict | None = None,
+    _memo: dict | None = None,
 ) -> Explanation:
     """SHAP contributions of each source feature for the rows of ``x``.
 
@@ -105,8 +108,8 @@ def explain(
     if isinstance(model, LogitBlend):  # margins add with the weights, and so do contributions
         # the rows as each fitted preprocessing of the members encoded them (and, inside
         # blend.shared_work, as the probability's prediction already encoded them)
-        shared = work_memo() if _encoded is None else _encoded
-        parts = [explain(member, rows, features, background=background, seed=seed, _encoded=shared)
+        shared = work_memo() if _memo is None else _memo
+        parts = [explain(member, rows, features, background=background, seed=seed, _memo=shared)
                  for member in model.members_]
         contributions = sum(w * part.contributions for w, part in zip(model.weights_, parts))
         return Explanation(contributions=contributions, base_value=float(sum(
@@ -115,12 +118,12 @@ def explain(
     if unknown := sorted(set(owners) - set(features)):
         raise ValueError(f"the preprocessor reads columns not in features: {unknown}")
     if len(rows):  # the rows as the prediction encodes them (maybe already), made dense once
-        as_predicted = encoded_once(_encoded, [preprocess], lambda: preprocess.transform(rows))
-        encoded = encoded_once(_encoded, [preprocess, _DENSE], lambda: _dense(as_predicted))
+        as_predicted = computed_once(_memo, [preprocess], lambda: preprocess.transform(rows))
+        encoded = computed_once(_memo, [preprocess, _DENSE], lambda: _dense(as_predicted))
     else:  # imputers refuse empty frames; an empty chunk still gets its (empty) explanation
         encoded = np.zeros((0, len(owners)))
     values, base, output = _shap_values(model, encoded, preprocess, background, rows, seed,
-                                        known_margin(_encoded, model))
+                                        known_margin(_memo, model))
     # sum each encoded column onto its source feature: (rows x encoded) @ (encoded x features)
     onto_feature = np.zeros((len(owners), len(features)))
     onto_feature[np.arange(len(owners)), [features.index(owner) for owner in owners]] = 1.0
